@@ -1,0 +1,374 @@
+"""`Budget`: the limits an agent may spend, its prices, and what happens when it runs out.
+
+Plain data (pydantic v2). Loading from dicts, YAML, TOML, JSON, `AGENT_BUDGET_*` environment
+variables and a LangGraph `config["configurable"]["budget"]` lives here too, so every entry
+point reports bad values the same way: one `InvalidBudget` naming the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from agent_budget.errors import InvalidBudget
+
+OnExhausted = Literal["finalize", "raise", "interrupt"]
+"""What a run does when a limit is spent:
+
+- ``finalize``: stop calling tools and make one last model call, without tools, for the answer.
+- ``raise``: raise `BudgetExceeded` out of the graph.
+- ``interrupt``: call LangGraph ``interrupt()`` so a person can top up and resume.
+"""
+
+Scope = Literal["thread", "run"]
+"""Over what spend accumulates:
+
+- ``thread``: the whole conversation thread; kept in graph state, so a checkpointer persists it.
+- ``run``: one invocation; resuming after an interrupt continues the same run.
+"""
+
+ENV_PREFIX = "AGENT_BUDGET_"
+# Variables with this prefix that configure something other than the limits themselves.
+_ENV_NOT_LIMITS = {"FILE", "LEDGER"}
+
+_MONEY_RE = re.compile(r"^\s*\$?\s*([-+]?[0-9_]*\.?[0-9_]+(?:[eE][-+]?\d+)?)\s*(usd|\$)?\s*$", re.I)
+_COUNT_RE = re.compile(r"^\s*([-+]?[0-9_]*\.?[0-9_]+)\s*([kKmM]?)\s*$")
+_SECONDS_RE = re.compile(r"^\s*([-+]?[0-9_]*\.?[0-9_]+)\s*(ms|s|sec|m|min|h|hr)?\s*$", re.I)
+_SECONDS_UNIT = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+
+
+def _money(value: Any) -> Any:
+    """USD as an exact Decimal. Accepts 0.5, "0.50", "$0.50", "0.50 USD"; refuses other units."""
+    if value is None or isinstance(value, Decimal):
+        return _finite_nonneg(value) if isinstance(value, Decimal) else value
+    if isinstance(value, bool):
+        raise ValueError("expected an amount in USD, got a boolean")
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"must be a finite amount in USD, got {value}")
+        return _finite_nonneg(Decimal(str(value)))
+    if isinstance(value, str):
+        m = _MONEY_RE.match(value)
+        if not m:
+            raise ValueError(
+                f"{value!r} is not an amount in USD; write 0.5, '0.50' or '$0.50' "
+                "(other currencies and units such as cents are not accepted)"
+            )
+        return _finite_nonneg(Decimal(m.group(1).replace("_", "")))
+    raise ValueError(f"expected an amount in USD, got {type(value).__name__}")
+
+
+def _finite_nonneg(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError(f"must be a finite amount, got {value}")
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+def _count(value: Any) -> Any:
+    """A whole number of tokens or calls. Accepts 200000, "200_000", "200k", "1.5M"."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, got a boolean")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"expected a whole number, got {value}")
+        value = int(value)
+    if isinstance(value, str):
+        m = _COUNT_RE.match(value)
+        if not m:
+            raise ValueError(
+                f"{value!r} is not a count; write 200000, '200_000' or '200k' (no currency or units)"
+            )
+        scaled = Decimal(m.group(1).replace("_", "")) * {"": 1, "k": 1000, "m": 10**6}[
+            m.group(2).lower()
+        ]
+        if scaled != scaled.to_integral():
+            raise ValueError(f"{value!r} is not a whole number")
+        value = int(scaled)
+    if not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+def _seconds(value: Any) -> Any:
+    """Wall-clock seconds. Accepts 90, 90.5, "90s", "5m", "1h", "500ms"."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected a duration, got a boolean")
+    if isinstance(value, str):
+        m = _SECONDS_RE.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a duration; write 90, '90s', '5m' or '1h'")
+        value = float(m.group(1).replace("_", "")) * _SECONDS_UNIT[(m.group(2) or "s").lower()]
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"expected a finite number of seconds, got {value!r}")
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return float(value)
+
+
+Money = Annotated[Decimal, BeforeValidator(_money)]
+Count = Annotated[int, BeforeValidator(_count)]
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenLimits(_Strict):
+    """Token limits over the budget's scope. ``None`` means no limit."""
+
+    input: Count | None = None
+    output: Count | None = None
+    total: Count | None = None
+
+
+class ModelPrice(_Strict):
+    """A model's price in USD per million tokens (the unit provider price pages use)."""
+
+    input: Money
+    output: Money
+
+    @property
+    def input_per_token(self) -> Decimal:
+        return self.input / 1_000_000
+
+    @property
+    def output_per_token(self) -> Decimal:
+        return self.output / 1_000_000
+
+
+class Budget(_Strict):
+    """What an agent may spend. Every limit is optional; ``None`` means unlimited.
+
+    >>> Budget(usd=0.50, tool_calls={"web_search": 10}, prices={"web_search": 0.001})
+    """
+
+    usd: Money | None = None
+    tokens: TokenLimits = Field(default_factory=TokenLimits)
+    tool_calls: dict[str, Count] = Field(default_factory=dict)
+    total_tool_calls: Count | None = None
+    model_calls: Count | None = None
+    seconds: Seconds | None = None
+
+    prices: dict[str, Money] = Field(default_factory=dict)
+    """USD per call of each tool."""
+    default_tool_price: Money | None = Decimal(0)
+    """Price of a tool not listed in `prices`. ``None`` makes an unlisted tool an `UnknownPrice`."""
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    """Prices of custom or local models, which win over LiteLLM's price map."""
+    price_fallback: ModelPrice | None = None
+    """Price of a model nobody knows. Without one, such a model raises `UnknownPrice`."""
+
+    on_exhausted: OnExhausted = "finalize"
+    reserve_usd: Money = Decimal(0)
+    """Held back from normal calls so the final answer can still be paid for."""
+    default_max_output_tokens: Count = 1024
+    """A model call's worst-case output when the call declares no ``max_tokens``."""
+    scope: Scope = "thread"
+
+    tool_labels: dict[str, str] = Field(default_factory=dict)
+    """Names shown in the budget message, e.g. ``{"web_search": "Query", "fetch_page": "URL"}``."""
+    message_template: str | None = None
+    """Replaces the default message; fields: ``{items}``, ``{regime}``, ``{usd_used}``,
+    ``{usd_remaining}``."""
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Budget:
+        known = set(self.prices) | set(self.tool_labels)
+        for name in self.tool_calls:
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            if close:
+                raise ValueError(
+                    f"tool_calls.{name}: no tool of that name is priced or labelled; "
+                    f"did you mean {close[0]!r}?"
+                )
+        if self.usd is not None and self.reserve_usd > self.usd:
+            raise ValueError(
+                f"reserve_usd ({self.reserve_usd}) is larger than usd ({self.usd}); "
+                "the reserve is held back from the USD limit"
+            )
+        if self.message_template is not None:
+            try:
+                self.message_template.format(
+                    items="", regime="", usd_used="", usd_remaining=""
+                )
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"message_template: unknown field {exc}; use {{items}}, {{regime}}, "
+                    "{usd_used}, {usd_remaining}"
+                ) from exc
+        return self
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "budget") -> Budget:
+        """Validate a mapping; a ``budget:`` wrapper key is accepted too."""
+        if not isinstance(data, Mapping):
+            raise InvalidBudget(f"{source}: expected a mapping of limits, got {type(data).__name__}")
+        if set(data) == {"budget"} and isinstance(data["budget"], Mapping):
+            data = data["budget"]
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise InvalidBudget(_explain(exc, source)) from None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Budget:
+        """Load a ``.yaml``/``.yml``, ``.toml`` or ``.json`` budget file."""
+        p = Path(path)
+        if not p.is_file():
+            raise InvalidBudget(f"{p}: no such budget file")
+        text = p.read_text(encoding="utf-8")
+        suffix = p.suffix.lower()
+        try:
+            if suffix in {".yaml", ".yml"}:
+                import yaml
+
+                data = yaml.safe_load(text)
+            elif suffix == ".toml":
+                data = tomllib.loads(text)
+            elif suffix == ".json":
+                data = json.loads(text)
+            else:
+                raise InvalidBudget(f"{p}: unknown budget file type {suffix!r}; use .yaml, .toml or .json")
+        except InvalidBudget:
+            raise
+        except Exception as exc:  # each parser has its own error type; all mean "not parseable"
+            raise InvalidBudget(f"{p}: cannot parse {suffix[1:].upper()}: {exc}") from None
+        return cls.from_dict(data or {}, source=str(p))
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, prefix: str = ENV_PREFIX
+    ) -> Budget:
+        """Build from ``AGENT_BUDGET_*`` variables (``__`` separates nested keys).
+
+        ``AGENT_BUDGET_FILE`` names a file loaded first; the other variables override it:
+        ``AGENT_BUDGET_USD=0.5``, ``AGENT_BUDGET_TOKENS__OUTPUT=20k``,
+        ``AGENT_BUDGET_TOOL_CALLS__WEB_SEARCH=10``, ``AGENT_BUDGET_ON_EXHAUSTED=raise``.
+        """
+        env = os.environ if environ is None else environ
+        data: dict[str, Any] = {}
+        if f"{prefix}FILE" in env:
+            data = cls.from_file(env[f"{prefix}FILE"]).model_dump(exclude_defaults=True)
+        fields = set(cls.model_fields)
+        for key, value in env.items():
+            if not key.startswith(prefix):
+                continue
+            rest = key[len(prefix) :]
+            if rest in _ENV_NOT_LIMITS:
+                continue
+            path = [part.lower() for part in rest.split("__")]
+            if path[0] not in fields:
+                close = difflib.get_close_matches(path[0], fields, n=1)
+                hint = f"; did you mean {prefix}{close[0].upper()}?" if close else ""
+                raise InvalidBudget(f"{key}: not a budget setting{hint}")
+            node = data
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise InvalidBudget(f"{key}: {part} is not a table of settings")
+            node[path[-1]] = _env_value(value)
+        return cls.from_dict(data, source="environment")
+
+    @classmethod
+    def load(cls, source: Budget | Mapping[str, Any] | str | os.PathLike[str]) -> Budget:
+        """A `Budget` from whatever a user hands over: a Budget, a dict, or a file path."""
+        if isinstance(source, Budget):
+            return source
+        if isinstance(source, Mapping):
+            return cls.from_dict(source)
+        if isinstance(source, str | os.PathLike):
+            return cls.from_file(source)
+        raise InvalidBudget(
+            f"budget: expected a Budget, a dict or a file path, got {type(source).__name__}"
+        )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> Budget | None:
+        """The budget in a LangGraph ``config["configurable"]["budget"]``, if there is one."""
+        configurable = (config or {}).get("configurable") or {}
+        raw = configurable.get("budget")
+        return None if raw is None else cls.load(raw)
+
+    def topped_up(self, **extra: Any) -> Budget:
+        """A copy with limits raised by ``extra`` (same keys as the constructor's limits).
+
+        ``budget.topped_up(usd=0.25, tool_calls={"web_search": 5})`` adds $0.25 and 5 searches.
+        A limit that was unlimited stays unlimited.
+        """
+        add = Budget.from_dict(extra, source="top-up")
+        data = self.model_dump()
+        for name in ("usd", "total_tool_calls", "model_calls", "seconds"):
+            if extra.get(name) is not None and data[name] is not None:
+                data[name] = data[name] + getattr(add, name)
+        for name in ("input", "output", "total"):
+            mine, more = data["tokens"][name], getattr(add.tokens, name)
+            if mine is not None and more is not None:
+                data["tokens"][name] = mine + more
+        for tool, more in add.tool_calls.items():
+            if tool in data["tool_calls"]:
+                data["tool_calls"][tool] += more
+        return Budget.model_validate(data)
+
+
+def _env_value(value: str) -> Any:
+    """Environment values are strings; JSON-looking ones (tables, lists) are decoded."""
+    stripped = value.strip()
+    if stripped[:1] in "{[":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(err["loc"][:-1])
+            options = list(parent.model_fields) if parent else []
+            close = difflib.get_close_matches(str(err["loc"][-1]), options, n=1)
+            msg = "unknown setting" + (f"; did you mean {close[0]!r}?" if close else "")
+            lines.append(f"{source}.{loc}: {msg}")
+            continue
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        lines.append(f"{source}.{loc}: {msg}{shown}")
+    return "invalid budget:\n  " + "\n  ".join(lines)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Budget
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
