@@ -1,0 +1,88 @@
+"""Finding things in a user's graph: its chat model (for the final answer) and its tools
+(to catch a mistyped tool limit before the run, not after the money is spent)."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableBinding, RunnableSequence
+
+from agent_budget.budget import Budget
+from agent_budget.errors import InvalidBudget
+
+_MAX_DEPTH = 4
+
+
+def find_chat_model(roots: Iterable[Any]) -> BaseChatModel | None:
+    """The first chat model reachable from the nodes: through bound runnables, sequences,
+    and the closures and globals of node functions (where `create_react_agent` and most
+    hand-written nodes keep their model). Tools bound to it are left behind on purpose."""
+    seen: set[int] = set()
+    for root in roots:
+        found = _search(root, seen, 0)
+        if found is not None:
+            return found
+    return None
+
+
+def _search(obj: Any, seen: set[int], depth: int) -> BaseChatModel | None:
+    if obj is None or id(obj) in seen or depth > _MAX_DEPTH:
+        return None
+    seen.add(id(obj))
+    if isinstance(obj, BaseChatModel):
+        return obj
+    children: list[Any] = []
+    if isinstance(obj, RunnableBinding):
+        children.append(obj.bound)
+    elif isinstance(obj, RunnableSequence):
+        children.extend(obj.steps)
+    elif isinstance(obj, functools.partial):
+        children.extend([obj.func, *obj.args, *obj.keywords.values()])
+    for attr in ("func", "afunc", "bound", "model", "llm"):
+        value = getattr(obj, attr, None)
+        if value is not None and not isinstance(obj, BaseChatModel):
+            children.append(value)
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        children.extend(c.cell_contents for c in (obj.__closure__ or ()) if _filled(c))
+        globs = getattr(obj, "__globals__", {})
+        children.extend(globs[n] for n in code.co_names if n in globs)
+    for child in children:
+        found = _search(child, seen, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def check_tool_names(budget: Budget, tools: set[str]) -> None:
+    """A limit or price on a tool the agent does not have is almost always a typo."""
+    if not tools:
+        return
+    for field in ("tool_calls", "prices"):
+        for name in getattr(budget, field):
+            if name in tools:
+                continue
+            close = difflib.get_close_matches(name, tools, n=1, cutoff=0.6)
+            if close:
+                raise InvalidBudget(
+                    f"budget.{field}.{name}: the agent has no tool {name!r}; "
+                    f"did you mean {close[0]!r}? (its tools: {', '.join(sorted(tools))})"
+                )
+            warnings.warn(
+                f"budget.{field}.{name}: the agent has no tool of that name "
+                f"(its tools: {', '.join(sorted(tools))})",
+                stacklevel=3,
+            )

@@ -1,0 +1,326 @@
+"""What a budgeted run does, shared by the LangGraph wrapper and the LangChain middleware:
+guard a tool call (reserve, run, commit, retry), tell when the run must stop, and build the
+final answer's prompt and size."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from agent_budget.errors import BudgetExceeded, UnknownPrice
+from agent_budget.integrations.callbacks import estimate_prompt_tokens
+from agent_budget.tracker import BudgetTracker, Charge, escape_budget_tags
+
+REFUSED = "agent_budget"
+"""`response_metadata` key on a ToolMessage for a call the budget refused."""
+MIN_FINAL_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Retry policy for tool calls. Each attempt is reserved and charged on its own; retries
+    stop as soon as the budget cannot pay for another attempt."""
+
+    attempts: int = 1
+    on: tuple[type[BaseException], ...] = (Exception,)
+    error_messages: bool = True  # also retry a ToolMessage with status="error"
+    wait_initial: float = 0.2
+    wait_max: float = 5.0
+
+
+ToolResult = Any  # ToolMessage | Command, as a ToolNode wrapper returns
+
+
+class BudgetRun:
+    """One run's (or thread's) budget logic around a `BudgetTracker`."""
+
+    def __init__(
+        self,
+        tracker: BudgetTracker,
+        *,
+        final_model: BaseChatModel | None = None,
+        retry: Retry | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.final_model = final_model
+        self.retry = retry or Retry()
+        self.run_id = uuid.uuid4().hex  # tells this run's state snapshots from older ones
+        self.stop: str | None = None  # set when the run must finalize
+
+    # --- tool calls ---------------------------------------------------------------------
+
+    def refusal(self, call: dict[str, Any], exc: BudgetExceeded) -> ToolMessage:
+        return ToolMessage(
+            content=f"Not run: {exc}",
+            name=call.get("name"),
+            tool_call_id=call.get("id") or "",
+            status="error",
+            response_metadata={REFUSED: {"refused": exc.limit}},
+        )
+
+    def _reserve_tool(self, call: dict[str, Any], attempt: int) -> Any:
+        cid = call.get("id")
+        charge = self.tracker.tool_charge(
+            call["name"], key=f"{cid}#{attempt}", tool_call_id=cid, attempt=attempt
+        )
+        return self.tracker.reserve(charge)
+
+    def guard_tool_call(self, call: dict[str, Any], execute: Callable[[], ToolResult]) -> ToolResult:
+        """Run ``execute`` if the budget can pay for it, charging every attempt."""
+        if self.retry.attempts <= 1:
+            return self._attempt(call, execute, 1)
+        counter = iter(range(1, self.retry.attempts + 1))
+        retrying = Retrying(**self._retry_kwargs(call))
+        return retrying(lambda: self._attempt(call, execute, next(counter)))
+
+    async def aguard_tool_call(
+        self, call: dict[str, Any], execute: Callable[[], Awaitable[ToolResult]]
+    ) -> ToolResult:
+        if self.retry.attempts <= 1:
+            return await self._aattempt(call, execute, 1)
+        counter = iter(range(1, self.retry.attempts + 1))
+        retrying = AsyncRetrying(**self._retry_kwargs(call))
+        return await retrying(lambda: self._aattempt(call, execute, next(counter)))
+
+    def _attempt(self, call: dict[str, Any], execute: Callable[[], ToolResult], n: int) -> Any:
+        try:
+            res = self._reserve_tool(call, n)
+        except BudgetExceeded as exc:
+            return self.refusal(call, exc)
+        try:
+            out = execute()
+        except BaseException as exc:
+            _settle_after_error(res, exc)
+            raise
+        res.commit()
+        return _escape(out)
+
+    async def _aattempt(
+        self, call: dict[str, Any], execute: Callable[[], Awaitable[ToolResult]], n: int
+    ) -> Any:
+        try:
+            res = self._reserve_tool(call, n)
+        except BudgetExceeded as exc:
+            return self.refusal(call, exc)
+        try:
+            out = await execute()
+        except BaseException as exc:
+            _settle_after_error(res, exc)
+            raise
+        res.commit()
+        return _escape(out)
+
+    def _retry_kwargs(self, call: dict[str, Any]) -> dict[str, Any]:
+        r = self.retry
+
+        def can_pay(state: RetryCallState) -> bool:
+            return not self.tracker.fits(self.tracker.tool_charge(call["name"]))
+
+        def retryable_exc(exc: BaseException) -> bool:
+            return isinstance(exc, r.on) and not isinstance(exc, BudgetExceeded)
+
+        def retryable_result(out: Any) -> bool:
+            return (
+                r.error_messages
+                and isinstance(out, ToolMessage)
+                and out.status == "error"
+                and REFUSED not in out.response_metadata
+            )
+
+        return {
+            "stop": stop_after_attempt(r.attempts) | can_pay,
+            "retry": retry_if_exception(retryable_exc) | retry_if_result(retryable_result),
+            "wait": wait_exponential(multiplier=r.wait_initial, max=r.wait_max),
+            "retry_error_callback": lambda state: state.outcome.result(),  # last outcome
+            "reraise": True,
+        }
+
+    # --- when to stop -------------------------------------------------------------------
+
+    def stop_reason(self, messages: Sequence[BaseMessage]) -> str | None:
+        """Why the run must stop: a global limit is spent, or every tool call of the last
+        step was refused (the model keeps asking for what the budget will not pay)."""
+        reason = self.tracker.exhausted()
+        if reason:
+            return reason
+        step = last_tool_step(messages)
+        refused = [m.response_metadata[REFUSED]["refused"] for m in step if REFUSED in m.response_metadata]
+        if step and len(refused) == len(step):
+            return "budget refused every tool call of the last step (" + ", ".join(sorted(set(refused))) + ")"
+        return None
+
+    def exceeded(self, reason: str) -> BudgetExceeded:
+        remaining = self.tracker.remaining_usd()
+        return BudgetExceeded(
+            "budget", "another step", "nothing" if remaining is None else remaining, detail=reason
+        )
+
+    def interrupt_payload(self, reason: str) -> dict[str, Any]:
+        return {
+            "type": "agent_budget.exhausted",
+            "reason": reason,
+            "budget": self.tracker.message(),
+            "remaining": {k: str(v) for k, v in self.tracker.remaining().items()},
+            "resume_with": "a dict of limits to add (e.g. {'usd': 0.5}), or 'finalize'",
+        }
+
+    def apply_resume(self, value: Any) -> bool:
+        """Apply a person's answer to an interrupt. True: topped up, go on; False: finalize."""
+        if isinstance(value, dict) and value:
+            self.tracker.top_up(**value)
+            return True
+        return False
+
+    # --- the final answer ---------------------------------------------------------------
+
+    def final_prompt(self, messages: Sequence[BaseMessage], reason: str) -> list[BaseMessage]:
+        note = HumanMessage(
+            content=(
+                f"The budget is exhausted: {reason}. {self.tracker.message()}\n"
+                "Do not call any tool. Using only the information above, give your best "
+                "final answer now, and say briefly what you could not check."
+            )
+        )
+        return [*_answered(messages), note]
+
+    def sized_final_model(
+        self, model: BaseChatModel, prompt: Sequence[BaseMessage]
+    ) -> BaseChatModel | None:
+        """The final model with ``max_tokens`` cut to what is left, or None if even a short
+        answer cannot be paid for."""
+        t = self.tracker
+        name = model_name(model)
+        tokens = estimate_prompt_tokens(prompt, {})
+        declared = getattr(model, "max_tokens", None)
+        want = declared or t.budget.default_max_output_tokens
+        try:
+            if t.fits(t.model_worst_case(name, tokens, want), final=True):
+                return model
+            price = t.prices.model_price(name)
+        except UnknownPrice:
+            raise
+        b, s = t.budget, t.spent
+        caps: list[float] = [want]
+        if b.usd is not None and price.output_per_token > 0:
+            left = b.usd - s.usd - t.held.usd - price.input_per_token * tokens
+            caps.append(math.floor(left / price.output_per_token))
+        if b.tokens.output is not None:
+            caps.append(b.tokens.output - s.output_tokens)
+        if b.tokens.total is not None:
+            caps.append(b.tokens.total - s.total_tokens - tokens)
+        n = int(min(caps))
+        if n < MIN_FINAL_TOKENS or not t.fits(t.model_worst_case(name, tokens, n), final=True):
+            return None
+        if "max_tokens" in type(model).model_fields:
+            return model.model_copy(update={"max_tokens": n})
+        return None
+
+    def unpaid_final_answer(self, reason: str) -> AIMessage:
+        return AIMessage(
+            content=(
+                f"I have to stop: {reason}, and what is left cannot pay for a final answer. "
+                f"{self.tracker.message()}"
+            ),
+            response_metadata={REFUSED: {"final": "unpaid"}},
+        )
+
+
+def last_tool_step(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
+    """The ToolMessages after the last AIMessage."""
+    step: list[ToolMessage] = []
+    for m in reversed(messages):
+        if isinstance(m, ToolMessage):
+            step.append(m)
+        else:
+            break
+    return step
+
+
+def model_name(model: Any) -> str | None:
+    try:
+        params = model._get_ls_params()
+        if params.get("ls_model_name"):
+            return str(params["ls_model_name"])
+    except Exception:  # not every model implements it; fall back to attributes
+        pass
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _answered(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """The history with tool calls that never got a result answered as "not run", since
+    chat APIs reject an assistant tool call without its tool message."""
+    out = list(messages)
+    if out and isinstance(out[-1], AIMessage) and out[-1].tool_calls:
+        for call in out[-1].tool_calls:
+            out.append(
+                ToolMessage(content="Not run: the budget is exhausted.", tool_call_id=call["id"] or "")
+            )
+    return out
+
+
+def _settle_after_error(res: Any, exc: BaseException) -> None:
+    # A tool that raised was still called (and a paid API usually bills it); an interrupt
+    # or cancellation means the call did not complete and will run again on resume.
+    if _is_control_flow(exc):
+        res.release()
+    else:
+        res.commit()
+
+
+def _is_control_flow(exc: BaseException) -> bool:
+    from langgraph.errors import GraphBubbleUp
+
+    return isinstance(exc, GraphBubbleUp | KeyboardInterrupt | SystemExit) or type(
+        exc
+    ).__name__ == "CancelledError"
+
+
+def _escape(out: Any) -> Any:
+    if isinstance(out, ToolMessage):
+        content = out.content
+        if isinstance(content, str) and "budget" in content.lower():
+            return out.model_copy(update={"content": escape_budget_tags(content)})
+        if isinstance(content, list):
+            fixed = [
+                {**block, "text": escape_budget_tags(block["text"])}
+                if isinstance(block, dict) and isinstance(block.get("text"), str)
+                else escape_budget_tags(block) if isinstance(block, str) else block
+                for block in content
+            ]
+            return out.model_copy(update={"content": fixed})
+    return out
+
+
+def charge_of(tracker: BudgetTracker, message: AIMessage, fallback: Charge) -> Charge:
+    """The real cost of a model call from its AIMessage's usage (or the reserved worst case)."""
+    usage = message.usage_metadata
+    if not usage:
+        return fallback
+    name = message.response_metadata.get("model_name") or fallback.name or None
+    try:
+        return tracker.model_charge(
+            name, usage["input_tokens"], usage["output_tokens"], key=fallback.key, **fallback.meta
+        )
+    except UnknownPrice:
+        return tracker.model_charge(
+            fallback.name or None, usage["input_tokens"], usage["output_tokens"], key=fallback.key
+        )

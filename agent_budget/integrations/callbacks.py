@@ -1,0 +1,126 @@
+"""A LangChain callback handler that puts every chat-model call on the budget.
+
+At ``on_chat_model_start`` it reserves the call's worst case (the prompt's tokens, counted
+conservatively, plus the declared ``max_tokens``) and raises `BudgetExceeded` if that does
+not fit, so the call is never sent. At ``on_llm_end`` it commits the real cost from the
+message's ``usage_metadata``. It works for any code that runs LangChain chat models:
+``model.invoke(..., config={"callbacks": [BudgetCallbackHandler(tracker)]})``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
+
+from agent_budget.errors import UnknownPrice
+from agent_budget.tracker import BudgetTracker, Reservation
+
+FINAL_CALL_METADATA = "agent_budget_final"
+"""Metadata key marking the final-answer call, which may use the budget's reserve."""
+
+TokenCounter = Callable[[Sequence[BaseMessage], dict[str, Any]], int]
+
+
+def estimate_prompt_tokens(messages: Sequence[BaseMessage], params: dict[str, Any]) -> int:
+    """A deliberately high estimate of a prompt's tokens: one token per 3 characters of
+    text, tool schemas included, plus 4 per message. BPE tokenizers average about 4
+    characters per token on English, so a worst-case reservation stays a worst case."""
+    chars = 0
+    for m in messages:
+        content = m.content
+        chars += len(content) if isinstance(content, str) else len(json.dumps(content))
+        tool_calls = getattr(m, "tool_calls", None)
+        if tool_calls:
+            chars += len(json.dumps(tool_calls, default=str))
+    tools = params.get("tools") or params.get("functions")
+    if tools:
+        chars += len(json.dumps(tools, default=str))
+    return math.ceil(chars / 3) + 4 * len(messages)
+
+
+class BudgetCallbackHandler(BaseCallbackHandler):
+    """Reserve before each chat-model call, commit its real cost after."""
+
+    raise_error = True  # a refused reservation must stop the call, not be logged
+    run_inline = True  # reserve in the caller's thread, before the request goes out
+    ignore_chain = True
+    ignore_agent = True
+    ignore_retriever = True
+
+    def __init__(
+        self, tracker: BudgetTracker, *, token_counter: TokenCounter | None = None
+    ) -> None:
+        self.tracker = tracker
+        self.count_tokens = token_counter or estimate_prompt_tokens
+        self._held: dict[UUID, tuple[Reservation, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        invocation_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        meta = metadata or {}
+        params = invocation_params or kwargs.get("invocation_params") or {}
+        model = meta.get("ls_model_name") or params.get("model") or params.get("model_name")
+        max_tokens = meta.get("ls_max_tokens") or params.get("max_tokens")
+        prompt = self.count_tokens(messages[0] if messages else [], params)
+        charge = self.tracker.model_worst_case(
+            model, prompt, max_tokens, key=str(run_id), node=meta.get("langgraph_node")
+        )
+        res = self.tracker.reserve(charge, final=bool(meta.get(FINAL_CALL_METADATA)))
+        with self._lock:
+            self._held[run_id] = (res, model)
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            held = self._held.pop(run_id, None)
+        if held is None:
+            return
+        res, requested_model = held
+        message = _first_message(response)
+        usage = getattr(message, "usage_metadata", None) if message is not None else None
+        reported = (getattr(message, "response_metadata", None) or {}).get("model_name")
+        if usage:
+            inp, out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+        else:
+            # No usage reported: charge the reserved worst case rather than guess low.
+            inp, out = res.charge.input_tokens, res.charge.output_tokens
+        actual = None
+        for name in (reported, requested_model) if reported else (requested_model,):
+            try:
+                actual = self.tracker.model_charge(
+                    name, inp, out, key=res.charge.key, **res.charge.meta
+                )
+                break
+            except UnknownPrice:
+                continue
+        res.commit(actual or res.charge)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            held = self._held.pop(run_id, None)
+        if held is not None:
+            held[0].release()
+
+
+def _first_message(response: LLMResult) -> BaseMessage | None:
+    for generations in response.generations:
+        for gen in generations:
+            msg = getattr(gen, "message", None)
+            if msg is not None:
+                return msg
+    return None

@@ -1,0 +1,497 @@
+"""`with_budget(graph, budget)`: any LangGraph agent, budgeted.
+
+The wrapped graph is the user's graph rebuilt with:
+
+- each `ToolNode` rebuilt with a ``wrap_tool_call`` guard: a call is reserved before its
+  body runs and refused (a ToolMessage saying which budget is spent) when it does not fit;
+- a ``budget_tracker`` node after each tool node: it appends the budget message to the
+  step's last tool result, stores the spend in graph state (so checkpointers persist it),
+  and decides whether the run must stop;
+- every other node wrapped so a model call the budget refuses ends the run the budget's
+  way (``finalize`` / ``raise`` / ``interrupt``) instead of crashing it;
+- a ``budget_finalize`` node: one last model call, without tools, for the answer.
+
+Model calls are charged by a callback handler added to each run's config, so any chat model
+called inside any node is on the budget, whatever the node's code looks like.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import ensure_config, merge_configs
+from langgraph.constants import END
+from langgraph.graph import StateGraph
+from langgraph.graph._branch import BranchSpec
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode
+from langgraph.pregel import Pregel
+from langgraph.types import Command, interrupt
+
+from agent_budget.budget import Budget
+from agent_budget.errors import BudgetExceeded, GraphNotSupported, InvalidBudget
+from agent_budget.integrations._discover import check_tool_names, find_chat_model
+from agent_budget.integrations._run import BudgetRun, Retry
+from agent_budget.integrations.callbacks import (
+    FINAL_CALL_METADATA,
+    BudgetCallbackHandler,
+    TokenCounter,
+)
+from agent_budget.tracker import BudgetTracker, Spend
+
+SPEND_KEY = "agent_budget"
+"""Graph-state key holding the spend snapshot (persisted by the checkpointer)."""
+RUN_KEY = "__agent_budget_run"
+TRACKER_NODE = "budget_tracker"
+FINALIZE_NODE = "budget_finalize"
+
+
+def _latest(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Keep the newest snapshot: a new run's supersedes an old run's; within a run (parallel
+    nodes writing in one step) the one with more commits wins."""
+    if new is None:
+        return old
+    if old is None or old.get("run") != new.get("run"):
+        return new
+    return new if new.get("seq", 0) >= old.get("seq", 0) else old
+
+
+class BudgetChannel(TypedDict, total=False):
+    agent_budget: Annotated[dict[str, Any] | None, _latest]
+
+
+@dataclass(frozen=True)
+class _Setup:
+    budget: Budget | None
+    final_model: BaseChatModel | None
+    retry: Retry | None
+    token_counter: TokenCounter | None
+    messages_key: str
+
+
+def with_budget(
+    graph: StateGraph[Any, Any, Any, Any] | CompiledStateGraph[Any, Any, Any, Any],
+    budget: Budget | dict[str, Any] | str | None = None,
+    *,
+    final_model: BaseChatModel | None = None,
+    tool_retry: Retry | None = None,
+    token_counter: TokenCounter | None = None,
+    messages_key: str = "messages",
+) -> BudgetedGraph:
+    """Wrap a LangGraph agent (a `StateGraph` or a compiled graph) with a budget.
+
+    ``budget`` may be a `Budget`, a dict, or a YAML/TOML/JSON path; ``None`` takes it from
+    each run's ``config["configurable"]["budget"]`` or else the ``AGENT_BUDGET_*``
+    environment. ``final_model`` answers when the budget runs out (default: the chat model
+    found in the graph's nodes). ``tool_retry`` retries failed tool calls, each attempt
+    charged. The result is compiled with the original checkpointer, store, cache,
+    interrupts, debug flag and name.
+    """
+    base = Budget.load(budget) if budget is not None else None
+    if isinstance(graph, CompiledStateGraph):
+        builder = graph.builder
+        compile_kwargs: dict[str, Any] = {
+            "checkpointer": graph.checkpointer,
+            "store": graph.store,
+            "cache": graph.cache,
+            "interrupt_before": graph.interrupt_before_nodes,
+            "interrupt_after": graph.interrupt_after_nodes,
+            "debug": graph.debug,
+            "name": graph.name,
+        }
+    elif isinstance(graph, StateGraph):
+        builder, compile_kwargs = graph, {}
+    else:
+        raise GraphNotSupported(
+            f"with_budget() needs a langgraph StateGraph or a compiled graph, got "
+            f"{type(graph).__name__}; for langchain.agents.create_agent use "
+            "agent_budget.integrations.langchain.BudgetMiddleware"
+        )
+    new = _copy_builder(builder)
+    tool_nodes = [n for n, s in new.nodes.items() if isinstance(s.runnable, ToolNode)]
+    if base is not None:
+        tools = {t for n in tool_nodes for t in new.nodes[n].runnable.tools_by_name}  # type: ignore[attr-defined]
+        check_tool_names(base, tools)
+    if final_model is None:
+        final_model = find_chat_model([s.runnable for s in new.nodes.values()])
+    if final_model is None and base is not None and base.on_exhausted == "finalize":
+        raise GraphNotSupported(
+            "with_budget(on_exhausted='finalize') answers with one last model call, but no "
+            "chat model was found in the graph's nodes; pass final_model=<your chat model>"
+        )
+    if not tool_nodes:
+        warnings.warn(
+            "with_budget(): the graph has no ToolNode, so only model calls are budgeted",
+            stacklevel=2,
+        )
+    setup = _Setup(base, final_model, tool_retry, token_counter, messages_key)
+
+    new._add_schema(BudgetChannel)
+    for name, spec in list(new.nodes.items()):
+        if name in tool_nodes:
+            new.nodes[name] = replace(spec, runnable=_guarded_tool_node(spec.runnable))  # type: ignore[arg-type]
+        elif not isinstance(spec.runnable, Pregel):
+            new.nodes[name] = replace(spec, runnable=_model_node(spec.runnable, messages_key))
+    for tool_node in tool_nodes:
+        tracker = TRACKER_NODE if len(tool_nodes) == 1 else f"{TRACKER_NODE}_{tool_node}"
+        _insert_tracker(new, tool_node, tracker, messages_key)
+    new.add_node(FINALIZE_NODE, _finalize_node(messages_key), input_schema=new.state_schema)
+    new.add_edge(FINALIZE_NODE, END)
+
+    compiled = new.compile(**compile_kwargs)
+    budgeted = BudgetedGraph.__new__(BudgetedGraph)
+    budgeted.__dict__.update(compiled.__dict__)
+    budgeted._budget_setup = setup
+    return budgeted
+
+
+class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
+    """A compiled graph whose every run gets a budget. Use it like any compiled graph."""
+
+    _budget_setup: _Setup
+
+    def __init__(self, *, _budget_setup: _Setup, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # called by Pregel.copy() / with_config()
+        self._budget_setup = _budget_setup
+
+    @property
+    def budget(self) -> Budget | None:
+        return self._budget_setup.budget
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+        config = self._with_run(input, config, saved=self._saved_spend(config))
+        yield from super().stream(input, config, **kwargs)
+
+    async def astream(  # type: ignore[override]
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        config = self._with_run(input, config, saved=await self._asaved_spend(config))
+        async for chunk in super().astream(input, config, **kwargs):
+            yield chunk
+
+    def get_spend(self, config: RunnableConfig) -> Spend | None:
+        """The spend a checkpointed thread has recorded (None if it has none)."""
+        saved = self._saved_spend(config)
+        return Spend.from_dict(saved["spent"]) if saved else None
+
+    def _with_run(
+        self, input: Any, config: RunnableConfig | None, saved: dict[str, Any] | None
+    ) -> RunnableConfig:
+        conf = ensure_config(config)
+        configurable = dict(conf.get("configurable") or {})
+        setup = self._budget_setup
+        tracker = configurable.get("budget_tracker")
+        if not isinstance(tracker, BudgetTracker):
+            budget = Budget.from_config(conf) or setup.budget or Budget.from_env()
+            resuming = input is None or isinstance(input, Command)
+            if isinstance(input, dict) and input.get(SPEND_KEY):
+                saved = input[SPEND_KEY]
+            elif budget.scope == "run" and not resuming:
+                saved = None
+            tracker = BudgetTracker.restore(budget, saved)
+        if tracker.budget.on_exhausted == "finalize" and setup.final_model is None:
+            raise InvalidBudget(
+                "on_exhausted='finalize' needs a final model: pass with_budget(..., final_model=)"
+            )
+        run = BudgetRun(tracker, final_model=setup.final_model, retry=setup.retry)
+        configurable[RUN_KEY] = run
+        handler = BudgetCallbackHandler(tracker, token_counter=setup.token_counter)
+        return merge_configs(
+            {**conf, "configurable": configurable}, {"callbacks": [handler]}
+        )
+
+    def _saved_spend(self, config: RunnableConfig | None) -> dict[str, Any] | None:
+        cp, thread = self.checkpointer, _thread_id(config)
+        if cp is None or cp is True or cp is False or thread is None:
+            return None
+        saved = cp.get_tuple(_checkpoint_config(config))
+        return saved.checkpoint["channel_values"].get(SPEND_KEY) if saved else None
+
+    async def _asaved_spend(self, config: RunnableConfig | None) -> dict[str, Any] | None:
+        cp, thread = self.checkpointer, _thread_id(config)
+        if cp is None or cp is True or cp is False or thread is None:
+            return None
+        try:
+            saved = await cp.aget_tuple(_checkpoint_config(config))
+        except NotImplementedError:
+            saved = cp.get_tuple(_checkpoint_config(config))
+        return saved.checkpoint["channel_values"].get(SPEND_KEY) if saved else None
+
+
+def _thread_id(config: RunnableConfig | None) -> Any:
+    return ((config or {}).get("configurable") or {}).get("thread_id")
+
+
+def _checkpoint_config(config: RunnableConfig | None) -> RunnableConfig:
+    configurable = (config or {}).get("configurable") or {}
+    keep = {k: configurable[k] for k in ("thread_id", "checkpoint_ns", "checkpoint_id") if k in configurable}
+    return {"configurable": keep}
+
+
+def _run_of(config: RunnableConfig) -> BudgetRun | None:
+    return ((config or {}).get("configurable") or {}).get(RUN_KEY)
+
+
+def _snapshot(run: BudgetRun) -> dict[str, Any]:
+    return {**run.tracker.snapshot(), "run": run.run_id}
+
+
+# --- graph surgery ------------------------------------------------------------------------
+
+
+def _copy_builder(builder: StateGraph[Any, Any, Any, Any]) -> StateGraph[Any, Any, Any, Any]:
+    new = copy.copy(builder)
+    new.nodes = dict(builder.nodes)
+    new.edges = set(builder.edges)
+    new.branches = defaultdict(dict, {k: dict(v) for k, v in builder.branches.items()})
+    new.waiting_edges = set(builder.waiting_edges)
+    new.channels = dict(builder.channels)
+    new.managed = dict(builder.managed)
+    new.schemas = dict(builder.schemas)
+    new.compiled = False
+    for name in (TRACKER_NODE, FINALIZE_NODE):
+        if name in new.nodes:
+            raise GraphNotSupported(
+                f"the graph already has a node named {name!r}: is it already budgeted? "
+                "Wrap the original graph once."
+            )
+    return new
+
+
+def _insert_tracker(new: StateGraph[Any, Any, Any, Any], tool_node: str, name: str, key: str) -> None:
+    """tool_node -> name -> (tool_node's old successors | budget_finalize)."""
+    new.add_node(name, _tracker_node(key), input_schema=new.state_schema)
+    for start, end in list(new.edges):
+        if start == tool_node:
+            new.edges.discard((start, end))
+            new.branches[name][f"{name}:{end}"] = BranchSpec(
+                path=_route(lambda _state, end=end: end),
+                ends={end: end, FINALIZE_NODE: FINALIZE_NODE},
+            )
+    for branch_name, branch in new.branches.pop(tool_node, {}).items():
+        ends = None if branch.ends is None else {**branch.ends, FINALIZE_NODE: FINALIZE_NODE}
+        new.branches[name][branch_name] = BranchSpec(
+            path=_route(branch.path.invoke, branch.path.ainvoke), ends=ends,
+            input_schema=branch.input_schema,
+        )
+    new.waiting_edges = {
+        (tuple(name if s == tool_node else s for s in starts), end)
+        for starts, end in new.waiting_edges
+    }
+    if not new.branches[name]:  # a tool node with no way out: keep it that way
+        new.branches[name][f"{name}:stop"] = BranchSpec(
+            path=_route(lambda _state: END), ends={END: END, FINALIZE_NODE: FINALIZE_NODE}
+        )
+    new.edges.add((tool_node, name))
+
+
+def _route(path: Any, apath: Any = None) -> Any:
+    from langgraph._internal._runnable import RunnableCallable
+
+    def route(state: Any, config: RunnableConfig) -> Any:
+        run = _run_of(config)
+        if run is not None and run.stop:
+            return FINALIZE_NODE
+        return path(state, config) if _takes_config(path) else path(state)
+
+    async def aroute(state: Any, config: RunnableConfig) -> Any:
+        run = _run_of(config)
+        if run is not None and run.stop:
+            return FINALIZE_NODE
+        if apath is not None:
+            return await apath(state, config)
+        return path(state, config) if _takes_config(path) else path(state)
+
+    return RunnableCallable(route, aroute, trace=False)
+
+
+def _takes_config(fn: Any) -> bool:
+    return getattr(fn, "__name__", "") in {"invoke", "ainvoke"}
+
+
+def _guarded_tool_node(node: ToolNode) -> ToolNode:
+    inner_wrap, inner_awrap = node._wrap_tool_call, node._awrap_tool_call
+
+    def wrap(request: Any, execute: Any) -> Any:
+        run = _run_of(request.runtime.config if request.runtime else {})
+        call = (lambda: inner_wrap(request, execute)) if inner_wrap else (lambda: execute(request))
+        return call() if run is None else run.guard_tool_call(request.tool_call, call)
+
+    async def awrap(request: Any, execute: Any) -> Any:
+        run = _run_of(request.runtime.config if request.runtime else {})
+
+        async def call() -> Any:
+            if inner_awrap:
+                return await inner_awrap(request, execute)
+            return await execute(request)
+
+        return await call() if run is None else await run.aguard_tool_call(request.tool_call, call)
+
+    return ToolNode(
+        list(node.tools_by_name.values()),
+        name=node.name or "tools",
+        tags=node.tags,
+        handle_tool_errors=node._handle_tool_errors,
+        messages_key=node._messages_key,
+        wrap_tool_call=wrap,
+        awrap_tool_call=awrap,
+    )
+
+
+# --- the nodes ----------------------------------------------------------------------------
+
+
+def _messages(state: Any, key: str) -> list[BaseMessage]:
+    if isinstance(state, dict):
+        return list(state.get(key) or [])
+    return list(getattr(state, key, None) or [])
+
+
+def _with_budget_message(messages: Sequence[BaseMessage], text: str) -> ToolMessage | None:
+    """The step's last tool result with the budget appended (same id: replaces it)."""
+    if not messages or not isinstance(messages[-1], ToolMessage):
+        return None
+    last = messages[-1]
+    content = last.content
+    if isinstance(content, str):
+        new_content: Any = f"{content}\n\n{text}" if content else text
+    else:
+        new_content = [*content, {"type": "text", "text": text}]
+    return last.model_copy(update={"content": new_content})
+
+
+def _stop_or_continue(run: BudgetRun, reason: str, exc: BudgetExceeded | None) -> str | None:
+    """Apply on_exhausted; returns the reason to finalize for, or None to go on."""
+    mode = run.tracker.budget.on_exhausted
+    if mode == "raise":
+        raise exc or run.exceeded(reason)
+    if mode == "interrupt":
+        if run.apply_resume(interrupt(run.interrupt_payload(reason))):
+            return None
+    return reason
+
+
+def _tracker_node(key: str) -> Any:
+    from langgraph._internal._runnable import RunnableCallable
+
+    def budget_tracker(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        run = _run_of(config)
+        if run is None:
+            return {}
+        messages = _messages(state, key)
+        reason = run.stop_reason(messages)
+        run.stop = _stop_or_continue(run, reason, None) if reason else None
+        update: dict[str, Any] = {SPEND_KEY: _snapshot(run)}
+        patched = _with_budget_message(messages, run.tracker.message())
+        if patched is not None:
+            update[key] = [patched]
+        return update
+
+    return RunnableCallable(budget_tracker, name=TRACKER_NODE, trace=False)
+
+
+def _model_node(inner: Any, key: str) -> Any:
+    """Run a node; if the budget refuses a model call in it, end the budget's way."""
+    from langgraph._internal._runnable import RunnableCallable
+
+    def node(state: Any, config: RunnableConfig) -> Any:
+        run = _run_of(config)
+        if run is None:
+            return inner.invoke(state, config)
+        seq = run.tracker.seq
+        while True:
+            try:
+                out = inner.invoke(state, config)
+                break
+            except BudgetExceeded as exc:
+                reason = _stop_or_continue(run, str(exc), exc)
+                if reason:
+                    out = {key: [_final_answer(run, _messages(state, key), reason)]}
+                    break
+        return _with_spend(run, out, seq)
+
+    async def anode(state: Any, config: RunnableConfig) -> Any:
+        run = _run_of(config)
+        if run is None:
+            return await inner.ainvoke(state, config)
+        seq = run.tracker.seq
+        while True:
+            try:
+                out = await inner.ainvoke(state, config)
+                break
+            except BudgetExceeded as exc:
+                reason = _stop_or_continue(run, str(exc), exc)
+                if reason:
+                    out = {key: [await _afinal_answer(run, _messages(state, key), reason)]}
+                    break
+        return _with_spend(run, out, seq)
+
+    return RunnableCallable(node, anode, name=getattr(inner, "name", None), trace=False)
+
+
+def _with_spend(run: BudgetRun, out: Any, seq: int) -> Any:
+    if run.tracker.seq != seq and isinstance(out, dict):
+        return {**out, SPEND_KEY: _snapshot(run)}
+    return out
+
+
+def _finalize_node(key: str) -> Any:
+    from langgraph._internal._runnable import RunnableCallable
+
+    def budget_finalize(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        run = _run_of(config)
+        assert run is not None, "budget_finalize runs only inside a budgeted graph"
+        reason = run.stop or run.tracker.exhausted() or "budget exhausted"
+        answer = _final_answer(run, _messages(state, key), reason)
+        return {key: [answer], SPEND_KEY: _snapshot(run)}
+
+    async def abudget_finalize(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        run = _run_of(config)
+        assert run is not None, "budget_finalize runs only inside a budgeted graph"
+        reason = run.stop or run.tracker.exhausted() or "budget exhausted"
+        answer = await _afinal_answer(run, _messages(state, key), reason)
+        return {key: [answer], SPEND_KEY: _snapshot(run)}
+
+    return RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
+
+
+_FINAL_CONFIG: RunnableConfig = {"metadata": {FINAL_CALL_METADATA: True}, "tags": ["agent_budget:final"]}
+
+
+def _final_answer(run: BudgetRun, messages: list[BaseMessage], reason: str) -> AIMessage:
+    prompt = run.final_prompt(messages, reason)
+    model = run.sized_final_model(run.final_model, prompt) if run.final_model else None
+    if model is None:
+        return run.unpaid_final_answer(reason)
+    try:
+        return _no_tool_calls(model.invoke(prompt, _FINAL_CONFIG))
+    except BudgetExceeded:
+        return run.unpaid_final_answer(reason)
+
+
+async def _afinal_answer(run: BudgetRun, messages: list[BaseMessage], reason: str) -> AIMessage:
+    prompt = run.final_prompt(messages, reason)
+    model = run.sized_final_model(run.final_model, prompt) if run.final_model else None
+    if model is None:
+        return run.unpaid_final_answer(reason)
+    try:
+        return _no_tool_calls(await model.ainvoke(prompt, _FINAL_CONFIG))
+    except BudgetExceeded:
+        return run.unpaid_final_answer(reason)
+
+
+def _no_tool_calls(message: BaseMessage) -> AIMessage:
+    """The final answer must end the run: drop any tool call a model made regardless."""
+    if isinstance(message, AIMessage) and message.tool_calls:
+        return message.model_copy(update={"tool_calls": [], "invalid_tool_calls": []})
+    if isinstance(message, AIMessage):
+        return message
+    return AIMessage(content=message.content)

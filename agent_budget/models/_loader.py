@@ -1,0 +1,145 @@
+"""Load a GGUF once per process and share it: one `llama_cpp.Llama` per (path, n_ctx).
+
+Loading is slow and a Llama is not safe to use from two threads at once, so each loaded model
+carries the lock every generation holds. llama_cpp is imported here, lazily, and nowhere at
+module import time.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent_budget.models.errors import InvalidModelFile, ModelNotAvailable
+
+GGUF_MAGIC = b"GGUF"
+# A GGUF declaring more than this many tensors or metadata keys is corrupt, not large.
+_MAX_COUNT = 1 << 24
+
+# Turn-end markers of common chat templates: generation stops on whichever the template uses.
+_TURN_ENDS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "</s>")
+
+# ChatML: used when a GGUF carries no chat template of its own (base models).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelNotAvailable(
+            "on-device models need llama-cpp-python, which is not installed. Install it: "
+            'pip install "agent-budget[local]"'
+        ) from exc
+    return llama_cpp
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse a file that is not a GGUF before llama.cpp sees it (its errors say little)."""
+    if not path.is_file():
+        raise ModelNotAvailable(f"no model file at {path}.")
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        header = fh.read(24)
+    if len(header) < 24 or header[:4] != GGUF_MAGIC:
+        raise InvalidModelFile(
+            f"{path} is not a GGUF model file (it starts with {header[:4]!r}, {size} bytes). "
+            "Re-download or re-install the model; agent-budget loads GGUF files only."
+        )
+    version, n_tensors, n_kv = struct.unpack("<IQQ", header[4:24])
+    if version not in (2, 3) or n_tensors > _MAX_COUNT or n_kv > _MAX_COUNT:
+        raise InvalidModelFile(
+            f"{path} has a corrupt GGUF header (version {version}, {n_tensors} tensors, "
+            f"{n_kv} metadata keys). Re-download or re-install the model."
+        )
+
+
+@dataclass
+class LoadedModel:
+    """A loaded GGUF, its chat formatter and the lock that serialises its use."""
+
+    llama: Any
+    path: Path
+    n_ctx: int
+    load_seconds: float
+    formatter: Any
+    stop: list[str]
+    has_own_template: bool
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def render(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Chat messages -> prompt tokens, through the GGUF's own chat template."""
+        result = self.formatter(messages=messages)
+        return list(
+            self.llama.tokenize(
+                result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+            )
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+_loaded: dict[tuple[str, int], LoadedModel] = {}
+_loading_lock = threading.Lock()
+
+
+def load(path: Path, n_ctx: int, n_threads: int | None = None) -> LoadedModel:
+    """The process-wide loaded model for (path, n_ctx), loading it on first use."""
+    key = (str(path.resolve()), n_ctx)
+    found = _loaded.get(key)
+    if found is not None:
+        return found
+    with _loading_lock:
+        found = _loaded.get(key)
+        if found is not None:
+            return found
+        check_gguf(path)
+        llama_cpp = import_llama_cpp()
+        start = time.perf_counter()
+        try:
+            llama = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_gpu_layers=0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise InvalidModelFile(
+                f"llama.cpp could not load {path} ({exc}). The file is damaged or uses a "
+                "format this llama-cpp-python does not support; re-install the model or "
+                "upgrade llama-cpp-python."
+            ) from exc
+        seconds = time.perf_counter() - start
+        loaded = _with_formatter(llama_cpp, llama, path, n_ctx, seconds)
+        _loaded[key] = loaded
+        return loaded
+
+
+def _with_formatter(llama_cpp: Any, llama: Any, path: Path, n_ctx: int, secs: float) -> Any:
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    eos_id, bos_id = llama.token_eos(), llama.token_bos()
+    eos = llama._model.token_get_text(eos_id) if eos_id != -1 else ""
+    bos = llama._model.token_get_text(bos_id) if bos_id != -1 else ""
+    source = template or CHATML_TEMPLATE
+    formatter = Jinja2ChatFormatter(
+        template=source, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id]
+    )
+    stop = [eos] if eos else []
+    stop += [t for t in _TURN_ENDS if t in source and t not in stop]
+    return LoadedModel(llama, path, n_ctx, secs, formatter, stop, template is not None)
+
+
+def loaded_models() -> list[LoadedModel]:
+    return list(_loaded.values())

@@ -1,0 +1,470 @@
+"""`BudgetTracker`: the live budget of one run or thread. reserve -> commit | release.
+
+Every paid call reserves its worst-case cost before it is made and is refused if that does
+not fit. Reservations are held under a lock, so parallel tool calls (threads or asyncio
+tasks) can never together pass a limit: that is what makes the cap hard. The committed
+spend is a plain `Spend` that graph state and the ledger can store.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_DOWN, Decimal
+from enum import Enum
+from typing import Any, Literal, Protocol
+
+from agent_budget.budget import Budget
+from agent_budget.errors import AgentBudgetError, BudgetExceeded
+from agent_budget.pricing import PriceBook
+
+ZERO = Decimal(0)
+STATE_VERSION = 1
+
+
+class Regime(str, Enum):
+    """How much of the tightest limit is left (the BATS budget regimes)."""
+
+    HIGH = "HIGH"  # >= 70 % left
+    MEDIUM = "MEDIUM"  # 30-70 %
+    LOW = "LOW"  # 10-30 %
+    CRITICAL = "CRITICAL"  # < 10 %
+
+    @classmethod
+    def of(cls, fraction_left: float) -> Regime:
+        if fraction_left >= 0.7:
+            return cls.HIGH
+        if fraction_left >= 0.3:
+            return cls.MEDIUM
+        if fraction_left >= 0.1:
+            return cls.LOW
+        return cls.CRITICAL
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one call costs (or may cost, when it is a reservation's worst case)."""
+
+    kind: Literal["model", "tool"]
+    name: str
+    usd: Decimal = ZERO
+    input_tokens: int = 0
+    output_tokens: int = 0
+    key: str | None = None  # idempotency key: tool_call_id, model run id, ...
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class Spend:
+    """Totals of committed (or held) charges. Exact: USD is a Decimal."""
+
+    usd: Decimal = ZERO
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_calls: int = 0
+    tool_calls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def total_tool_calls(self) -> int:
+        return sum(self.tool_calls.values())
+
+    def add(self, charge: Charge, sign: int = 1) -> None:
+        self.usd += charge.usd * sign
+        self.input_tokens += charge.input_tokens * sign
+        self.output_tokens += charge.output_tokens * sign
+        if charge.kind == "model":
+            self.model_calls += sign
+        else:
+            self.tool_calls[charge.name] = self.tool_calls.get(charge.name, 0) + sign
+
+    def copy(self) -> Spend:
+        return replace(self, tool_calls=dict(self.tool_calls))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "usd": str(self.usd),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "model_calls": self.model_calls,
+            "tool_calls": dict(self.tool_calls),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Spend:
+        return cls(
+            usd=Decimal(str(data.get("usd", "0"))),
+            input_tokens=int(data.get("input_tokens", 0)),
+            output_tokens=int(data.get("output_tokens", 0)),
+            model_calls=int(data.get("model_calls", 0)),
+            tool_calls={k: int(v) for k, v in (data.get("tool_calls") or {}).items()},
+        )
+
+
+class SharedBudget(Protocol):
+    """A budget kept outside this process (the ledger: per user, per day, per tenant).
+    A tracker reserves on it after its own limits pass; it must be atomic on its own."""
+
+    def reserve(self, charge: Charge) -> Any:
+        """Hold ``charge`` or raise `BudgetExceeded`; returns a handle for commit/release."""
+        ...
+
+    def commit(self, handle: Any, actual: Charge) -> None: ...
+
+    def release(self, handle: Any) -> None: ...
+
+
+class Reservation:
+    """A worst-case cost held against the budget until the call's real cost is known."""
+
+    __slots__ = ("_done", "charge", "final", "handles", "tracker")
+
+    def __init__(
+        self, tracker: BudgetTracker, charge: Charge, final: bool, handles: list[Any]
+    ) -> None:
+        self.tracker = tracker
+        self.charge = charge
+        self.final = final
+        self.handles = handles
+        self._done = False
+
+    def commit(self, actual: Charge | None = None) -> Charge:
+        """Record what the call really cost (default: the reserved worst case)."""
+        return self.tracker._settle(self, actual or self.charge)
+
+    def release(self) -> None:
+        """The call was not made (or cost nothing): give the reservation back."""
+        self.tracker._settle(self, None)
+
+    @property
+    def settled(self) -> bool:
+        return self._done
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._done:
+            self.release()
+
+
+Listener = Callable[["BudgetTracker", Charge], None]
+
+
+class BudgetTracker:
+    """Live spend against one `Budget`. Thread-safe; usable from sync and async code."""
+
+    def __init__(
+        self,
+        budget: Budget,
+        *,
+        spent: Spend | None = None,
+        prices: PriceBook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        shared: list[SharedBudget] | None = None,
+    ) -> None:
+        self.budget = budget
+        self.prices = prices or PriceBook(budget)
+        self.spent = spent or Spend()
+        self.held = Spend()
+        self.seq = 0  # number of commits; orders snapshots written by parallel nodes
+        self.topups: list[dict[str, Any]] = []
+        self._clock = clock
+        self._started = clock()
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+        self.shared: list[SharedBudget] = list(shared or [])
+
+    # --- prices -------------------------------------------------------------------------
+
+    def tool_charge(self, name: str, *, key: str | None = None, **meta: Any) -> Charge:
+        return Charge("tool", name, self.prices.tool_price(name), key=key, meta=meta)
+
+    def model_charge(
+        self,
+        model: str | None,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        key: str | None = None,
+        **meta: Any,
+    ) -> Charge:
+        usd = self.prices.model_cost(model, input_tokens, output_tokens)
+        return Charge("model", model or "", usd, input_tokens, output_tokens, key, meta)
+
+    def model_worst_case(
+        self, model: str | None, prompt_tokens: int, max_output_tokens: int | None, **meta: Any
+    ) -> Charge:
+        out = self.budget.default_max_output_tokens if max_output_tokens is None else max_output_tokens
+        return self.model_charge(model, prompt_tokens, out, **meta)
+
+    # --- reserve / commit ---------------------------------------------------------------
+
+    def reserve(self, charge: Charge, *, final: bool = False) -> Reservation:
+        """Hold ``charge`` against every limit, or raise `BudgetExceeded` naming the first
+        limit it does not fit. ``final`` marks the final answer: it may use ``reserve_usd``
+        and is not stopped by the call-count and time limits (money and tokens stay hard)."""
+        with self._lock:
+            self._check(charge, final)
+            self.held.add(charge)
+        handles: list[Any] = []
+        try:
+            for shared in self.shared:
+                handles.append(shared.reserve(charge))
+        except BaseException:
+            for shared, handle in zip(self.shared, handles, strict=False):
+                shared.release(handle)
+            with self._lock:
+                self.held.add(charge, -1)
+            raise
+        return Reservation(self, charge, final, handles)
+
+    def try_reserve(self, charge: Charge, *, final: bool = False) -> Reservation | None:
+        try:
+            return self.reserve(charge, final=final)
+        except BudgetExceeded:
+            return None
+
+    def fits(self, charge: Charge, *, final: bool = False) -> bool:
+        with self._lock:
+            try:
+                self._check(charge, final)
+            except BudgetExceeded:
+                return False
+        return True
+
+    def _settle(self, res: Reservation, actual: Charge | None) -> Charge:
+        with self._lock:
+            if res._done:
+                raise AgentBudgetError("this reservation was already committed or released")
+            res._done = True
+            self.held.add(res.charge, -1)
+            if actual is not None:
+                self.spent.add(actual)
+                self.seq += 1
+            listeners = list(self._listeners)
+        for shared, handle in zip(self.shared, res.handles, strict=True):
+            if actual is None:
+                shared.release(handle)
+            else:
+                shared.commit(handle, actual)
+        if actual is None:
+            return res.charge
+        for listener in listeners:
+            listener(self, actual)
+        return actual
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(tracker, charge)`` after each commit (the ledger uses this)."""
+        self._listeners.append(listener)
+
+    def _check(self, c: Charge, final: bool) -> None:
+        b, s, h = self.budget, self.spent, self.held
+        if b.usd is not None:
+            allowed = b.usd if final else b.usd - b.reserve_usd
+            left = allowed - s.usd - h.usd
+            if c.usd > left:
+                raise BudgetExceeded(
+                    "usd", _usd(c.usd), _usd(max(left, ZERO)), _usd(s.usd), _usd(allowed),
+                    detail=f"A {c.kind} call to {c.name!r} could cost up to ${_usd(c.usd)}.",
+                )
+        for name, limit, used, held, want in (
+            ("tokens.input", b.tokens.input, s.input_tokens, h.input_tokens, c.input_tokens),
+            ("tokens.output", b.tokens.output, s.output_tokens, h.output_tokens, c.output_tokens),
+            ("tokens.total", b.tokens.total, s.total_tokens, h.total_tokens,
+             c.input_tokens + c.output_tokens),
+        ):
+            if limit is not None and want and used + held + want > limit:
+                raise BudgetExceeded(name, want, max(limit - used - held, 0), used, limit)
+        if c.kind == "tool":
+            per_tool = b.tool_calls.get(c.name)
+            if per_tool is not None:
+                used = s.tool_calls.get(c.name, 0) + h.tool_calls.get(c.name, 0)
+                if used + 1 > per_tool:
+                    raise BudgetExceeded(f"tool_calls.{c.name}", 1, per_tool - used, used, per_tool)
+            if b.total_tool_calls is not None:
+                used = s.total_tool_calls + h.total_tool_calls
+                if used + 1 > b.total_tool_calls:
+                    raise BudgetExceeded(
+                        "total_tool_calls", 1, b.total_tool_calls - used, used, b.total_tool_calls
+                    )
+        if final:
+            return
+        if c.kind == "model" and b.model_calls is not None:
+            used = s.model_calls + h.model_calls
+            if used + 1 > b.model_calls:
+                raise BudgetExceeded("model_calls", 1, b.model_calls - used, used, b.model_calls)
+        if b.seconds is not None and self.elapsed() >= b.seconds:
+            raise BudgetExceeded(
+                "seconds", "another call", 0, round(self.elapsed(), 1), b.seconds
+            )
+
+    # --- what is left -------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return self._clock() - self._started
+
+    def restart_clock(self) -> None:
+        self._started = self._clock()
+
+    def remaining_usd(self) -> Decimal | None:
+        return None if self.budget.usd is None else self.budget.usd - self.spent.usd
+
+    def remaining(self) -> dict[str, Any]:
+        """What is left of each limit that is set (committed spend only)."""
+        b, s = self.budget, self.spent
+        out: dict[str, Any] = {}
+        if b.usd is not None:
+            out["usd"] = b.usd - s.usd
+        for name, limit, used in (
+            ("tokens.input", b.tokens.input, s.input_tokens),
+            ("tokens.output", b.tokens.output, s.output_tokens),
+            ("tokens.total", b.tokens.total, s.total_tokens),
+            ("total_tool_calls", b.total_tool_calls, s.total_tool_calls),
+            ("model_calls", b.model_calls, s.model_calls),
+        ):
+            if limit is not None:
+                out[name] = limit - used
+        for tool, limit in b.tool_calls.items():
+            out[f"tool_calls.{tool}"] = limit - s.tool_calls.get(tool, 0)
+        if b.seconds is not None:
+            out["seconds"] = max(b.seconds - self.elapsed(), 0.0)
+        return out
+
+    def fraction_left(self) -> float:
+        """Fraction left of the tightest global limit (per-tool limits count only when no
+        global limit is set, as their sum): 1.0 when nothing is limited."""
+        b, s = self.budget, self.spent
+        pairs: list[tuple[float, float]] = []
+        if b.usd is not None:
+            pairs.append((float(b.usd), float(s.usd)))
+        for limit, used in (
+            (b.tokens.input, s.input_tokens),
+            (b.tokens.output, s.output_tokens),
+            (b.tokens.total, s.total_tokens),
+            (b.total_tool_calls, s.total_tool_calls),
+            (b.model_calls, s.model_calls),
+        ):
+            if limit is not None:
+                pairs.append((float(limit), float(used)))
+        if b.seconds is not None:
+            pairs.append((b.seconds, self.elapsed()))
+        if not pairs and b.tool_calls:
+            total = sum(b.tool_calls.values())
+            used = sum(min(s.tool_calls.get(t, 0), n) for t, n in b.tool_calls.items())
+            pairs.append((float(total), float(used)))
+        fractions = [max(0.0, (lim - used) / lim) if lim > 0 else 0.0 for lim, used in pairs]
+        return min(fractions, default=1.0)
+
+    def regime(self) -> Regime:
+        return Regime.of(self.fraction_left())
+
+    def exhausted(self) -> str | None:
+        """Why the run must stop spending (a global limit is used up), or None."""
+        b, s = self.budget, self.spent
+        if b.usd is not None and s.usd >= b.usd - b.reserve_usd:
+            return f"USD budget spent (${_usd(s.usd)} of ${_usd(b.usd)})"
+        for name, limit, used in (
+            ("input token", b.tokens.input, s.input_tokens),
+            ("output token", b.tokens.output, s.output_tokens),
+            ("token", b.tokens.total, s.total_tokens),
+            ("model call", b.model_calls, s.model_calls),
+        ):
+            if limit is not None and used >= limit:
+                return f"{name} budget spent ({used} of {limit})"
+        if b.seconds is not None and self.elapsed() >= b.seconds:
+            return f"time budget spent ({self.elapsed():.1f}s of {b.seconds:g}s)"
+        return None
+
+    # --- the message the model sees -----------------------------------------------------
+
+    def message(self) -> str:
+        """The budget in the BATS format, e.g. ``<budget>Query Budget Used: 3, ...</budget>``."""
+        b, s = self.budget, self.spent
+        items: list[str] = []
+        for tool, limit in b.tool_calls.items():
+            label = b.tool_labels.get(tool, tool)
+            used = s.tool_calls.get(tool, 0)
+            items.append(f"{label} Budget Used: {used}, {label} Budget Remaining: {max(limit - used, 0)}")
+        for label, limit, used in (
+            ("Tool Call", b.total_tool_calls, s.total_tool_calls),
+            ("Model Call", b.model_calls, s.model_calls),
+            ("Input Token", b.tokens.input, s.input_tokens),
+            ("Output Token", b.tokens.output, s.output_tokens),
+            ("Token", b.tokens.total, s.total_tokens),
+        ):
+            if limit is not None:
+                items.append(
+                    f"{label} Budget Used: {used}, {label} Budget Remaining: {max(limit - used, 0)}"
+                )
+        usd_used = _usd(s.usd)
+        usd_left = "unlimited" if b.usd is None else _usd(max(b.usd - s.usd, ZERO))
+        if b.usd is not None:
+            items.append(f"USD Used: {usd_used}, USD Remaining: {usd_left}")
+        else:
+            items.append(f"USD Used: {usd_used}")
+        if b.seconds is not None:
+            left = max(b.seconds - self.elapsed(), 0.0)
+            items.append(f"Seconds Used: {self.elapsed():.0f}, Seconds Remaining: {left:.0f}")
+        text = ", ".join(items)
+        template = b.message_template or "<budget>{items}</budget>"
+        return template.format(
+            items=text, regime=self.regime().value, usd_used=usd_used, usd_remaining=usd_left
+        )
+
+    # --- top-ups and persistence --------------------------------------------------------
+
+    def top_up(self, **extra: Any) -> None:
+        """Raise limits (after an interrupt, say). Recorded, so a resumed thread keeps it."""
+        with self._lock:
+            self.budget = self.budget.topped_up(**extra)
+            self.prices.budget = self.budget
+            self.topups.append(extra)
+            self.seq += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain, JSON-safe state for graph state / checkpoints."""
+        with self._lock:
+            return {
+                "v": STATE_VERSION,
+                "seq": self.seq,
+                "spent": self.spent.to_dict(),
+                "topups": [dict(t) for t in self.topups],
+            }
+
+    @classmethod
+    def restore(cls, budget: Budget, state: dict[str, Any] | None, **kwargs: Any) -> BudgetTracker:
+        """A tracker continuing the spend recorded by `snapshot` (top-ups re-applied)."""
+        tracker = cls(budget, **kwargs)
+        if state:
+            tracker.spent = Spend.from_dict(state.get("spent") or {})
+            for extra in state.get("topups") or []:
+                tracker.budget = tracker.budget.topped_up(**extra)
+                tracker.topups.append(dict(extra))
+            tracker.prices.budget = tracker.budget
+            tracker.seq = int(state.get("seq", 0))
+        return tracker
+
+
+def _usd(value: Decimal) -> str:
+    """USD for people and models: 4 decimals, more only when needed to not show 0."""
+    if value == 0:
+        return "0.0000"
+    q = value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN)
+    if q == 0:
+        return f"{value.normalize():f}"
+    return f"{q:f}"
+
+
+_BUDGET_TAG = re.compile(r"<\s*(/?)\s*budget\b([^>]*)>", re.IGNORECASE)
+
+
+def escape_budget_tags(text: str) -> str:
+    """Neutralise ``<budget>`` tags in tool output, so a web page cannot fake the budget."""
+    return _BUDGET_TAG.sub(lambda m: f"&lt;{m.group(1)}budget{m.group(2)}&gt;", text)
