@@ -384,20 +384,15 @@ def _add_usage(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
 
 def _as_chunk(message: BaseMessage) -> ChatGenerationChunk:
     assert isinstance(message, AIMessage)
+    calls = [(c["name"], json.dumps(c["args"]), c["id"]) for c in message.tool_calls]
+    calls += [(c["name"], c["args"], c["id"]) for c in message.invalid_tool_calls]
     return ChatGenerationChunk(
         message=AIMessageChunk(
-            content=message.content,
+            content="" if message.invalid_tool_calls else message.content,
             tool_call_chunks=[
-                {
-                    "type": "tool_call_chunk",
-                    "name": c["name"],
-                    "args": json.dumps(c["args"]),
-                    "id": c["id"],
-                    "index": i,
-                }
-                for i, c in enumerate(message.tool_calls)
+                {"type": "tool_call_chunk", "name": name, "args": args, "id": cid, "index": i}
+                for i, (name, args, cid) in enumerate(calls)
             ],
-            invalid_tool_calls=message.invalid_tool_calls,
             usage_metadata=message.usage_metadata,
             response_metadata=message.response_metadata,
             chunk_position="last",
