@@ -154,7 +154,9 @@ class Reservation:
             self.release()
 
 
-Listener = Callable[["BudgetTracker", Charge], None]
+Listener = Callable[["BudgetTracker", Charge, str], None]
+"""Called as ``listener(tracker, charge, outcome)`` with outcome ``"ok"`` (committed),
+``"error"`` (committed: a call that failed but was made) or ``"refused"`` (not made)."""
 
 
 class BudgetTracker:
@@ -210,18 +212,24 @@ class BudgetTracker:
         """Hold ``charge`` against every limit, or raise `BudgetExceeded` naming the first
         limit it does not fit. ``final`` marks the final answer: it may use ``reserve_usd``
         and is not stopped by the call-count and time limits (money and tokens stay hard)."""
-        with self._lock:
-            self._check(charge, final)
-            self.held.add(charge)
+        try:
+            with self._lock:
+                self._check(charge, final)
+                self.held.add(charge)
+        except BudgetExceeded:
+            self._notify(charge, "refused")
+            raise
         handles: list[Any] = []
         try:
             for shared in self.shared:
                 handles.append(shared.reserve(charge))
-        except BaseException:
+        except BaseException as exc:
             for shared, handle in zip(self.shared, handles, strict=False):
                 shared.release(handle)
             with self._lock:
                 self.held.add(charge, -1)
+            if isinstance(exc, BudgetExceeded):
+                self._notify(charge, "refused")
             raise
         return Reservation(self, charge, final, handles)
 
@@ -248,7 +256,6 @@ class BudgetTracker:
             if actual is not None:
                 self.spent.add(actual)
                 self.seq += 1
-            listeners = list(self._listeners)
         for shared, handle in zip(self.shared, res.handles, strict=True):
             if actual is None:
                 shared.release(handle)
@@ -256,12 +263,15 @@ class BudgetTracker:
                 shared.commit(handle, actual)
         if actual is None:
             return res.charge
-        for listener in listeners:
-            listener(self, actual)
+        self._notify(actual, actual.meta.get("outcome", "ok"))
         return actual
 
+    def _notify(self, charge: Charge, outcome: str) -> None:
+        for listener in list(self._listeners):
+            listener(self, charge, outcome)
+
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(tracker, charge)`` after each commit (the ledger uses this)."""
+        """Call ``listener(tracker, charge, outcome)`` after each commit and refusal."""
         self._listeners.append(listener)
 
     def _check(self, c: Charge, final: bool) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -283,7 +283,7 @@ def _settle_after_error(res: Any, exc: BaseException) -> None:
     if _is_control_flow(exc):
         res.release()
     else:
-        res.commit()
+        res.commit(replace(res.charge, meta={**res.charge.meta, "outcome": "error"}))
 
 
 def _is_control_flow(exc: BaseException) -> bool:
