@@ -357,7 +357,7 @@ def _explain(exc: ValidationError, source: str) -> str:
             lines.append(f"{source}.{loc}: {msg}")
             continue
         got = err.get("input")
-        shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        shown = "" if isinstance(got, dict) or got is None or "got" in msg else f" (got {got!r})"
         lines.append(f"{source}.{loc}: {msg}{shown}")
     return "invalid budget:\n  " + "\n  ".join(lines)
 

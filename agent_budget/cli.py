@@ -22,6 +22,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+@app.callback()
+def _root() -> None:
+    """Budgets for LangGraph / LangChain agents: see, cap and plan what an agent spends."""
+
+
 @app.command()
 def check(
     path: Annotated[Path, typer.Argument(help="A budget file: .yaml, .toml or .json")],

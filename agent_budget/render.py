@@ -1,0 +1,43 @@
+"""Rich renderings of budgets and spend for the CLI (no logic of their own)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from agent_budget.budget import Budget
+
+
+def budget_table(budget: Budget, title: str | None = None) -> Table:
+    """Every limit that is set, its unit, and the settings that shape a run."""
+    table = Table(title=title, show_lines=False)
+    table.add_column("limit")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    rows: list[tuple[str, str, str]] = []
+    if budget.usd is not None:
+        rows.append(("usd", f"{budget.usd}", "USD"))
+    for name in ("input", "output", "total"):
+        value = getattr(budget.tokens, name)
+        if value is not None:
+            rows.append((f"tokens.{name}", f"{value:,}", "tokens"))
+    for tool, n in budget.tool_calls.items():
+        rows.append((f"tool_calls.{tool}", str(n), "calls"))
+    if budget.total_tool_calls is not None:
+        rows.append(("total_tool_calls", str(budget.total_tool_calls), "calls"))
+    if budget.model_calls is not None:
+        rows.append(("model_calls", str(budget.model_calls), "calls"))
+    if budget.seconds is not None:
+        rows.append(("seconds", f"{budget.seconds:g}", "s wall clock"))
+    for tool, price in budget.prices.items():
+        rows.append((f"prices.{tool}", f"{price}", "USD per call"))
+    for model, p in budget.model_prices.items():
+        rows.append((f"model_prices.{model}", f"{p.input} / {p.output}", "USD per 1M tokens in / out"))
+    if budget.reserve_usd:
+        rows.append(("reserve_usd", f"{budget.reserve_usd}", "USD held for the final answer"))
+    rows.append(("on_exhausted", budget.on_exhausted, ""))
+    rows.append(("scope", budget.scope, ""))
+    if not any(r[2] in {"USD", "tokens", "calls", "s wall clock"} for r in rows):
+        rows.insert(0, ("(no limits)", "-", "this budget only records spend"))
+    for row in rows:
+        table.add_row(*row)
+    return table
