@@ -1,1 +1,66 @@
-"""agent-budget."""
+"""agent-budget: budgets that LangGraph and LangChain agents can see and cannot overspend.
+
+    from agent_budget import Budget, with_budget
+    agent = with_budget(my_graph, Budget(usd=0.50, tool_calls={"web_search": 10}))
+
+Heavy parts (LangGraph integration, LiteLLM, llama.cpp) are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agent_budget.budget import Budget, ModelPrice, TokenLimits
+from agent_budget.errors import (
+    AgentBudgetError,
+    BudgetExceeded,
+    GraphNotSupported,
+    InvalidBudget,
+    LedgerUnavailable,
+    UnknownPrice,
+)
+
+if TYPE_CHECKING:
+    from agent_budget.integrations._run import Retry
+    from agent_budget.integrations.callbacks import BudgetCallbackHandler
+    from agent_budget.integrations.langgraph import BudgetedGraph, with_budget
+    from agent_budget.pricing import PriceBook, register_model_price
+    from agent_budget.tracker import BudgetTracker, Charge, Regime, Spend
+
+_LAZY = {
+    "with_budget": "agent_budget.integrations.langgraph",
+    "BudgetedGraph": "agent_budget.integrations.langgraph",
+    "Retry": "agent_budget.integrations._run",
+    "BudgetCallbackHandler": "agent_budget.integrations.callbacks",
+    "BudgetMiddleware": "agent_budget.integrations.langchain",
+    "BudgetTracker": "agent_budget.tracker",
+    "Charge": "agent_budget.tracker",
+    "Regime": "agent_budget.tracker",
+    "Spend": "agent_budget.tracker",
+    "PriceBook": "agent_budget.pricing",
+    "register_model_price": "agent_budget.pricing",
+}
+
+__all__ = [
+    "AgentBudgetError",
+    "Budget",
+    "BudgetExceeded",
+    "GraphNotSupported",
+    "InvalidBudget",
+    "LedgerUnavailable",
+    "ModelPrice",
+    "TokenLimits",
+    "UnknownPrice",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agent_budget' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
