@@ -37,7 +37,9 @@ def text_of(content: Any) -> str:
     return "\n".join(parts)
 
 
-def to_chat(messages: Sequence[BaseMessage], tool_prompt: str | None = None) -> list[dict[str, Any]]:
+def to_chat(
+    messages: Sequence[BaseMessage], tool_prompt: str | None = None
+) -> list[dict[str, Any]]:
     """LangChain messages -> role/content dicts any chat template accepts.
 
     System messages are merged and put first; tool calls and results become ordinary
@@ -55,7 +57,9 @@ def to_chat(messages: Sequence[BaseMessage], tool_prompt: str | None = None) -> 
                 json.dumps({"name": c["name"], "arguments": c["args"]}, ensure_ascii=False)
                 for c in m.tool_calls
             ]
-            turns.append({"role": "assistant", "content": "\n".join([t for t in [text] if t] + calls)})
+            turns.append(
+                {"role": "assistant", "content": "\n".join([t for t in [text] if t] + calls)}
+            )
         elif isinstance(m, ToolMessage):
             name = m.name or "tool"
             turns.append({"role": "user", "content": f"Result of {name}: {text_of(m.content)}"})
@@ -179,7 +183,9 @@ def tool_rounds(messages: Sequence[BaseMessage]) -> list[tuple[str, str]]:
     return calls
 
 
-def normalize_tool_choice(tool_choice: Any, tools: Sequence[dict[str, Any]]) -> tuple[ToolMode, list[dict[str, Any]]]:
+def normalize_tool_choice(
+    tool_choice: Any, tools: Sequence[dict[str, Any]]
+) -> tuple[ToolMode, list[dict[str, Any]]]:
     """OpenAI / LangChain tool_choice -> (mode, the tools the reply may call)."""
     if not tools or tool_choice in ("none", False):
         return "none", []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent_budget.errors import AgentBudgetError
 
 
@@ -36,11 +38,27 @@ class ContextOverflow(ModelError, ValueError):
 class ModelCallFailed(ModelError):
     """A remote model call failed after all its attempts (each attempt is still charged)."""
 
-    def __init__(self, model: str, attempts: int, cause: BaseException) -> None:
+    def __init__(
+        self,
+        model: str,
+        attempts: int,
+        cause: BaseException,
+        log: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.model = model
         self.attempts = attempts
         self.cause = cause
+        self.log = log or []
+        """One record per attempt: outcome, error, the tokens it is charged, seconds."""
         super().__init__(
             f"call to {model} failed after {attempts} attempt(s): "
             f"{type(cause).__name__}: {cause}. Check the endpoint and key, or raise max_retries."
+        )
+
+    @property
+    def charged_tokens(self) -> tuple[int, int]:
+        """(input, output) tokens the failed attempts are charged, for a budget handler."""
+        return (
+            sum(r.get("input_tokens", 0) for r in self.log),
+            sum(r.get("output_tokens", 0) for r in self.log),
         )

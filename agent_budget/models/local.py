@@ -156,7 +156,7 @@ class LocalChatModel(BaseChatModel):
         lp.normalize_tool_choice(tool_choice, formatted)  # fail at bind time on a bad name
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
-    def with_structured_output(  # type: ignore[override]
+    def with_structured_output(
         self,
         schema: dict[str, Any] | type,
         *,
@@ -198,7 +198,9 @@ class LocalChatModel(BaseChatModel):
             message = lp.parse_tool_reply(text)
             seen = set(lp.tool_rounds(messages))
             repeated = [
-                c for c in message.tool_calls if (c["name"], json.dumps(c["args"], sort_keys=True)) in seen
+                c
+                for c in message.tool_calls
+                if (c["name"], json.dumps(c["args"], sort_keys=True)) in seen
             ]
             if mode == "auto" and repeated:
                 # A small model repeating a call it already made is looping: answer instead.
@@ -258,9 +260,7 @@ class LocalChatModel(BaseChatModel):
             tokens = lm.render(lp.to_chat(kept, tool_prompt))
             if len(tokens) + reserve <= lm.n_ctx:
                 return tokens, max_tokens, dropped
-            droppable = [
-                i for i, m in enumerate(kept[:-1]) if not isinstance(m, SystemMessage)
-            ]
+            droppable = [i for i, m in enumerate(kept[:-1]) if not isinstance(m, SystemMessage)]
             if self.overflow == "error" or not droppable:
                 raise ContextOverflow(self.model_name, len(tokens), reserve, lm.n_ctx)
             del kept[droppable[0]]
@@ -384,7 +384,9 @@ def _add_usage(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
 
 def _as_chunk(message: BaseMessage) -> ChatGenerationChunk:
     assert isinstance(message, AIMessage)
-    calls = [(c["name"], json.dumps(c["args"]), c["id"]) for c in message.tool_calls]
+    calls: list[tuple[str | None, str | None, str | None]] = [
+        (c["name"], json.dumps(c["args"]), c["id"]) for c in message.tool_calls
+    ]
     calls += [(c["name"], c["args"], c["id"]) for c in message.invalid_tool_calls]
     return ChatGenerationChunk(
         message=AIMessageChunk(
