@@ -114,9 +114,13 @@ def search(
                 continue
             cnames = (*names, ct.name)
             prev = best_pushed.get(child)
-            if prev is not None and (prev[0], prev[1], prev[2]) <= (cw, cs, cnames):
-                if prev[3] <= cn and (max_steps is None or prev[1] <= cs):
-                    continue
+            if (
+                prev is not None
+                and (prev[0], prev[1], prev[2]) <= (cw, cs, cnames)
+                and prev[3] <= cn
+                and (max_steps is None or prev[1] <= cs)
+            ):
+                continue  # an earlier label here is no worse in any respect
             if prev is None or (cw, cs, cnames) < (prev[0], prev[1], prev[2]):
                 best_pushed[child] = (cw, cs, cnames, cn)
             generated += 1
@@ -196,8 +200,9 @@ def exact_plan(
     began = time.perf_counter()
     space = Space(problem, expected=objective == "expected")
     if space.is_goal(space.start) or problem.goal in problem.start:
-        return PlanResult("ok", (), Decimal(0), method="exact", proven_optimal=True,
-                          expected_cost=Decimal(0))
+        return PlanResult(
+            "ok", (), Decimal(0), method="exact", proven_optimal=True, expected_cost=Decimal(0)
+        )
     outcome = search(space, limits=limits)
     stats = {
         "expanded": outcome.expanded,
@@ -207,7 +212,10 @@ def exact_plan(
     }
     if outcome.path is None:
         return PlanResult(
-            "infeasible", reason=infeasible_reason(space, limits), method="exact", stats=stats,
+            "infeasible",
+            reason=infeasible_reason(space, limits),
+            method="exact",
+            stats=stats,
             proven_optimal=True,
         )
     return PlanResult(

@@ -51,13 +51,13 @@ class Space:
             [tool.cost for tool in problem.tools]
             + ([problem.budget] if problem.budget is not None else [])
         )
-        self.budget: int | None = (
-            None if problem.budget is None else self.to_units(problem.budget)
-        )
+        self.budget: int | None = None if problem.budget is None else self.to_units(problem.budget)
         self.max_steps = problem.max_steps
         start = set(problem.start)
         tools = _relevant(problem.tools, start, problem.goal)
-        names = sorted({problem.goal} | {t.output for t in tools} | {i for t in tools for i in t.inputs})
+        names = sorted(
+            {problem.goal} | {t.output for t in tools} | {i for t in tools for i in t.inputs}
+        )
         self.type_names: list[str] = names
         index = {name: i for i, name in enumerate(names)}
         self.goal = index[problem.goal]
