@@ -44,6 +44,27 @@ def check(
     console.print(budget_table(budget, title=str(path)))
 
 
+@app.command()
+def demo(
+    name: Annotated[str, typer.Argument(help="Which demo: basic")] = "basic",
+    model: Annotated[
+        str, typer.Option("--model", help="Model to run: local:smollm2-135m, openai/gpt-4.1-mini, ...")
+    ] = "local:smollm2-135m",
+) -> None:
+    """Run a budgeted agent end to end (offline on the embedded on-device model by default)."""
+    if name != "basic":
+        err_console.print(f"[red]unknown demo {name!r}; available: basic[/red]")
+        raise typer.Exit(2)
+    from agent_budget.demos.basic import run
+    from agent_budget.errors import AgentBudgetError
+
+    try:
+        run(model_spec=model, console=console)
+    except AgentBudgetError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
 def main() -> None:
     app()
 
