@@ -228,11 +228,18 @@ class Problem(BaseModel):
         return cls.from_json(text, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (money as numbers) in the list-of-tools layout."""
-        return json.loads(self.model_dump_json(exclude_none=True, exclude_defaults=False))
+        """Plain JSON-ready data in the list-of-tools layout; money as Decimal (exact)."""
+        data = self.model_dump(exclude_none=True)
+        for tool in [*data["tools"], *(t for e in data["events"] for t in e.get("add", ()))]:
+            if tool.get("failure_rate") == 0.0:
+                del tool["failure_rate"]
+        if not data["events"]:
+            del data["events"]
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        """JSON text; money as numbers (exact for amounts of up to 15 significant digits)."""
+        return json.dumps(self.to_dict(), indent=indent, default=_decimal_number)
 
 
 def load_problem(source: Problem | Mapping[str, Any] | str | Path) -> Problem:
@@ -244,6 +251,12 @@ def load_problem(source: Problem | Mapping[str, Any] | str | Path) -> Problem:
     if isinstance(source, str):
         return Problem.from_json(source)
     return Problem.from_dict(source)
+
+
+def _decimal_number(value: Any) -> Any:
+    if isinstance(value, Decimal):  # shortest float repr keeps up to 15 significant digits
+        return float(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 class _DuplicateKey(ValueError):
