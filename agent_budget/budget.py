@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -30,21 +30,34 @@ OnExhausted = Literal["finalize", "raise", "interrupt"]
 - ``interrupt``: call LangGraph ``interrupt()`` so a person can top up and resume.
 """
 
-Scope = Literal["thread", "run"]
+Scope = Literal["thread", "run", "user", "tenant", "global"]
 """Over what spend accumulates:
 
 - ``thread``: the whole conversation thread; kept in graph state, so a checkpointer persists it.
 - ``run``: one invocation; resuming after an interrupt continues the same run.
+- ``user``: every run of the run config's ``user_id``, in every worker process, over
+  ``window``; kept in the spend ledger (which must be configured).
+- ``tenant``: the same over the run config's ``tenant_id``.
+- ``global``: everything recorded in the ledger, over ``window``.
+
+With ``user``/``tenant``/``global`` the limits ``usd``, ``tokens.total``, ``model_calls`` and
+``total_tool_calls`` are shared limits checked atomically against the ledger; they also bound
+each thread on its own (a thread's spend is part of its user's).
 """
+
+SharedScope = Literal["user", "tenant", "global"]
+SHARED_SCOPES: tuple[str, ...] = ("user", "tenant", "global")
 
 ENV_PREFIX = "AGENT_BUDGET_"
 # Variables with this prefix that configure something other than the limits themselves.
-_ENV_NOT_LIMITS = {"FILE", "LEDGER"}
+_ENV_NOT_LIMITS = {"FILE", "LEDGER", "LEDGER_TTL"}
 
 _MONEY_RE = re.compile(r"^\s*\$?\s*([-+]?[0-9_]*\.?[0-9_]+(?:[eE][-+]?\d+)?)\s*(usd|\$)?\s*$", re.I)
 _COUNT_RE = re.compile(r"^\s*([-+]?[0-9_]*\.?[0-9_]+)\s*([kKmM]?)\s*$")
 _SECONDS_RE = re.compile(r"^\s*([-+]?[0-9_]*\.?[0-9_]+)\s*(ms|s|sec|m|min|h|hr)?\s*$", re.I)
 _SECONDS_UNIT = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+_WINDOW_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$", re.I)
+CALENDAR_WINDOWS = ("calendar-day", "calendar-week", "calendar-month")
 
 
 def _money(value: Any) -> Any:
@@ -123,9 +136,51 @@ def _seconds(value: Any) -> Any:
     return float(value)
 
 
+def _window(value: Any) -> Any:
+    """A ledger window: rolling ("24h", "1d", "7d", "30m") or calendar ("calendar-day",
+    "calendar-week", "calendar-month", in UTC; "day" is short for "calendar-day")."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a window such as '1d', '24h' or 'calendar-day', got {value!r}")
+    text = value.strip().lower()
+    if text in {"day", "week", "month"}:
+        text = f"calendar-{text}"
+    if text in CALENDAR_WINDOWS:
+        return text
+    m = _WINDOW_RE.match(text)
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(
+            f"{value!r} is not a window; write a rolling one ('24h', '1d', '7d', '30m') or "
+            "'calendar-day' / 'calendar-week' / 'calendar-month' (UTC)"
+        )
+    return f"{int(m.group(1))}{m.group(2).lower()}"
+
+
+def _ledger(value: Any) -> Any:
+    """Where spend is recorded: a SQLite file path or a ``postgresql://`` URL."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a SQLite file path or a postgresql:// URL")
+    value = value.strip()
+    if "://" in value:
+        scheme = value.split("://", 1)[0].lower()
+        if scheme not in {"postgresql", "postgres", "sqlite"}:
+            raise ValueError(
+                f"unknown ledger URL scheme {scheme!r}; use a file path, sqlite:///path or "
+                "postgresql://user@host:5432/dbname"
+            )
+    return value
+
+
 Money = Annotated[Decimal, BeforeValidator(_money)]
 Count = Annotated[int, BeforeValidator(_count)]
 Seconds = Annotated[float, BeforeValidator(_seconds)]
+Window = Annotated[str, BeforeValidator(_window)]
+LedgerLocation = Annotated[str, BeforeValidator(_ledger)]
 
 
 class _Strict(BaseModel):
@@ -153,6 +208,32 @@ class ModelPrice(_Strict):
     @property
     def output_per_token(self) -> Decimal:
         return self.output / 1_000_000
+
+
+class SharedLimit(_Strict):
+    """A limit shared by every run of a user, of a tenant, or of everyone, kept in the spend
+    ledger and checked atomically across worker processes and hosts.
+
+    >>> SharedLimit(scope="user", window="1d", usd=2.0)
+    """
+
+    scope: SharedScope
+    window: Window | None = None
+    """Rolling (``"24h"``, ``"7d"``) or calendar (``"calendar-day"``, UTC); None: all time."""
+    usd: Money | None = None
+    total_tokens: Count | None = None
+    model_calls: Count | None = None
+    total_tool_calls: Count | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> SharedLimit:
+        limits = (self.usd, self.total_tokens, self.model_calls, self.total_tool_calls)
+        if all(v is None for v in limits):
+            raise ValueError(
+                f"a shared {self.scope} limit needs at least one of usd, total_tokens, "
+                "model_calls, total_tool_calls"
+            )
+        return self
 
 
 class Budget(_Strict):
@@ -183,6 +264,15 @@ class Budget(_Strict):
     default_max_output_tokens: Count = 1024
     """A model call's worst-case output when the call declares no ``max_tokens``."""
     scope: Scope = "thread"
+    window: Window | None = None
+    """For scope ``user``/``tenant``/``global``: the ledger window the limits apply over."""
+    shared: list[SharedLimit] = Field(default_factory=list)
+    """More limits shared across runs and workers, e.g. ``[{"scope": "user", "window": "1d",
+    "usd": 2}, {"scope": "tenant", "window": "calendar-month", "usd": 500}]``; a call must
+    fit all of them."""
+    ledger: LedgerLocation | None = None
+    """Where every charge is recorded: a SQLite file or a ``postgresql://`` URL (default: the
+    ``AGENT_BUDGET_LEDGER`` environment variable; no ledger when neither is set)."""
 
     tool_labels: dict[str, str] = Field(default_factory=dict)
     """Names shown in the budget message, e.g. ``{"web_search": "Query", "fetch_page": "URL"}``."""
@@ -202,6 +292,17 @@ class Budget(_Strict):
                     f"tool_calls.{name}: no tool of that name is priced or labelled; "
                     f"did you mean {close[0]!r}?"
                 )
+        if self.window is not None and self.scope not in SHARED_SCOPES:
+            raise ValueError(
+                f"window applies to scope 'user', 'tenant' or 'global' (spend kept in the "
+                f"ledger), not to scope {self.scope!r}; set scope= or use shared=[...]"
+            )
+        shared = (self.usd, self.tokens.total, self.model_calls, self.total_tool_calls)
+        if self.scope in SHARED_SCOPES and all(v is None for v in shared):
+            raise ValueError(
+                f"scope {self.scope!r} shares usd, tokens.total, model_calls or "
+                "total_tool_calls across runs, and none of them is set"
+            )
         if self.usd is not None and self.reserve_usd > self.usd:
             raise ValueError(
                 f"reserve_usd ({self.reserve_usd}) is larger than usd ({self.usd}); "
@@ -365,8 +466,12 @@ def _explain(exc: ValidationError, source: str) -> str:
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     model: type[BaseModel] = Budget
     for part in loc:
+        if isinstance(part, int):  # an item of a list of models (Budget.shared)
+            continue
         field = model.model_fields.get(str(part))
         ann = field.annotation if field else None
+        if get_origin(ann) is list:
+            ann = get_args(ann)[0]
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             model = ann
         else:

@@ -197,6 +197,9 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
             elif budget.scope == "run" and not resuming:
                 saved = None
             tracker = BudgetTracker.restore(budget, saved)
+        from agent_budget.ledger import attach_ledger  # light: no database driver unless configured
+
+        attach_ledger(tracker, conf)
         if tracker.budget.on_exhausted == "finalize" and setup.final_model is None:
             raise InvalidBudget(
                 "on_exhausted='finalize' needs a final model: pass with_budget(..., final_model=)"

@@ -1,0 +1,225 @@
+"""`attach_ledger(tracker, config)`: the one call an integration makes per run to put the
+run's charges on the ledger and hold it to the shared limits of its user / tenant / everyone.
+
+Cheap when no ledger is configured: it returns None without importing a database driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from agent_budget.budget import SHARED_SCOPES, Budget, SharedLimit
+from agent_budget.errors import BudgetExceeded, InvalidBudget, LedgerUnavailable
+from agent_budget.tracker import BudgetTracker, Charge
+
+if TYPE_CHECKING:
+    from agent_budget.ledger.base import ChargeContext, Ledger, ScopedLimit
+
+ENV_LEDGER = "AGENT_BUDGET_LEDGER"
+"""Where the ledger is when the budget does not say: a SQLite path or a postgresql:// URL."""
+ENV_TTL = "AGENT_BUDGET_LEDGER_TTL"
+"""Seconds before an unsettled reservation (a crashed worker's) stops counting."""
+
+log = logging.getLogger("agent_budget.ledger")
+
+_open: dict[tuple[int, str, float | None], Ledger] = {}
+_open_lock = threading.Lock()
+
+
+def ledger_location(budget: Budget | None = None) -> str | None:
+    """The configured ledger: ``budget.ledger``, else ``$AGENT_BUDGET_LEDGER``, else None."""
+    if budget is not None and budget.ledger:
+        return budget.ledger
+    return os.environ.get(ENV_LEDGER) or None
+
+
+def open_ledger(
+    location: str | os.PathLike[str], *, reservation_ttl: float | None = None
+) -> Ledger:
+    """The ledger at ``location``, opened once per process and reused by every run."""
+    from agent_budget.ledger.base import Ledger
+
+    if reservation_ttl is None and os.environ.get(ENV_TTL):
+        try:
+            reservation_ttl = float(os.environ[ENV_TTL])
+        except ValueError:
+            raise InvalidBudget(
+                f"{ENV_TTL}={os.environ[ENV_TTL]!r}: expected a number of seconds"
+            ) from None
+    key = (os.getpid(), os.fspath(location), reservation_ttl)
+    with _open_lock:
+        ledger = _open.get(key)
+        if ledger is None:
+            kwargs = {} if reservation_ttl is None else {"reservation_ttl": reservation_ttl}
+            ledger = _open[key] = Ledger.open(location, **kwargs)
+        return ledger
+
+
+def shared_limits(budget: Budget) -> list[SharedLimit]:
+    """The budget's shared limits: its own limits when its scope is user / tenant / global,
+    plus ``budget.shared``."""
+    out = list(budget.shared)
+    if budget.scope in SHARED_SCOPES:
+        out.insert(
+            0,
+            SharedLimit(
+                scope=budget.scope,  # type: ignore[arg-type]
+                window=budget.window,
+                usd=budget.usd,
+                total_tokens=budget.tokens.total,
+                model_calls=budget.model_calls,
+                total_tool_calls=budget.total_tool_calls,
+            ),
+        )
+    return out
+
+
+def context_from_config(config: Mapping[str, Any] | None) -> ChargeContext:
+    """Run / thread / user / tenant of a LangChain or LangGraph run config: each from
+    ``config["configurable"]``, else ``config["metadata"]`` (a fresh run id if none)."""
+    from agent_budget.ledger.base import ChargeContext
+
+    conf = config or {}
+    configurable = conf.get("configurable") or {}
+    metadata = conf.get("metadata") or {}
+
+    def pick(name: str) -> str | None:
+        value = configurable.get(name)
+        if value is None:
+            value = metadata.get(name)
+        return None if value is None else str(value)
+
+    run_id = conf.get("run_id") or pick("run_id") or uuid.uuid4().hex
+    return ChargeContext(
+        run_id=str(run_id),
+        thread_id=pick("thread_id"),
+        user_id=pick("user_id"),
+        tenant_id=pick("tenant_id"),
+    )
+
+
+def bind_limits(limits: list[SharedLimit], ctx: ChargeContext) -> list[ScopedLimit]:
+    from agent_budget.ledger.base import ScopedLimit, to_nanos
+
+    out = []
+    for lim in limits:
+        key = {"user": ctx.user_id, "tenant": ctx.tenant_id, "global": None}[lim.scope]
+        if lim.scope != "global" and key is None:
+            raise InvalidBudget(
+                f"a {lim.scope}-scoped budget needs the run's {lim.scope}: pass "
+                f"config={{'configurable': {{'{lim.scope}_id': ...}}}} (or metadata) when "
+                "invoking; without it the run could not be held to that budget"
+            )
+        out.append(
+            ScopedLimit(
+                scope=lim.scope,
+                key=key,
+                window=lim.window,
+                usd_nanos=None if lim.usd is None else to_nanos(lim.usd, up=False),
+                total_tokens=lim.total_tokens,
+                model_calls=lim.model_calls,
+                total_tool_calls=lim.total_tool_calls,
+            )
+        )
+    return out
+
+
+class LedgerBudget:
+    """One run's view of the ledger: a `SharedBudget` (each reservation is a held row,
+    checked against the shared limits atomically) and a tracker listener (each refusal,
+    whichever limit refused it, is a row too)."""
+
+    def __init__(self, ledger: Ledger, ctx: ChargeContext, limits: list[ScopedLimit]) -> None:
+        self.ledger = ledger
+        self.ctx = ctx
+        self.limits = limits
+        self._refused = threading.local()
+
+    # SharedBudget
+    def reserve(self, charge: Charge) -> int:
+        try:
+            return self.ledger.reserve(charge, self.ctx, self.limits)
+        except BudgetExceeded as exc:
+            self._refused.limit = exc.limit
+            raise
+
+    def commit(self, handle: int, actual: Charge) -> None:
+        self.ledger.commit(handle, actual, self.ctx)
+
+    def release(self, handle: int) -> None:
+        self.ledger.release(handle)
+
+    # tracker listener
+    def on_charge(self, tracker: BudgetTracker, charge: Charge, outcome: str) -> None:
+        if outcome != "refused":
+            return  # commits are written by `commit`, as the held row they settle
+        detail = getattr(self._refused, "limit", None) or f"{tracker.budget.scope} budget"
+        self._refused.limit = None
+        try:
+            self.ledger.record(charge, self.ctx, "refused", detail=detail)
+        except LedgerUnavailable as exc:
+            # The call is refused either way; the next reserve will fail loudly.
+            log.warning(
+                "could not record a refused %s call to %r: %s", charge.kind, charge.name, exc
+            )
+
+    def remaining(self) -> list[dict[str, Any]]:
+        """What is left of each shared limit now, as plain dicts (for a node or a UI)."""
+        from agent_budget.ledger.base import from_nanos
+
+        out = []
+        for lim in self.limits:
+            used = self.ledger.used(lim)
+            item: dict[str, Any] = {"scope": lim.scope, "key": lim.key, "window": lim.window}
+            if lim.usd_nanos is not None:
+                item["usd_limit"] = from_nanos(lim.usd_nanos)
+                item["usd_used"] = from_nanos(used.usd_nanos)
+                item["usd_left"] = from_nanos(max(lim.usd_nanos - used.usd_nanos, 0))
+            for name, limit, have in (
+                ("total_tokens", lim.total_tokens, used.tokens),
+                ("model_calls", lim.model_calls, used.model_calls),
+                ("total_tool_calls", lim.total_tool_calls, used.tool_calls),
+            ):
+                if limit is not None:
+                    item[f"{name}_left"] = max(limit - have, 0)
+            out.append(item)
+        return out
+
+
+def attach_ledger(
+    tracker: BudgetTracker, config: Mapping[str, Any] | None = None
+) -> LedgerBudget | None:
+    """Record every charge of ``tracker``'s run in the configured ledger and hold the run to
+    its shared limits (user / tenant / global scopes). ``config`` is the run's LangChain /
+    LangGraph config (user, tenant, thread and run ids come from it). Returns None, having
+    done nothing, when no ledger is configured and no limit needs one.
+
+    Raises `LedgerUnavailable` if the ledger cannot be opened (the run must not start
+    unrecorded) and `InvalidBudget` if a user / tenant limit has no user / tenant id.
+    Calling it again for the same tracker returns the first binding."""
+    for existing in tracker.shared:
+        if isinstance(existing, LedgerBudget):
+            return existing
+    budget = tracker.budget
+    location = ledger_location(budget)
+    specs = shared_limits(budget)
+    if location is None:
+        if specs:
+            scopes = ", ".join(sorted({s.scope for s in specs}))
+            raise LedgerUnavailable(
+                f"the budget has {scopes}-scoped limits, which are kept in the spend ledger, "
+                f"and no ledger is configured: set Budget(ledger='spend.db' or "
+                f"'postgresql://...') or {ENV_LEDGER}"
+            )
+        return None
+    ctx = context_from_config(config)
+    limits = bind_limits(specs, ctx)
+    binding = LedgerBudget(open_ledger(location), ctx, limits)
+    tracker.shared.append(binding)
+    tracker.add_listener(binding.on_charge)
+    return binding
