@@ -48,7 +48,8 @@ def structured_output(
     if method == "json_mode":
         response_format: dict[str, Any] = {"type": "json_object"}
     else:
-        json_schema = convert_to_json_schema(schema)
+        plain = isinstance(schema, dict) and "properties" in schema and "function" not in schema
+        json_schema = dict(schema) if plain else convert_to_json_schema(schema)  # type: ignore[arg-type]
         name = json_schema.get("title", "output")
         response_format = {
             "type": "json_schema",
