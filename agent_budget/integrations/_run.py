@@ -55,16 +55,28 @@ class BudgetRun:
         *,
         final_model: BaseChatModel | None = None,
         retry: Retry | None = None,
+        annotate_results: bool = False,
     ) -> None:
         self.tracker = tracker
         self.final_model = final_model
         self.retry = retry or Retry()
+        # Append the budget message to each tool result as it is written: it then costs no
+        # extra state write per step (a separate message write grows with the history).
+        self.annotate_results = annotate_results
         self.run_id = uuid.uuid4().hex  # tells this run's state snapshots from older ones
         self.stop: str | None = None  # set when the run must finalize
 
     # --- tool calls ---------------------------------------------------------------------
 
+    def _annotate(self, out: Any) -> Any:
+        if not self.annotate_results or not isinstance(out, ToolMessage):
+            return out
+        return with_budget_text(out, self.tracker.message())
+
     def refusal(self, call: dict[str, Any], exc: BudgetExceeded) -> ToolMessage:
+        return self._annotate(self._refusal(call, exc))
+
+    def _refusal(self, call: dict[str, Any], exc: BudgetExceeded) -> ToolMessage:
         return ToolMessage(
             content=f"Not run: {exc}",
             name=call.get("name"),
@@ -108,7 +120,7 @@ class BudgetRun:
             _settle_after_error(res, exc)
             raise
         res.commit()
-        return _escape(out)
+        return self._annotate(_escape(out))
 
     async def _aattempt(
         self, call: dict[str, Any], execute: Callable[[], Awaitable[ToolResult]], n: int
@@ -123,7 +135,7 @@ class BudgetRun:
             _settle_after_error(res, exc)
             raise
         res.commit()
-        return _escape(out)
+        return self._annotate(_escape(out))
 
     def _retry_kwargs(self, call: dict[str, Any]) -> dict[str, Any]:
         r = self.retry
@@ -238,6 +250,16 @@ class BudgetRun:
             ),
             response_metadata={REFUSED: {"final": "unpaid"}},
         )
+
+
+def with_budget_text(message: ToolMessage, text: str) -> ToolMessage:
+    """A copy of a tool result with the budget message appended (same id)."""
+    content = message.content
+    if isinstance(content, str):
+        new_content: Any = f"{content}\n\n{text}" if content else text
+    else:
+        new_content = [*content, {"type": "text", "text": text}]
+    return message.model_copy(update={"content": new_content})
 
 
 def last_tool_step(messages: Sequence[BaseMessage]) -> list[ToolMessage]:

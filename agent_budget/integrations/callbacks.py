@@ -33,17 +33,48 @@ def estimate_prompt_tokens(messages: Sequence[BaseMessage], params: dict[str, An
     """A deliberately high estimate of a prompt's tokens: one token per 3 characters of
     text, tool schemas included, plus 4 per message. BPE tokenizers average about 4
     characters per token on English, so a worst-case reservation stays a worst case."""
-    chars = 0
-    for m in messages:
-        content = m.content
-        chars += len(content) if isinstance(content, str) else len(json.dumps(content))
-        tool_calls = getattr(m, "tool_calls", None)
-        if tool_calls:
-            chars += len(json.dumps(tool_calls, default=str))
+    chars = sum(_message_chars(m) for m in messages)
+    return _estimate(chars, len(messages), params)
+
+
+def _estimate(chars: int, n_messages: int, params: dict[str, Any]) -> int:
     tools = params.get("tools") or params.get("functions")
     if tools:
         chars += len(json.dumps(tools, default=str))
-    return math.ceil(chars / 3) + 4 * len(messages)
+    return math.ceil(chars / 3) + 4 * n_messages
+
+
+def _message_chars(m: BaseMessage) -> int:
+    content = m.content
+    chars = len(content) if isinstance(content, str) else len(json.dumps(content, default=str))
+    tool_calls = getattr(m, "tool_calls", None)
+    if tool_calls:
+        chars += len(json.dumps(tool_calls, default=str))
+    return chars
+
+
+class _PrefixCounter:
+    """Counts a growing history incrementally. An agent's next prompt is its last prompt
+    plus a few messages; re-counting all of it on every call made the per-step cost grow
+    with the length of the run. A changed history (different id at the old end) is
+    counted again from scratch."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+        self._last_id: str | None = None
+        self._chars = 0
+
+    def chars(self, messages: Sequence[BaseMessage]) -> int:
+        with self._lock:
+            n, last_id, known = self._n, self._last_id, self._chars
+        if not (0 < n <= len(messages) and last_id and messages[n - 1].id == last_id):
+            n, known = 0, 0
+        total = known + sum(_message_chars(m) for m in messages[n:])
+        if messages and messages[-1].id:
+            with self._lock:
+                self._n, self._last_id, self._chars = len(messages), messages[-1].id, total
+        return total
 
 
 class BudgetCallbackHandler(BaseCallbackHandler):
@@ -59,9 +90,13 @@ class BudgetCallbackHandler(BaseCallbackHandler):
         self, tracker: BudgetTracker, *, token_counter: TokenCounter | None = None
     ) -> None:
         self.tracker = tracker
-        self.count_tokens = token_counter or estimate_prompt_tokens
+        self.count_tokens = token_counter or self._estimate
+        self._prefix = _PrefixCounter()
         self._held: dict[UUID, tuple[Reservation, str | None]] = {}
         self._lock = threading.Lock()
+
+    def _estimate(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> int:
+        return _estimate(self._prefix.chars(messages), len(messages), params)
 
     def on_chat_model_start(
         self,

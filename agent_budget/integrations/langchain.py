@@ -32,9 +32,16 @@ from langgraph.types import Command, interrupt
 
 from agent_budget.budget import Budget
 from agent_budget.errors import BudgetExceeded
-from agent_budget.integrations._run import BudgetRun, Retry, charge_of, model_name
+from agent_budget.integrations._run import (
+    BudgetRun,
+    Retry,
+    charge_of,
+    last_tool_step,
+    model_name,
+    with_budget_text,
+)
 from agent_budget.integrations.callbacks import TokenCounter, estimate_prompt_tokens
-from agent_budget.integrations.langgraph import SPEND_KEY, _latest, _with_budget_message
+from agent_budget.integrations.langgraph import SPEND_KEY, _latest
 from agent_budget.tracker import BudgetTracker
 
 _MAX_LIVE_RUNS = 1024
@@ -160,8 +167,8 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
             if reason:
                 run.stop = reason
         if self.show_budget:
-            patched = _with_budget_message(request.messages, run.tracker.message())
-            if patched is not None:
+            if last_tool_step(request.messages):
+                patched = with_budget_text(request.messages[-1], run.tracker.message())
                 request = request.override(messages=[*request.messages[:-1], patched])
         return request, None
 

@@ -4,9 +4,10 @@ The wrapped graph is the user's graph rebuilt with:
 
 - each `ToolNode` rebuilt with a ``wrap_tool_call`` guard: a call is reserved before its
   body runs and refused (a ToolMessage saying which budget is spent) when it does not fit;
-- a ``budget_tracker`` node after each tool node: it appends the budget message to the
-  step's last tool result, stores the spend in graph state (so checkpointers persist it),
-  and decides whether the run must stop;
+- a ``budget_tracker`` node after each tool node: it stores the spend in graph state (so
+  checkpointers persist it) and decides whether the run must stop. The budget message
+  itself is appended to each tool result by the guard, as the result is written: a message
+  of its own would cost an extra ``add_messages`` write per step, which grows with history;
 - every other node wrapped so a model call the budget refuses ends the run the budget's
   way (``finalize`` / ``raise`` / ``interrupt``) instead of crashing it;
 - a ``budget_finalize`` node: one last model call, without tools, for the answer.
@@ -204,7 +205,9 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
             raise InvalidBudget(
                 "on_exhausted='finalize' needs a final model: pass with_budget(..., final_model=)"
             )
-        run = BudgetRun(tracker, final_model=setup.final_model, retry=setup.retry)
+        run = BudgetRun(
+            tracker, final_model=setup.final_model, retry=setup.retry, annotate_results=True
+        )
         configurable[RUN_KEY] = run
         handler = BudgetCallbackHandler(tracker, token_counter=setup.token_counter)
         return merge_configs(
@@ -354,21 +357,8 @@ def _guarded_tool_node(node: ToolNode) -> ToolNode:
 
 def _messages(state: Any, key: str) -> list[BaseMessage]:
     if isinstance(state, dict):
-        return list(state.get(key) or [])
-    return list(getattr(state, key, None) or [])
-
-
-def _with_budget_message(messages: Sequence[BaseMessage], text: str) -> ToolMessage | None:
-    """The step's last tool result with the budget appended (same id: replaces it)."""
-    if not messages or not isinstance(messages[-1], ToolMessage):
-        return None
-    last = messages[-1]
-    content = last.content
-    if isinstance(content, str):
-        new_content: Any = f"{content}\n\n{text}" if content else text
-    else:
-        new_content = [*content, {"type": "text", "text": text}]
-    return last.model_copy(update={"content": new_content})
+        return state.get(key) or []
+    return getattr(state, key, None) or []
 
 
 def _stop_or_continue(run: BudgetRun, reason: str, exc: BudgetExceeded | None) -> str | None:
@@ -389,14 +379,10 @@ def _tracker_node(key: str) -> Any:
         run = _run_of(config)
         if run is None:
             return {}
-        messages = _messages(state, key)
-        reason = run.stop_reason(messages)
+        reason = run.stop_reason(_messages(state, key))
         run.stop = _stop_or_continue(run, reason, None) if reason else None
-        update: dict[str, Any] = {SPEND_KEY: _snapshot(run)}
-        patched = _with_budget_message(messages, run.tracker.message())
-        if patched is not None:
-            update[key] = [patched]
-        return update
+        # The budget message itself rode in on the tool results (see BudgetRun.annotate_results).
+        return {SPEND_KEY: _snapshot(run)}
 
     return RunnableCallable(budget_tracker, name=TRACKER_NODE, trace=False)
 

@@ -1,0 +1,154 @@
+"""Per-step overhead of with_budget(): a tool loop with a 1 ms fake model, bare vs budgeted.
+
+Both graphs run in the same process, interleaved (bare, budgeted, bare, ...), and the
+median of the repeats is compared, so the ratio is meaningful on a noisy shared machine
+while absolute times are not. Run lengths of 50 and 500 steps show whether the per-step
+overhead grows with the length of the run (it must not).
+
+    python benchmarks/overhead.py [--repeats 5] [--model-ms 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from langchain_core.tools import tool
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+warnings.filterwarnings("ignore")
+
+from fakes import FAKE_MODEL, FAKE_PRICE, ToolCallingFake  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+class SleepyFake(ToolCallingFake):
+    delay_s: float = 0.001
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        time.sleep(self.delay_s)
+        return super()._generate(messages, stop, run_manager, **kw)
+
+
+@tool
+def search(query: str) -> str:
+    """Search (instant)."""
+    return "ok"
+
+
+def build(steps: int, delay_s: float, budgeted: bool) -> tuple[Any, ToolCallingFake]:
+    from langgraph.prebuilt import create_react_agent
+
+    from agent_budget import Budget, with_budget
+
+    model = SleepyFake(max_tool_turns=steps, delay_s=delay_s)
+    graph = create_react_agent(model, [search])
+    if budgeted:
+        budget = Budget(
+            usd=1000,
+            tool_calls={"search": steps + 1},
+            prices={"search": "0.001"},
+            model_prices={FAKE_MODEL: FAKE_PRICE},
+        )
+        graph = with_budget(graph, budget)
+    return graph, model
+
+
+def time_run(steps: int, delay_s: float, budgeted: bool) -> float:
+    graph, model = build(steps, delay_s, budgeted)
+    start = time.perf_counter()
+    out = graph.invoke({"messages": [("user", "go")]}, {"recursion_limit": 10 * steps + 20})
+    elapsed = time.perf_counter() - start
+    tools_run = sum(1 for m in out["messages"] if m.type == "tool")
+    assert tools_run == steps, f"expected {steps} tool steps, got {tools_run}"
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--model-ms", type=float, default=1.0)
+    ap.add_argument("--steps", type=int, nargs="+", default=[50, 500])
+    args = ap.parse_args()
+    console = Console()
+    delay = args.model_ms / 1000
+    time_run(10, delay, True)  # warm imports and caches for both paths
+    time_run(10, delay, False)
+    rows = []
+    with Progress(console=console) as progress:
+        task = progress.add_task("bare vs budgeted", total=len(args.steps) * args.repeats * 2)
+        for steps in args.steps:
+            bare, wrapped = [], []
+            for _ in range(args.repeats):
+                bare.append(time_run(steps, delay, False))
+                progress.advance(task)
+                wrapped.append(time_run(steps, delay, True))
+                progress.advance(task)
+            b, w = statistics.median(bare), statistics.median(wrapped)
+            rows.append(
+                {
+                    "steps": steps,
+                    "model_ms": args.model_ms,
+                    "bare_s": b,
+                    "budgeted_s": w,
+                    "ratio": w / b,
+                    "overhead_us_per_step": (w - b) / steps * 1e6,
+                    "bare_us_per_step": b / steps * 1e6,
+                }
+            )
+    table = Table(title=f"with_budget overhead ({args.model_ms} ms model, median of {args.repeats})")
+    for col in ("steps", "bare µs/step", "budgeted µs/step", "overhead µs/step", "ratio"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r["steps"]),
+            f"{r['bare_us_per_step']:.0f}",
+            f"{r['budgeted_s'] / r['steps'] * 1e6:.0f}",
+            f"{r['overhead_us_per_step']:.0f}",
+            f"{r['ratio']:.3f}",
+        )
+    console.print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "overhead.json").write_text(json.dumps(rows, indent=2))
+    plot(rows, RESULTS / "overhead.png")
+    console.print(f"wrote {RESULTS / 'overhead.json'} and overhead.png")
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    labels = [f"{r['steps']} steps" for r in rows]
+    x = range(len(rows))
+    ax.bar([i - 0.2 for i in x], [r["bare_us_per_step"] for r in rows], 0.4, label="bare graph")
+    ax.bar(
+        [i + 0.2 for i in x],
+        [r["budgeted_s"] / r["steps"] * 1e6 for r in rows],
+        0.4,
+        label="with_budget",
+    )
+    for i, r in zip(x, rows, strict=True):
+        ax.text(i + 0.2, r["budgeted_s"] / r["steps"] * 1e6, f"x{r['ratio']:.3f}", ha="center", va="bottom")
+    ax.set_xticks(list(x), labels)
+    ax.set_ylabel("µs per step (median)")
+    ax.set_title(f"Per-step time, {rows[0]['model_ms']} ms model")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
