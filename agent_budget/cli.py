@@ -7,7 +7,7 @@ commands that need them, so `agent-budget --help` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -154,6 +154,129 @@ def plan(
         typer.echo(json.dumps(result.to_dict()))
     else:
         console.print(plan_table(result, loaded, title=str(problem)))
+
+
+# --- the spend ledger -------------------------------------------------------------------------
+
+LedgerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        envvar="AGENT_BUDGET_LEDGER",
+        help="SQLite file or postgresql:// URL (default: $AGENT_BUDGET_LEDGER)",
+        show_default=False,
+    ),
+]
+ledger_app = typer.Typer(
+    help="The spend ledger: export and prune its records.", no_args_is_help=True
+)
+app.add_typer(ledger_app, name="ledger")
+
+
+def _ledger_or_exit(location: str | None) -> Any:
+    from agent_budget.errors import LedgerUnavailable
+    from agent_budget.ledger.report import open_for_reading
+
+    if not location:
+        err_console.print(
+            "[red]no ledger: pass --ledger PATH_OR_URL or set AGENT_BUDGET_LEDGER[/red]"
+        )
+        raise typer.Exit(2)
+    try:
+        return open_for_reading(location)
+    except LedgerUnavailable as exc:
+        err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _choice(value: str, choices: tuple[str, ...], flag: str) -> str:
+    if value not in choices:
+        err_console.print(f"[red]{flag} {value!r}: use one of {', '.join(choices)}[/red]")
+        raise typer.Exit(2)
+    return value
+
+
+@app.command()
+def report(
+    since: Annotated[str, typer.Option(help="'7d', '12h', '2025-01-31', or 'all'")] = "7d",
+    by: Annotated[
+        str, typer.Option(help="user|tenant|model|tool|run|thread|node|kind|day|hour")
+    ] = "user",
+    fmt: Annotated[str, typer.Option("--format", help="table|json|csv")] = "table",
+    plot: Annotated[Path | None, typer.Option(help="Also write a PNG of spend over time")] = None,
+    until: Annotated[str | None, typer.Option(help="End of the window (default: now)")] = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Spend per user / model / tool / run / day, from the ledger."""
+    from agent_budget.ledger import report as rep
+
+    _choice(by, rep.BY_CHOICES, "--by")
+    _choice(fmt, ("table", "json", "csv"), "--format")
+    led = _ledger_or_exit(ledger)
+    start = None if since == "all" else since
+    try:
+        led.expire()
+        rows = led.spend(by=by, since=start, until=until)
+        if plot is not None:
+            written = rep.write_plot(led, by, plot, since=start, until=until)
+            err_console.print(f"wrote {written}")
+    except ValueError as exc:
+        err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if fmt == "json":
+        typer.echo(rep.to_json(rows, ledger=led.location, by=by, since=start, until=until))
+    elif fmt == "csv":
+        typer.echo(rep.to_csv(rows), nl=False)
+    else:
+        title = f"Spend by {by}, {rep.describe_since(start)} ({led.location})"
+        console.print(rep.spend_table(rows, by, title))
+
+
+@ledger_app.command("export")
+def ledger_export(
+    fmt: Annotated[str, typer.Option("--format", help="csv|json")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default: stdout)")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="'7d', '2025-01-31', ...")] = None,
+    until: Annotated[str | None, typer.Option()] = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Every ledger row (charges, refusals, reservations) as CSV or JSON."""
+    from agent_budget.ledger.report import export
+
+    _choice(fmt, ("csv", "json"), "--format")
+    led = _ledger_or_exit(ledger)
+    try:
+        text = export(led, fmt, since=since, until=until)
+    except ValueError as exc:
+        err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err_console.print(f"wrote {output}")
+
+
+@ledger_app.command("prune")
+def ledger_prune(
+    before: Annotated[str, typer.Option(help="Delete rows older than this: '2025-01-31', '90d'")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    ledger: LedgerOption = None,
+) -> None:
+    """Delete ledger rows recorded before a date (live reservations are kept)."""
+    led = _ledger_or_exit(ledger)
+    if not yes and not typer.confirm(
+        f"Delete every row of {led.location} recorded before {before}?"
+    ):
+        raise typer.Exit(1)
+    try:
+        removed = led.prune(before)
+    except ValueError as exc:
+        err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(f"deleted {removed} rows recorded before {before} from {led.location}")
 
 
 def main() -> None:
