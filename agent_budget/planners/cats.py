@@ -138,7 +138,13 @@ class _Search:
     # --- tree -------------------------------------------------------------------------
 
     def candidates(self, node: _Node, helpful: set[int]) -> list[tuple[float, CompiledTool]]:
-        moves = self.space.applicable(node.mask)
+        space = self.space
+        moves = [  # cheap pre-filter, so a prior (maybe an LLM) is never shown unaffordable calls
+            ct
+            for ct in space.applicable(node.mask)
+            if (space.budget is None or node.g_nominal + ct.nominal <= space.budget)
+            and (space.max_steps is None or node.steps < space.max_steps)
+        ]
         external = self.ask_prior(node, moves) if moves else {}
         scored = []
         for ct in moves:
