@@ -106,7 +106,7 @@ def plan(
     from agent_budget.planners.render import plan_table
 
     def bad_input(message: str) -> None:
-        err_console.print(message, style="red", markup=False, highlight=False)
+        err_console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
 
     if generate is not None:
@@ -146,10 +146,12 @@ def plan(
             bad_input(str(exc))
             return
         except PlannerGaveUp as exc:
-            err_console.print(str(exc), style="red", markup=False, highlight=False)
+            err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     for warning in caught:
-        err_console.print(f"warning: {warning.message}", style="yellow", markup=False)
+        err_console.print(
+            f"warning: {warning.message}", style="yellow", markup=False, soft_wrap=True
+        )
     if json_output:
         typer.echo(json.dumps(result.to_dict()))
     else:
