@@ -19,9 +19,9 @@ _EXPORTS = {
     "BudgetRouter": "agent_budget.models.router",
     "RouteDecision": "agent_budget.models.router",
     "ResponseCache": "agent_budget.models.cache",
-    "resolve": "agent_budget.models.resolve",
-    "model_price": "agent_budget.models.resolve",
-    "canonical_name": "agent_budget.models.resolve",
+    "resolve": "agent_budget.models.naming",
+    "model_price": "agent_budget.models.naming",
+    "canonical_name": "agent_budget.models.naming",
     "heuristic_difficulty": "agent_budget.models.scoring",
     "default_verifier": "agent_budget.models.scoring",
     "ModelError": "agent_budget.models.errors",
@@ -62,8 +62,8 @@ if TYPE_CHECKING:
         ModelNotAvailable,
     )
     from agent_budget.models.local import LocalChatModel
+    from agent_budget.models.naming import canonical_name, model_price, resolve
     from agent_budget.models.remote import RemoteChatModel
-    from agent_budget.models.resolve import canonical_name, model_price, resolve
     from agent_budget.models.router import BudgetRouter, RouteDecision
     from agent_budget.models.scoring import default_verifier, heuristic_difficulty
 

@@ -8,6 +8,7 @@ prompt tokens. The attempts are listed in ``response_metadata["attempts"]`` and 
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -78,6 +79,7 @@ class RemoteChatModel(BaseChatModel):
     max_retries: int = 3
     """Retries after the first attempt, on rate limits, timeouts and connection errors."""
     retry_initial_wait: float = 1.0
+    """Seconds before the first retry (doubling after, plus up to as much random jitter)."""
     retry_max_wait: float = 30.0
     charge_failed_attempts: FailedAttemptCharge = "prompt"
     input_price: Decimal | None = None
@@ -186,9 +188,7 @@ class RemoteChatModel(BaseChatModel):
 
         return {
             "stop": stop_after_attempt(self.max_retries + 1),
-            "wait": wait_exponential_jitter(
-                initial=self.retry_initial_wait, max=self.retry_max_wait
-            ),
+            "wait": _backoff(self.retry_initial_wait, self.retry_max_wait),
             "retry": retry_if_exception(self._retryable),
             "after": record_failure,
             "reraise": True,
@@ -477,6 +477,13 @@ def _count_text(model: RemoteChatModel, text: str) -> int:
         return int(litellm.token_counter(model=model.model, text=text))
     except Exception:
         return len(text) // 4 + 1
+
+
+def _backoff(first: float, longest: float) -> Any:
+    # tenacity 9.2 renamed `initial` to `multiplier`; pyproject allows older versions too.
+    if "multiplier" in inspect.signature(wait_exponential_jitter).parameters:
+        return wait_exponential_jitter(multiplier=first, max=longest, jitter=first)
+    return wait_exponential_jitter(initial=first, max=longest, jitter=first)
 
 
 def _outcome(exc: BaseException | None) -> str:

@@ -127,7 +127,11 @@ class BudgetRouter(BaseChatModel):
     # ---- decisions --------------------------------------------------------------------
 
     def current_regime(self) -> str | None:
-        value = self.regime() if callable(self.regime) else self.regime
+        value = self.regime
+        for _ in range(3):  # a callable, or a callable returning a bound method
+            if not callable(value) or isinstance(value, str):
+                break
+            value = value()
         if value is None:
             return None
         return str(getattr(value, "value", value)).upper()

@@ -60,10 +60,27 @@ def llama_server(smollm2_path: Path) -> Iterator[str]:
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"llama_server_{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path),
-             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-             "--n_ctx", str(N_CTX), "--n_threads", "1", "--verbose", "False"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(smollm2_path),
+                "--model_alias",
+                "smollm2",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                str(N_CTX),
+                "--n_threads",
+                "1",
+                "--verbose",
+                "False",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -87,16 +104,26 @@ def llama_server(smollm2_path: Path) -> Iterator[str]:
             proc.kill()
 
 
-def completion_body(content: str = "OK", prompt_tokens: int = 12, completion_tokens: int = 3) -> dict[str, Any]:
+def completion_body(
+    content: str = "OK", prompt_tokens: int = 12, completion_tokens: int = 3
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-standin",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": "standin",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content},
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
@@ -125,8 +152,15 @@ class StandIn:
                     time.sleep(standin.hang_seconds)
                     return
                 if action == "429":
-                    body = json.dumps({"error": {"message": "rate limited", "type": "rate_limit",
-                                                 "code": "rate_limit_exceeded"}}).encode()
+                    body = json.dumps(
+                        {
+                            "error": {
+                                "message": "rate limited",
+                                "type": "rate_limit",
+                                "code": "rate_limit_exceeded",
+                            }
+                        }
+                    ).encode()
                     self.send_response(429)
                     self.send_header("Retry-After", "0")
                 else:
