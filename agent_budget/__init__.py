@@ -23,6 +23,7 @@ from agent_budget.errors import (
 if TYPE_CHECKING:
     from agent_budget.integrations._run import Retry
     from agent_budget.integrations.callbacks import BudgetCallbackHandler
+    from agent_budget.integrations.langchain import BudgetMiddleware
     from agent_budget.integrations.langgraph import BudgetedGraph, with_budget
     from agent_budget.pricing import PriceBook, register_model_price
     from agent_budget.tracker import BudgetTracker, Charge, Regime, Spend
@@ -44,14 +45,25 @@ _LAZY = {
 __all__ = [
     "AgentBudgetError",
     "Budget",
+    # imported on first use:
+    "BudgetCallbackHandler",
     "BudgetExceeded",
+    "BudgetMiddleware",
+    "BudgetTracker",
+    "BudgetedGraph",
+    "Charge",
     "GraphNotSupported",
     "InvalidBudget",
     "LedgerUnavailable",
     "ModelPrice",
+    "PriceBook",
+    "Regime",
+    "Retry",
+    "Spend",
     "TokenLimits",
     "UnknownPrice",
-    *_LAZY,
+    "register_model_price",
+    "with_budget",
 ]
 
 

@@ -20,17 +20,14 @@ class UnknownPrice(AgentBudgetError, LookupError):
     def __init__(self, name: str, kind: str = "model", hint: str | None = None) -> None:
         self.name = name
         self.kind = kind
-        msg = (
-            f"no price known for {kind} {name!r}; agent-budget never assumes $0. "
-            + (
-                hint
-                or (
-                    f"Register one (Budget(model_prices={{{name!r}: {{'input': 0.15, "
-                    "'output': 0.60}}}) in USD per million tokens) or set "
-                    "Budget(price_fallback=...)."
-                    if kind == "model"
-                    else f"Add it to Budget(prices={{{name!r}: 0.001}}) (USD per call)."
-                )
+        msg = f"no price known for {kind} {name!r}; agent-budget never assumes $0. " + (
+            hint
+            or (
+                f"Register one (Budget(model_prices={{{name!r}: {{'input': 0.15, "
+                "'output': 0.60}}}) in USD per million tokens) or set "
+                "Budget(price_fallback=...)."
+                if kind == "model"
+                else f"Add it to Budget(prices={{{name!r}: 0.001}}) (USD per call)."
             )
         )
         super().__init__(msg)
@@ -42,10 +39,10 @@ class BudgetExceeded(AgentBudgetError):
     def __init__(
         self,
         limit: str,
-        requested: Decimal | int | float,
-        remaining: Decimal | int | float,
-        used: Decimal | int | float | None = None,
-        allowed: Decimal | int | float | None = None,
+        requested: Decimal | int | float | str,
+        remaining: Decimal | int | float | str,
+        used: Decimal | int | float | str | None = None,
+        allowed: Decimal | int | float | str | None = None,
         detail: str | None = None,
     ) -> None:
         self.limit = limit
@@ -79,7 +76,7 @@ class LedgerUnavailable(AgentBudgetError):
     """The spend ledger cannot record a charge, so the run refuses to spend."""
 
 
-def _fmt(value: Decimal | int | float) -> str:
+def _fmt(value: Decimal | int | float | str) -> str:
     if isinstance(value, Decimal):
         return f"{value.normalize():f}" if value == value.to_integral() else f"{value:f}"
     return str(value)

@@ -31,7 +31,9 @@ def budget_table(budget: Budget, title: str | None = None) -> Table:
     for tool, price in budget.prices.items():
         rows.append((f"prices.{tool}", f"{price}", "USD per call"))
     for model, p in budget.model_prices.items():
-        rows.append((f"model_prices.{model}", f"{p.input} / {p.output}", "USD per 1M tokens in / out"))
+        rows.append(
+            (f"model_prices.{model}", f"{p.input} / {p.output}", "USD per 1M tokens in / out")
+        )
     if budget.reserve_usd:
         rows.append(("reserve_usd", f"{budget.reserve_usd}", "USD held for the final answer"))
     rows.append(("on_exhausted", budget.on_exhausted, ""))

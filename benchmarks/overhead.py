@@ -65,7 +65,7 @@ def build(steps: int, delay_s: float, budgeted: bool) -> tuple[Any, ToolCallingF
 
 
 def time_run(steps: int, delay_s: float, budgeted: bool) -> float:
-    graph, model = build(steps, delay_s, budgeted)
+    graph, _model = build(steps, delay_s, budgeted)
     start = time.perf_counter()
     out = graph.invoke({"messages": [("user", "go")]}, {"recursion_limit": 10 * steps + 20})
     elapsed = time.perf_counter() - start
@@ -106,7 +106,9 @@ def main() -> None:
                     "bare_us_per_step": b / steps * 1e6,
                 }
             )
-    table = Table(title=f"with_budget overhead ({args.model_ms} ms model, median of {args.repeats})")
+    table = Table(
+        title=f"with_budget overhead ({args.model_ms} ms model, median of {args.repeats})"
+    )
     for col in ("steps", "bare µs/step", "budgeted µs/step", "overhead µs/step", "ratio"):
         table.add_column(col, justify="right")
     for r in rows:
@@ -141,7 +143,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         label="with_budget",
     )
     for i, r in zip(x, rows, strict=True):
-        ax.text(i + 0.2, r["budgeted_s"] / r["steps"] * 1e6, f"x{r['ratio']:.3f}", ha="center", va="bottom")
+        ax.text(
+            i + 0.2,
+            r["budgeted_s"] / r["steps"] * 1e6,
+            f"x{r['ratio']:.3f}",
+            ha="center",
+            va="bottom",
+        )
     ax.set_xticks(list(x), labels)
     ax.set_ylabel("µs per step (median)")
     ax.set_title(f"Per-step time, {rows[0]['model_ms']} ms model")

@@ -69,12 +69,22 @@ class ToolCallingFake(BaseChatModel):
         meta = {"model_name": self.model_name}
         if kwargs.get("tools") and turn <= self.max_tool_turns:
             calls = [
-                {"name": self.tool_name, "args": {"query": f"q{turn}-{i}"}, "id": f"call_{next(self.ids)}"}
+                {
+                    "name": self.tool_name,
+                    "args": {"query": f"q{turn}-{i}"},
+                    "id": f"call_{next(self.ids)}",
+                }
                 for i in range(self.calls_per_turn)
             ]
-            msg = AIMessage(content="", tool_calls=calls, usage_metadata=usage, response_metadata=meta)
+            msg = AIMessage(
+                content="", tool_calls=calls, usage_metadata=usage, response_metadata=meta
+            )
         else:
-            msg = AIMessage(content=f"final answer after {turn} turns", usage_metadata=usage, response_metadata=meta)
+            msg = AIMessage(
+                content=f"final answer after {turn} turns",
+                usage_metadata=usage,
+                response_metadata=meta,
+            )
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
 

@@ -112,3 +112,42 @@ def test_usd_limit_with_reserve_ends_in_a_paid_final_answer() -> None:
     spent = Decimal(a.get_state(cfg).values["agent_budget"]["spent"]["usd"])
     assert spent <= Decimal("0.05")
     assert out["messages"][-1].content.startswith("final")
+
+
+class FlakyFake(ToolCallingFake):
+    failures_left: int = 2
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise TimeoutError("provider timed out")
+        return super()._generate(messages, stop, run_manager, **kw)
+
+
+def test_model_retries_each_attempt_reserved_and_only_answers_billed() -> None:
+    from agent_budget import Retry
+
+    counter, model = Counter(), FlakyFake(max_tool_turns=0)
+    mw = BudgetMiddleware(
+        budget(model_calls=5), model_retry=Retry(attempts=3, on=(TimeoutError,), wait_initial=0)
+    )
+    a = create_agent(model, [make_search(counter)], middleware=[mw], checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "retry"}, "recursion_limit": 50}
+    out = a.invoke({"messages": [("user", "go")]}, cfg)
+    assert out["messages"][-1].content.startswith("final")
+    saved = a.get_state(cfg).values["agent_budget"]["spent"]
+    assert saved["model_calls"] == 1  # two timeouts returned no usage to bill
+
+
+def test_model_retries_give_up_after_the_policy_attempts() -> None:
+    from agent_budget import Retry
+
+    counter, model = Counter(), FlakyFake(failures_left=10)
+    mw = BudgetMiddleware(
+        budget(), model_retry=Retry(attempts=3, on=(TimeoutError,), wait_initial=0)
+    )
+    with pytest.raises(TimeoutError):
+        create_agent(model, [make_search(counter)], middleware=[mw]).invoke(
+            {"messages": [("user", "go")]}, CFG
+        )
+    assert model.failures_left == 7

@@ -63,10 +63,10 @@ def tool_messages(out: dict[str, Any]) -> list[ToolMessage]:
 # --- the three ways a run ends ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["react", "custom"])
+@pytest.mark.parametrize("kind", ["react", "custom", "create_agent", "builder"])
 def test_finalize_runs_exactly_the_budgeted_calls_and_answers(kind: str) -> None:
     counter, model = Counter(), ToolCallingFake(max_tool_turns=30)
-    graph = react(model, counter) if kind == "react" else custom_graph(model, counter)
+    graph = custom_graph(model, counter) if kind == "builder" else build(kind, model, counter)
     agent = with_budget(graph, budget(tool_calls={"search": 5}))
     out = agent.invoke({"messages": [("user", "research this")]}, CFG)
 
@@ -83,21 +83,35 @@ def test_finalize_runs_exactly_the_budgeted_calls_and_answers(kind: str) -> None
     assert "budget_tracker" in agent.get_graph().nodes
 
 
-def test_raise_mode_raises_after_exactly_the_budgeted_calls() -> None:
+def build(kind: str, model: ToolCallingFake, counter: Counter, **kw: Any) -> Any:
+    if kind == "react":
+        return react(model, counter, **kw)
+    if kind == "create_agent":
+        from langchain.agents import create_agent
+
+        return create_agent(model, [make_search(counter)], **kw)
+    return custom_graph(model, counter).compile(**kw)
+
+
+@pytest.mark.parametrize("kind", ["react", "custom", "create_agent"])
+def test_raise_mode_raises_after_exactly_the_budgeted_calls(kind: str) -> None:
     counter, model = Counter(), ToolCallingFake(max_tool_turns=30)
-    agent = with_budget(react(model, counter), budget(tool_calls={"search": 5}, on_exhausted="raise"))
-    with pytest.raises(BudgetExceeded, match="tool_calls.search"):
+    agent = with_budget(
+        build(kind, model, counter), budget(tool_calls={"search": 5}, on_exhausted="raise")
+    )
+    with pytest.raises(BudgetExceeded, match=r"tool_calls\.search"):
         agent.invoke({"messages": [("user", "go")]}, CFG)
     assert counter.n == 5
 
 
-def test_interrupt_mode_pauses_and_resumes_after_a_top_up() -> None:
+@pytest.mark.parametrize("kind", ["react", "custom", "create_agent"])
+def test_interrupt_mode_pauses_and_resumes_after_a_top_up(kind: str) -> None:
     counter, model = Counter(), ToolCallingFake(max_tool_turns=30)
     agent = with_budget(
-        react(model, counter, checkpointer=InMemorySaver()),
+        build(kind, model, counter, checkpointer=InMemorySaver()),
         budget(tool_calls={"search": 3}, on_exhausted="interrupt"),
     )
-    cfg = thread("interrupt")
+    cfg = thread(f"interrupt-{kind}")
     out = agent.invoke({"messages": [("user", "go")]}, cfg)
     assert counter.n == 3
     (intr,) = out["__interrupt__"]

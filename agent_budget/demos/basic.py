@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from rich.console import Console
 from rich.panel import Panel
@@ -38,7 +39,12 @@ def lookup(topic: str) -> str:
     return f"No entry for {topic!r}. Known topics: {', '.join(FACTS)}."
 
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
 
 
 @tool
@@ -75,7 +81,9 @@ BUDGET = {
 }
 
 
-def run(model_spec: str = "local:smollm2-135m", question: str = QUESTION, console: Console | None = None) -> dict[str, Any]:
+def run(
+    model_spec: str = "local:smollm2-135m", question: str = QUESTION, console: Console | None = None
+) -> dict[str, Any]:
     """Run the demo; returns the final answer and the spend (also printed)."""
     from langgraph.prebuilt import create_react_agent
 
@@ -90,7 +98,7 @@ def run(model_spec: str = "local:smollm2-135m", question: str = QUESTION, consol
     agent = with_budget(create_react_agent(model, [lookup, calculator]), budget)
     # A tracker passed in the run config is used as-is, so we can read the spend after.
     tracker = BudgetTracker(budget)
-    config = {"recursion_limit": 60, "configurable": {"budget_tracker": tracker}}
+    config = RunnableConfig(recursion_limit=60, configurable={"budget_tracker": tracker})
     seen: list[BaseMessage] = []
     with console.status("agent running on the on-device model ..."):
         for update in agent.stream(
@@ -100,7 +108,9 @@ def run(model_spec: str = "local:smollm2-135m", question: str = QUESTION, consol
                 for msg in (delta or {}).get("messages", []):
                     seen.append(msg)
                     _show(console, node, msg)
-    answer = next((m for m in reversed(seen) if isinstance(m, AIMessage) and not m.tool_calls), None)
+    answer = next(
+        (m for m in reversed(seen) if isinstance(m, AIMessage) and not m.tool_calls), None
+    )
     console.print(spend_table(tracker.spent))
     console.print(f"final budget: {tracker.message()}  regime: {tracker.regime().value}")
     return {"answer": None if answer is None else answer.content, "spent": tracker.spent}

@@ -21,6 +21,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
+from tenacity.stop import stop_base
 
 from agent_budget.errors import BudgetExceeded, UnknownPrice
 from agent_budget.integrations.callbacks import estimate_prompt_tokens
@@ -92,7 +93,9 @@ class BudgetRun:
         )
         return self.tracker.reserve(charge)
 
-    def guard_tool_call(self, call: dict[str, Any], execute: Callable[[], ToolResult]) -> ToolResult:
+    def guard_tool_call(
+        self, call: dict[str, Any], execute: Callable[[], ToolResult]
+    ) -> ToolResult:
         """Run ``execute`` if the budget can pay for it, charging every attempt."""
         if self.retry.attempts <= 1:
             return self._attempt(call, execute, 1)
@@ -138,29 +141,9 @@ class BudgetRun:
         return self._annotate(_escape(out))
 
     def _retry_kwargs(self, call: dict[str, Any]) -> dict[str, Any]:
-        r = self.retry
-
-        def can_pay(state: RetryCallState) -> bool:
-            return not self.tracker.fits(self.tracker.tool_charge(call["name"]))
-
-        def retryable_exc(exc: BaseException) -> bool:
-            return isinstance(exc, r.on) and not isinstance(exc, BudgetExceeded)
-
-        def retryable_result(out: Any) -> bool:
-            return (
-                r.error_messages
-                and isinstance(out, ToolMessage)
-                and out.status == "error"
-                and REFUSED not in out.response_metadata
-            )
-
-        return {
-            "stop": stop_after_attempt(r.attempts) | can_pay,
-            "retry": retry_if_exception(retryable_exc) | retry_if_result(retryable_result),
-            "wait": wait_exponential(multiplier=r.wait_initial, max=r.wait_max),
-            "retry_error_callback": lambda state: state.outcome.result(),  # last outcome
-            "reraise": True,
-        }
+        return retry_kwargs(
+            self.retry, lambda: self.tracker.fits(self.tracker.tool_charge(call["name"]))
+        )
 
     # --- when to stop -------------------------------------------------------------------
 
@@ -171,9 +154,15 @@ class BudgetRun:
         if reason:
             return reason
         step = last_tool_step(messages)
-        refused = [m.response_metadata[REFUSED]["refused"] for m in step if REFUSED in m.response_metadata]
+        refused = [
+            m.response_metadata[REFUSED]["refused"] for m in step if REFUSED in m.response_metadata
+        ]
         if step and len(refused) == len(step):
-            return "budget refused every tool call of the last step (" + ", ".join(sorted(set(refused))) + ")"
+            return (
+                "budget refused every tool call of the last step ("
+                + ", ".join(sorted(set(refused)))
+                + ")"
+            )
         return None
 
     def exceeded(self, reason: str) -> BudgetExceeded:
@@ -252,6 +241,34 @@ class BudgetRun:
         )
 
 
+def retry_kwargs(policy: Retry, can_pay: Callable[[], bool]) -> dict[str, Any]:
+    """tenacity settings: retry what ``policy`` names, never a budget refusal, and stop
+    as soon as the budget cannot pay for another attempt."""
+
+    class unaffordable(stop_base):
+        def __call__(self, retry_state: RetryCallState) -> bool:
+            return not can_pay()
+
+    def retryable_exc(exc: BaseException) -> bool:
+        return isinstance(exc, policy.on) and not isinstance(exc, BudgetExceeded)
+
+    def retryable_result(out: Any) -> bool:
+        return (
+            policy.error_messages
+            and isinstance(out, ToolMessage)
+            and out.status == "error"
+            and REFUSED not in out.response_metadata
+        )
+
+    return {
+        "stop": stop_after_attempt(policy.attempts) | unaffordable(),
+        "retry": retry_if_exception(retryable_exc) | retry_if_result(retryable_result),
+        "wait": wait_exponential(multiplier=policy.wait_initial, max=policy.wait_max),
+        "retry_error_callback": lambda state: state.outcome.result(),  # the last outcome
+        "reraise": True,
+    }
+
+
 def with_budget_text(message: ToolMessage, text: str) -> ToolMessage:
     """A copy of a tool result with the budget message appended (same id)."""
     content = message.content
@@ -294,7 +311,9 @@ def _answered(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     if out and isinstance(out[-1], AIMessage) and out[-1].tool_calls:
         for call in out[-1].tool_calls:
             out.append(
-                ToolMessage(content="Not run: the budget is exhausted.", tool_call_id=call["id"] or "")
+                ToolMessage(
+                    content="Not run: the budget is exhausted.", tool_call_id=call["id"] or ""
+                )
             )
     return out
 
@@ -311,9 +330,10 @@ def _settle_after_error(res: Any, exc: BaseException) -> None:
 def _is_control_flow(exc: BaseException) -> bool:
     from langgraph.errors import GraphBubbleUp
 
-    return isinstance(exc, GraphBubbleUp | KeyboardInterrupt | SystemExit) or type(
-        exc
-    ).__name__ == "CancelledError"
+    return (
+        isinstance(exc, GraphBubbleUp | KeyboardInterrupt | SystemExit)
+        or type(exc).__name__ == "CancelledError"
+    )
 
 
 def _escape(out: Any) -> Any:
@@ -325,7 +345,9 @@ def _escape(out: Any) -> Any:
             fixed = [
                 {**block, "text": escape_budget_tags(block["text"])}
                 if isinstance(block, dict) and isinstance(block.get("text"), str)
-                else escape_budget_tags(block) if isinstance(block, str) else block
+                else escape_budget_tags(block)
+                if isinstance(block, str)
+                else block
                 for block in content
             ]
             return out.model_copy(update={"content": fixed})

@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, NotRequired, cast
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -29,6 +29,7 @@ from langchain.agents.middleware.types import (
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.types import Command, interrupt
+from tenacity import AsyncRetrying, Retrying
 
 from agent_budget.budget import Budget
 from agent_budget.errors import BudgetExceeded
@@ -38,6 +39,7 @@ from agent_budget.integrations._run import (
     charge_of,
     last_tool_step,
     model_name,
+    retry_kwargs,
     with_budget_text,
 )
 from agent_budget.integrations.callbacks import TokenCounter, estimate_prompt_tokens
@@ -63,12 +65,14 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         budget: Budget | dict[str, Any] | str,
         *,
         tool_retry: Retry | None = None,
+        model_retry: Retry | None = None,
         token_counter: TokenCounter | None = None,
         show_budget: bool = True,
     ) -> None:
         super().__init__()
         self.budget = Budget.load(budget)
         self.tool_retry = tool_retry
+        self.model_retry = model_retry
         self.count_tokens = token_counter or estimate_prompt_tokens
         self.show_budget = show_budget
         self._runs: OrderedDict[str, BudgetRun] = OrderedDict()
@@ -77,7 +81,7 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
     # --- the run ------------------------------------------------------------------------
 
     def before_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
-        saved = state.get(SPEND_KEY) if self.budget.scope == "thread" else None
+        saved = _saved(state) if self.budget.scope == "thread" else None
         run = self._new_run(saved)
         return {SPEND_KEY: self._snapshot(run)}
 
@@ -85,9 +89,8 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         return self.before_agent(state, runtime)
 
     def after_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
-        saved = state.get(SPEND_KEY) or {}
         with self._lock:
-            self._runs.pop(saved.get("run", ""), None)
+            self._runs.pop((_saved(state) or {}).get("run", ""), None)
         return None
 
     async def aafter_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
@@ -107,7 +110,7 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         return run
 
     def _run(self, state: Any) -> BudgetRun:
-        saved = (state or {}).get(SPEND_KEY) or {}
+        saved = _saved(state) or {}
         with self._lock:
             run = self._runs.get(saved.get("run", ""))
         if run is None:  # resumed in another process, or evicted: continue from state
@@ -133,12 +136,21 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         res, request = self._reserve_or_final(run, request)
         if res is None:
             return self._finish(run, self._final_call(run, request, handler))
-        try:
-            response = handler(request)
-        except BaseException:
-            res.release()
-            raise
-        return self._finish(run, self._commit(run, res, response))
+        first = [res]
+
+        def attempt() -> Any:
+            held = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
+            try:
+                response = handler(request)
+            except BaseException:
+                held.release()  # no response, no usage to bill
+                raise
+            return self._commit(run, held, response)
+
+        if self.model_retry is None or self.model_retry.attempts <= 1:
+            return self._finish(run, attempt())
+        retrying = Retrying(**self._model_retry_kwargs(run, request))
+        return self._finish(run, retrying(attempt))
 
     async def awrap_model_call(
         self,
@@ -152,12 +164,27 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         res, request = self._reserve_or_final(run, request)
         if res is None:
             return self._finish(run, await self._afinal_call(run, request, handler))
-        try:
-            response = await handler(request)
-        except BaseException:
-            res.release()
-            raise
-        return self._finish(run, self._commit(run, res, response))
+        first = [res]
+
+        async def attempt() -> Any:
+            held = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
+            try:
+                response = await handler(request)
+            except BaseException:
+                held.release()
+                raise
+            return self._commit(run, held, response)
+
+        if self.model_retry is None or self.model_retry.attempts <= 1:
+            return self._finish(run, await attempt())
+        retrying = AsyncRetrying(**self._model_retry_kwargs(run, request))
+        return self._finish(run, await retrying(attempt))
+
+    def _model_retry_kwargs(self, run: BudgetRun, request: ModelRequest) -> dict[str, Any]:
+        assert self.model_retry is not None
+        return retry_kwargs(
+            self.model_retry, lambda: run.tracker.fits(self._worst_case(run, request))
+        )
 
     def _prepare(self, run: BudgetRun, request: ModelRequest) -> tuple[ModelRequest, Any]:
         """Show the budget after tool results; decide whether the run must stop first."""
@@ -166,10 +193,10 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
             reason = self._on_exhausted(run, reason, None)
             if reason:
                 run.stop = reason
-        if self.show_budget:
-            if last_tool_step(request.messages):
-                patched = with_budget_text(request.messages[-1], run.tracker.message())
-                request = request.override(messages=[*request.messages[:-1], patched])
+        if self.show_budget and last_tool_step(request.messages):
+            last = cast(ToolMessage, request.messages[-1])
+            patched = with_budget_text(last, run.tracker.message())
+            request = request.override(messages=[*request.messages[:-1], patched])
         return request, None
 
     def _on_exhausted(self, run: BudgetRun, reason: str, exc: BudgetExceeded | None) -> str | None:
@@ -192,7 +219,7 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
                     return run.tracker.reserve(self._worst_case(run, request)), request
                 run.stop = reason
         prompt = run.final_prompt(request.messages, run.stop or "budget exhausted")
-        final = request.override(tools=[], messages=prompt, tool_choice=None)
+        final = request.override(tools=[], messages=cast(list[Any], prompt), tool_choice=None)
         return None, final
 
     def _worst_case(self, run: BudgetRun, request: ModelRequest) -> Any:
@@ -200,7 +227,9 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         if request.system_message is not None:
             messages.insert(0, request.system_message)
         params = {"tools": [_tool_schema(t) for t in request.tools]}
-        max_tokens = request.model_settings.get("max_tokens") or getattr(request.model, "max_tokens", None)
+        max_tokens = request.model_settings.get("max_tokens") or getattr(
+            request.model, "max_tokens", None
+        )
         return run.tracker.model_worst_case(
             model_name(request.model),
             self.count_tokens(messages, params),
@@ -208,7 +237,9 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
             key=uuid.uuid4().hex,
         )
 
-    def _final_call(self, run: BudgetRun, request: ModelRequest, handler: Callable[..., Any]) -> Any:
+    def _final_call(
+        self, run: BudgetRun, request: ModelRequest, handler: Callable[..., Any]
+    ) -> Any:
         sized = run.sized_final_model(request.model, request.messages)
         if sized is None:
             return ModelResponse(result=[run.unpaid_final_answer(run.stop or "budget exhausted")])
@@ -274,6 +305,11 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         if isinstance(out, ToolMessage):
             return Command(update={"messages": [out], SPEND_KEY: self._snapshot(run)})
         return out
+
+
+def _saved(state: Any) -> dict[str, Any] | None:
+    value = (state or {}).get(SPEND_KEY)
+    return value if isinstance(value, dict) else None
 
 
 def _tool_schema(tool: Any) -> Any:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config, merge_configs
 from langgraph.constants import END
@@ -117,10 +117,9 @@ def with_budget(
             "agent_budget.integrations.langchain.BudgetMiddleware"
         )
     new = _copy_builder(builder)
-    tool_nodes = [n for n, s in new.nodes.items() if isinstance(s.runnable, ToolNode)]
+    tool_nodes = {n: s.runnable for n, s in new.nodes.items() if isinstance(s.runnable, ToolNode)}
     if base is not None:
-        tools = {t for n in tool_nodes for t in new.nodes[n].runnable.tools_by_name}  # type: ignore[attr-defined]
-        check_tool_names(base, tools)
+        check_tool_names(base, {t for node in tool_nodes.values() for t in node.tools_by_name})
     if final_model is None:
         final_model = find_chat_model([s.runnable for s in new.nodes.values()])
     if final_model is None and base is not None and base.on_exhausted == "finalize":
@@ -138,7 +137,7 @@ def with_budget(
     new._add_schema(BudgetChannel)
     for name, spec in list(new.nodes.items()):
         if name in tool_nodes:
-            new.nodes[name] = replace(spec, runnable=_guarded_tool_node(spec.runnable))  # type: ignore[arg-type]
+            new.nodes[name] = replace(spec, runnable=_guarded_tool_node(tool_nodes[name]))
         elif not isinstance(spec.runnable, Pregel):
             new.nodes[name] = replace(spec, runnable=_model_node(spec.runnable, messages_key))
     for tool_node in tool_nodes:
@@ -167,11 +166,13 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
     def budget(self) -> Budget | None:
         return self._budget_setup.budget
 
-    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
         config = self._with_run(input, config, saved=self._saved_spend(config))
         yield from super().stream(input, config, **kwargs)
 
-    async def astream(  # type: ignore[override]
+    async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         config = self._with_run(input, config, saved=await self._asaved_spend(config))
@@ -210,9 +211,7 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         )
         configurable[RUN_KEY] = run
         handler = BudgetCallbackHandler(tracker, token_counter=setup.token_counter)
-        return merge_configs(
-            {**conf, "configurable": configurable}, {"callbacks": [handler]}
-        )
+        return merge_configs({**conf, "configurable": configurable}, {"callbacks": [handler]})
 
     def _saved_spend(self, config: RunnableConfig | None) -> dict[str, Any] | None:
         cp, thread = self.checkpointer, _thread_id(config)
@@ -238,8 +237,12 @@ def _thread_id(config: RunnableConfig | None) -> Any:
 
 def _checkpoint_config(config: RunnableConfig | None) -> RunnableConfig:
     configurable = (config or {}).get("configurable") or {}
-    keep = {k: configurable[k] for k in ("thread_id", "checkpoint_ns", "checkpoint_id") if k in configurable}
-    return {"configurable": keep}
+    keep: dict[str, Any] = {
+        k: configurable[k]
+        for k in ("thread_id", "checkpoint_ns", "checkpoint_id")
+        if k in configurable
+    }
+    return RunnableConfig(configurable=keep)
 
 
 def _run_of(config: RunnableConfig) -> BudgetRun | None:
@@ -272,7 +275,9 @@ def _copy_builder(builder: StateGraph[Any, Any, Any, Any]) -> StateGraph[Any, An
     return new
 
 
-def _insert_tracker(new: StateGraph[Any, Any, Any, Any], tool_node: str, name: str, key: str) -> None:
+def _insert_tracker(
+    new: StateGraph[Any, Any, Any, Any], tool_node: str, name: str, key: str
+) -> None:
     """tool_node -> name -> (tool_node's old successors | budget_finalize)."""
     new.add_node(name, _tracker_node(key), input_schema=new.state_schema)
     for start, end in list(new.edges):
@@ -285,7 +290,8 @@ def _insert_tracker(new: StateGraph[Any, Any, Any, Any], tool_node: str, name: s
     for branch_name, branch in new.branches.pop(tool_node, {}).items():
         ends = None if branch.ends is None else {**branch.ends, FINALIZE_NODE: FINALIZE_NODE}
         new.branches[name][branch_name] = BranchSpec(
-            path=_route(branch.path.invoke, branch.path.ainvoke), ends=ends,
+            path=_route(branch.path.invoke, branch.path.ainvoke),
+            ends=ends,
             input_schema=branch.input_schema,
         )
     new.waiting_edges = {
@@ -344,7 +350,7 @@ def _guarded_tool_node(node: ToolNode) -> ToolNode:
     return ToolNode(
         list(node.tools_by_name.values()),
         name=node.name or "tools",
-        tags=node.tags,
+        tags=list(node.tags or []),
         handle_tool_errors=node._handle_tool_errors,
         messages_key=node._messages_key,
         wrap_tool_call=wrap,
@@ -366,9 +372,8 @@ def _stop_or_continue(run: BudgetRun, reason: str, exc: BudgetExceeded | None) -
     mode = run.tracker.budget.on_exhausted
     if mode == "raise":
         raise exc or run.exceeded(reason)
-    if mode == "interrupt":
-        if run.apply_resume(interrupt(run.interrupt_payload(reason))):
-            return None
+    if mode == "interrupt" and run.apply_resume(interrupt(run.interrupt_payload(reason))):
+        return None
     return reason
 
 
@@ -452,7 +457,10 @@ def _finalize_node(key: str) -> Any:
     return RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
 
 
-_FINAL_CONFIG: RunnableConfig = {"metadata": {FINAL_CALL_METADATA: True}, "tags": ["agent_budget:final"]}
+_FINAL_CONFIG: RunnableConfig = {
+    "metadata": {FINAL_CALL_METADATA: True},
+    "tags": ["agent_budget:final"],
+}
 
 
 def _final_answer(run: BudgetRun, messages: list[BaseMessage], reason: str) -> AIMessage:
