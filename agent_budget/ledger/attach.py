@@ -158,7 +158,8 @@ class LedgerBudget:
     def on_charge(self, tracker: BudgetTracker, charge: Charge, outcome: str) -> None:
         if outcome != "refused":
             return  # commits are written by `commit`, as the held row they settle
-        detail = getattr(self._refused, "limit", None) or f"{tracker.budget.scope} budget"
+        local = "run budget" if tracker.budget.scope == "run" else "thread budget"
+        detail = getattr(self._refused, "limit", None) or local
         self._refused.limit = None
         try:
             self.ledger.record(charge, self.ctx, "refused", detail=detail)
