@@ -224,3 +224,17 @@ def test_exact_time_limit() -> None:
     with pytest.raises(PlannerGaveUp, match="time limit"):
         exact_plan(p, limits=Limits(time_limit=0.3))
     assert time.perf_counter() - began < 3
+
+
+@METHODS
+def test_shared_ancestor_counted_once_under_a_tight_budget(method: str) -> None:
+    # X and Y both need A: an estimate that adds A twice (13) would wrongly prune this plan.
+    p = problem(
+        ["S"],
+        "G",
+        [tool("make_a", ["S"], "A", 5), tool("x", ["A"], "X", 1), tool("y", ["A"], "Y", 1),
+         tool("g", ["X", "Y"], "G", 1), tool("direct", ["S"], "G", "8.5")],
+        budget=8,
+    )
+    r = plan(p, method)
+    assert (r.steps, r.cost) == (("make_a", "x", "y", "g"), Decimal(8))
