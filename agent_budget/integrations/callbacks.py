@@ -47,9 +47,9 @@ def _estimate(chars: int, n_messages: int, params: dict[str, Any]) -> int:
 def _message_chars(m: BaseMessage) -> int:
     content = m.content
     chars = len(content) if isinstance(content, str) else len(json.dumps(content, default=str))
-    tool_calls = getattr(m, "tool_calls", None)
-    if tool_calls:
-        chars += len(json.dumps(tool_calls, default=str))
+    for call in getattr(m, "tool_calls", None) or ():
+        # name, id, and each argument's text: close to the serialized size, far cheaper.
+        chars += 40 + len(call.get("name") or "") + sum(len(str(v)) for v in call["args"].values())
     return chars
 
 
