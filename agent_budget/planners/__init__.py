@@ -17,6 +17,7 @@ from agent_budget.planners.execute import execute
 from agent_budget.planners.prior import ActionPrior, ChatModelPrior, PriorContext
 from agent_budget.planners.problem import Problem, Tool, load_problem
 from agent_budget.planners.result import Call, ExecutionResult, PlanResult
+from agent_budget.planners.tool import plan_tool, problem_from_tools
 
 __all__ = [
     "METHODS",
@@ -39,4 +40,6 @@ __all__ = [
     "execute",
     "load_problem",
     "plan",
+    "plan_tool",
+    "problem_from_tools",
 ]
