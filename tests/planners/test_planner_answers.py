@@ -232,8 +232,13 @@ def test_shared_ancestor_counted_once_under_a_tight_budget(method: str) -> None:
     p = problem(
         ["S"],
         "G",
-        [tool("make_a", ["S"], "A", 5), tool("x", ["A"], "X", 1), tool("y", ["A"], "Y", 1),
-         tool("g", ["X", "Y"], "G", 1), tool("direct", ["S"], "G", "8.5")],
+        [
+            tool("make_a", ["S"], "A", 5),
+            tool("x", ["A"], "X", 1),
+            tool("y", ["A"], "Y", 1),
+            tool("g", ["X", "Y"], "G", 1),
+            tool("direct", ["S"], "G", "8.5"),
+        ],
         budget=8,
     )
     r = plan(p, method)
