@@ -313,3 +313,29 @@ def test_finalize_without_any_chat_model_asks_for_one() -> None:
     g.add_edge("tools", END)
     with pytest.raises(GraphNotSupported, match="final_model"):
         with_budget(g, budget())
+
+
+def test_interrupt_on_usd_spent_by_tools_keeps_every_charge_across_resume() -> None:
+    # Spend is written with the tool results, so the step that used up the money is on
+    # the books when the run pauses (and when it resumes, maybe in another process).
+    counter, model = Counter(), ToolCallingFake(max_tool_turns=30)
+    b = Budget(
+        usd="0.03",
+        prices={"search": "0.01"},
+        model_prices={FAKE_MODEL: {"input": 0, "output": 0}},
+        on_exhausted="interrupt",
+    )
+    agent = with_budget(react(model, counter, checkpointer=InMemorySaver()), b)
+    cfg = thread("usd-interrupt")
+    out = agent.invoke({"messages": [("user", "go")]}, cfg)
+    assert counter.n == 3 and "USD budget spent" in out["__interrupt__"][0].value["reason"]
+    spend = agent.get_spend(cfg)
+    assert spend is not None and spend.usd == Decimal("0.03")
+
+    out = agent.invoke(Command(resume={"usd": "0.02"}), cfg)
+    assert counter.n == 5 and "__interrupt__" in out
+    out = agent.invoke(Command(resume="finalize"), cfg)
+    spend = agent.get_spend(cfg)
+    assert spend is not None
+    assert spend.usd == Decimal("0.05") and spend.tool_calls == {"search": 5}
+    assert out["messages"][-1].content.startswith("final")

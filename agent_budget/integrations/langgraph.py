@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config, merge_configs
 from langgraph.config import get_config
@@ -333,11 +333,21 @@ def _takes_config(fn: Any) -> bool:
 
 def _guarded_tool_node(node: ToolNode) -> ToolNode:
     inner_wrap, inner_awrap = node._wrap_tool_call, node._awrap_tool_call
+    key = node._messages_key
+
+    def persisted(run: BudgetRun, out: Any) -> Any:
+        # The spend is written in the same step as the tool result that incurred it, so a
+        # checkpoint never holds one without the other (resume, crash, interrupt).
+        if isinstance(out, ToolMessage):
+            return Command(update={key: [out], SPEND_KEY: _snapshot(run)})
+        return out
 
     def wrap(request: Any, execute: Any) -> Any:
         run = _run_of(request.runtime.config if request.runtime else {})
         call = (lambda: inner_wrap(request, execute)) if inner_wrap else (lambda: execute(request))
-        return call() if run is None else run.guard_tool_call(request.tool_call, call)
+        if run is None:
+            return call()
+        return persisted(run, run.guard_tool_call(request.tool_call, call))
 
     async def awrap(request: Any, execute: Any) -> Any:
         run = _run_of(request.runtime.config if request.runtime else {})
@@ -347,7 +357,9 @@ def _guarded_tool_node(node: ToolNode) -> ToolNode:
                 return await inner_awrap(request, execute)
             return await execute(request)
 
-        return await call() if run is None else await run.aguard_tool_call(request.tool_call, call)
+        if run is None:
+            return await call()
+        return persisted(run, await run.aguard_tool_call(request.tool_call, call))
 
     return ToolNode(
         list(node.tools_by_name.values()),
@@ -388,8 +400,9 @@ def _tracker_node(key: str) -> Any:
             return {}
         reason = run.stop_reason(_messages(state, key))
         run.stop = _stop_or_continue(run, reason, None) if reason else None
-        # The budget message itself rode in on the tool results (see BudgetRun.annotate_results).
-        return {SPEND_KEY: _snapshot(run)}
+        # The spend and the budget message rode in on the tool results; a top-up after an
+        # interrupt is the only change left to persist.
+        return {SPEND_KEY: _snapshot(run)} if reason else {}
 
     return RunnableCallable(budget_tracker, name=TRACKER_NODE, trace=False)
 
