@@ -77,8 +77,17 @@ def _money(value: Any) -> Any:
                 f"{value!r} is not an amount in USD; write 0.5, '0.50' or '$0.50' "
                 "(other currencies and units such as cents are not accepted)"
             )
-        return _finite_nonneg(Decimal(m.group(1).replace("_", "")))
+        return _finite_nonneg(_decimal(m.group(1), value))
     raise ValueError(f"expected an amount in USD, got {type(value).__name__}")
+
+
+def _decimal(digits: str, shown: str) -> Decimal:
+    # The patterns let "_" alone through; Decimal("") raises InvalidOperation, which is not
+    # a ValueError, so pydantic would not turn it into a validation error naming the field.
+    try:
+        return Decimal(digits.replace("_", ""))
+    except InvalidOperation:
+        raise ValueError(f"{shown!r} is not a number") from None
 
 
 def _finite_nonneg(value: Decimal) -> Decimal:
@@ -105,9 +114,7 @@ def _count(value: Any) -> Any:
             raise ValueError(
                 f"{value!r} is not a count; write 200000, '200_000' or '200k' (no currency or units)"
             )
-        scaled = Decimal(m.group(1).replace("_", "")) * {"": 1, "k": 1000, "m": 10**6}[
-            m.group(2).lower()
-        ]
+        scaled = _decimal(m.group(1), value) * {"": 1, "k": 1000, "m": 10**6}[m.group(2).lower()]
         if scaled != scaled.to_integral():
             raise ValueError(f"{value!r} is not a whole number")
         value = int(scaled)
@@ -310,10 +317,8 @@ class Budget(_Strict):
             )
         if self.message_template is not None:
             try:
-                self.message_template.format(
-                    items="", regime="", usd_used="", usd_remaining=""
-                )
-            except (KeyError, IndexError, ValueError) as exc:
+                self.message_template.format(items="", regime="", usd_used="", usd_remaining="")
+            except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
                 raise ValueError(
                     f"message_template: unknown field {exc}; use {{items}}, {{regime}}, "
                     "{usd_used}, {usd_remaining}"
@@ -326,7 +331,9 @@ class Budget(_Strict):
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "budget") -> Budget:
         """Validate a mapping; a ``budget:`` wrapper key is accepted too."""
         if not isinstance(data, Mapping):
-            raise InvalidBudget(f"{source}: expected a mapping of limits, got {type(data).__name__}")
+            raise InvalidBudget(
+                f"{source}: expected a mapping of limits, got {type(data).__name__}"
+            )
         if set(data) == {"budget"} and isinstance(data["budget"], Mapping):
             data = data["budget"]
         try:
@@ -340,7 +347,10 @@ class Budget(_Strict):
         p = Path(path)
         if not p.is_file():
             raise InvalidBudget(f"{p}: no such budget file")
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidBudget(f"{p}: cannot read budget file: {exc}") from None
         suffix = p.suffix.lower()
         try:
             if suffix in {".yaml", ".yml"}:
@@ -352,7 +362,9 @@ class Budget(_Strict):
             elif suffix == ".json":
                 data = json.loads(text)
             else:
-                raise InvalidBudget(f"{p}: unknown budget file type {suffix!r}; use .yaml, .toml or .json")
+                raise InvalidBudget(
+                    f"{p}: unknown budget file type {suffix!r}; use .yaml, .toml or .json"
+                )
         except InvalidBudget:
             raise
         except Exception as exc:  # each parser has its own error type; all mean "not parseable"
@@ -458,7 +470,11 @@ def _explain(exc: ValidationError, source: str) -> str:
             lines.append(f"{source}.{loc}: {msg}")
             continue
         got = err.get("input")
-        shown = "" if isinstance(got, dict) or got is None or "got" in msg else f" (got {got!r})"
+        shown = (
+            ""
+            if isinstance(got, dict) or got is None or "got" in msg or repr(got) in msg
+            else f" (got {got!r})"
+        )
         lines.append(f"{source}.{loc}: {msg}{shown}")
     return "invalid budget:\n  " + "\n  ".join(lines)
 

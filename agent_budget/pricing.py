@@ -51,6 +51,8 @@ def import_litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
+    # Otherwise each lookup of a model LiteLLM cannot place prints a banner to stdout.
+    litellm.suppress_debug_info = True
     return litellm
 
 

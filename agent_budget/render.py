@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from agent_budget.budget import Budget
 
 
 def budget_table(budget: Budget, title: str | None = None) -> Table:
     """Every limit that is set, its unit, and the settings that shape a run."""
-    table = Table(title=title, show_lines=False)
+    # Names come from the user's file: plain Text, so "[b]" in a tool name is not markup.
+    table = Table(title=None if title is None else Text(title), show_lines=False)
     table.add_column("limit")
     table.add_column("value", justify="right")
     table.add_column("unit")
@@ -41,5 +43,5 @@ def budget_table(budget: Budget, title: str | None = None) -> Table:
     if not any(r[2] in {"USD", "tokens", "calls", "s wall clock"} for r in rows):
         rows.insert(0, ("(no limits)", "-", "this budget only records spend"))
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     return table

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from enum import Enum
+from fractions import Fraction
 from typing import Any, Literal, Protocol
 
 from agent_budget.budget import Budget
@@ -34,13 +35,13 @@ class Regime(str, Enum):
     CRITICAL = "CRITICAL"  # < 10 %
 
     @classmethod
-    def of(cls, fraction_left: float) -> Regime:
-        if fraction_left >= 0.7:
-            return cls.HIGH
-        if fraction_left >= 0.3:
-            return cls.MEDIUM
-        if fraction_left >= 0.1:
-            return cls.LOW
+    def of(cls, fraction_left: float | Fraction) -> Regime:
+        # An exact Fraction is compared with exact thresholds: in floats, $0.10 left of
+        # $1.00 is 0.0999... and would read CRITICAL instead of LOW.
+        exact = isinstance(fraction_left, Fraction)
+        for regime, floor in ((cls.HIGH, "0.7"), (cls.MEDIUM, "0.3"), (cls.LOW, "0.1")):
+            if fraction_left >= (Fraction(floor) if exact else float(floor)):
+                return regime
         return cls.CRITICAL
 
 
@@ -203,7 +204,11 @@ class BudgetTracker:
     def model_worst_case(
         self, model: str | None, prompt_tokens: int, max_output_tokens: int | None, **meta: Any
     ) -> Charge:
-        out = self.budget.default_max_output_tokens if max_output_tokens is None else max_output_tokens
+        out = (
+            self.budget.default_max_output_tokens
+            if max_output_tokens is None
+            else max_output_tokens
+        )
         return self.model_charge(model, prompt_tokens, out, **meta)
 
     # --- reserve / commit ---------------------------------------------------------------
@@ -281,14 +286,23 @@ class BudgetTracker:
             left = allowed - s.usd - h.usd
             if c.usd > left:
                 raise BudgetExceeded(
-                    "usd", _usd(c.usd), _usd(max(left, ZERO)), _usd(s.usd), _usd(allowed),
+                    "usd",
+                    _usd_exact(c.usd),
+                    _usd_exact(max(left, ZERO)),
+                    _usd_exact(s.usd),
+                    _usd_exact(allowed),
                     detail=f"A {c.kind} call to {c.name!r} could cost up to ${_usd(c.usd)}.",
                 )
         for name, limit, used, held, want in (
             ("tokens.input", b.tokens.input, s.input_tokens, h.input_tokens, c.input_tokens),
             ("tokens.output", b.tokens.output, s.output_tokens, h.output_tokens, c.output_tokens),
-            ("tokens.total", b.tokens.total, s.total_tokens, h.total_tokens,
-             c.input_tokens + c.output_tokens),
+            (
+                "tokens.total",
+                b.tokens.total,
+                s.total_tokens,
+                h.total_tokens,
+                c.input_tokens + c.output_tokens,
+            ),
         ):
             if limit is not None and want and used + held + want > limit:
                 raise BudgetExceeded(name, want, max(limit - used - held, 0), used, limit)
@@ -311,9 +325,7 @@ class BudgetTracker:
             if used + 1 > b.model_calls:
                 raise BudgetExceeded("model_calls", 1, b.model_calls - used, used, b.model_calls)
         if b.seconds is not None and self.elapsed() >= b.seconds:
-            raise BudgetExceeded(
-                "seconds", "another call", 0, round(self.elapsed(), 1), b.seconds
-            )
+            raise BudgetExceeded("seconds", "another call", 0, round(self.elapsed(), 1), b.seconds)
 
     # --- what is left -------------------------------------------------------------------
 
@@ -350,10 +362,13 @@ class BudgetTracker:
     def fraction_left(self) -> float:
         """Fraction left of the tightest global limit (per-tool limits count only when no
         global limit is set, as their sum): 1.0 when nothing is limited."""
+        return float(self._fraction_left())
+
+    def _fraction_left(self) -> Fraction:
         b, s = self.budget, self.spent
-        pairs: list[tuple[float, float]] = []
+        pairs: list[tuple[Fraction, Fraction]] = []
         if b.usd is not None:
-            pairs.append((float(b.usd), float(s.usd)))
+            pairs.append((Fraction(b.usd), Fraction(s.usd)))
         for limit, used in (
             (b.tokens.input, s.input_tokens),
             (b.tokens.output, s.output_tokens),
@@ -362,18 +377,19 @@ class BudgetTracker:
             (b.model_calls, s.model_calls),
         ):
             if limit is not None:
-                pairs.append((float(limit), float(used)))
+                pairs.append((Fraction(limit), Fraction(used)))
         if b.seconds is not None:
-            pairs.append((b.seconds, self.elapsed()))
+            pairs.append((Fraction(b.seconds), Fraction(self.elapsed())))
         if not pairs and b.tool_calls:
             total = sum(b.tool_calls.values())
             used = sum(min(s.tool_calls.get(t, 0), n) for t, n in b.tool_calls.items())
-            pairs.append((float(total), float(used)))
-        fractions = [max(0.0, (lim - used) / lim) if lim > 0 else 0.0 for lim, used in pairs]
-        return min(fractions, default=1.0)
+            pairs.append((Fraction(total), Fraction(used)))
+        zero = Fraction(0)
+        fractions = [max(zero, (lim - used) / lim) if lim > 0 else zero for lim, used in pairs]
+        return min(fractions, default=Fraction(1))
 
     def regime(self) -> Regime:
-        return Regime.of(self.fraction_left())
+        return Regime.of(self._fraction_left())
 
     def exhausted(self) -> str | None:
         """Why the run must stop spending (a global limit is used up), or None."""
@@ -398,10 +414,12 @@ class BudgetTracker:
         """The budget in the BATS format, e.g. ``<budget>Query Budget Used: 3, ...</budget>``."""
         b, s = self.budget, self.spent
         items: list[str] = []
-        for tool, limit in b.tool_calls.items():
+        for tool, per_tool in b.tool_calls.items():
             label = b.tool_labels.get(tool, tool)
             used = s.tool_calls.get(tool, 0)
-            items.append(f"{label} Budget Used: {used}, {label} Budget Remaining: {max(limit - used, 0)}")
+            items.append(
+                f"{label} Budget Used: {used}, {label} Budget Remaining: {max(per_tool - used, 0)}"
+            )
         for label, limit, used in (
             ("Tool Call", b.total_tool_calls, s.total_tool_calls),
             ("Model Call", b.model_calls, s.model_calls),
@@ -435,7 +453,7 @@ class BudgetTracker:
         with self._lock:
             self.budget = self.budget.topped_up(**extra)
             self.prices.budget = self.budget
-            self.topups.append(extra)
+            self.topups.append(_json_safe(extra))
             self.seq += 1
 
     def snapshot(self) -> dict[str, Any]:
@@ -460,6 +478,24 @@ class BudgetTracker:
             tracker.prices.budget = tracker.budget
             tracker.seq = int(state.get("seq", 0))
         return tracker
+
+
+def _usd_exact(value: Decimal) -> str:
+    """USD in an error: 4 decimals, or every digit when 4 would hide why a call was refused
+    ("asked for 0.0001, 0.0001 left" for $0.000105 against $0.000100)."""
+    shown = _usd(value)
+    return shown if Decimal(shown) == value else f"{value.normalize():f}"
+
+
+def _json_safe(value: Any) -> Any:
+    """A top-up as plain JSON (Decimals as strings, which `Budget` parses back exactly)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
 
 
 def _usd(value: Decimal) -> str:
