@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from agent_budget.integrations._run import Retry
     from agent_budget.integrations.callbacks import BudgetCallbackHandler
     from agent_budget.integrations.langchain import BudgetMiddleware
-    from agent_budget.integrations.langgraph import BudgetedGraph, with_budget
+    from agent_budget.integrations.langgraph import BudgetedGraph, current_tracker, with_budget
     from agent_budget.pricing import PriceBook, register_model_price
     from agent_budget.tracker import BudgetTracker, Charge, Regime, Spend
 
 _LAZY = {
     "with_budget": "agent_budget.integrations.langgraph",
+    "current_tracker": "agent_budget.integrations.langgraph",
     "BudgetedGraph": "agent_budget.integrations.langgraph",
     "Retry": "agent_budget.integrations._run",
     "BudgetCallbackHandler": "agent_budget.integrations.callbacks",
@@ -62,6 +63,7 @@ __all__ = [
     "Spend",
     "TokenLimits",
     "UnknownPrice",
+    "current_tracker",
     "register_model_price",
     "with_budget",
 ]

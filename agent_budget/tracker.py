@@ -238,6 +238,35 @@ class BudgetTracker:
             raise
         return Reservation(self, charge, final, handles)
 
+    def reserve_all(self, charges: list[Charge]) -> list[Reservation]:
+        """Hold several calls at once, all or none: a plan's calls are paid for before the
+        first one runs, so a plan the budget cannot finish is refused before it starts."""
+        held: list[Charge] = []
+        try:
+            with self._lock:
+                for charge in charges:
+                    self._check(charge, False)
+                    self.held.add(charge)
+                    held.append(charge)
+        except BudgetExceeded:
+            with self._lock:
+                for charge in held:
+                    self.held.add(charge, -1)
+            raise
+        reservations: list[Reservation] = []
+        try:
+            for charge in charges:
+                handles = [shared.reserve(charge) for shared in self.shared]
+                reservations.append(Reservation(self, charge, False, handles))
+        except BaseException:
+            for res in reservations:
+                res.release()
+            with self._lock:
+                for charge in charges[len(reservations) :]:
+                    self.held.add(charge, -1)
+            raise
+        return reservations
+
     def try_reserve(self, charge: Charge, *, final: bool = False) -> Reservation | None:
         try:
             return self.reserve(charge, final=final)

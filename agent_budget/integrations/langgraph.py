@@ -430,17 +430,25 @@ def _model_node(inner: Any, key: str) -> Any:
     )
 
 
-def _current_run() -> BudgetRun | None:
+def current_run() -> BudgetRun | None:
+    """The budget of the `with_budget` run this code executes in (inside a node, a tool,
+    or a model called from one), or None outside such a run."""
     try:
         return _run_of(get_config())
     except RuntimeError:  # called outside a graph run
         return None
 
 
+def current_tracker() -> BudgetTracker | None:
+    """The live `BudgetTracker` of the current `with_budget` run, if any."""
+    run = current_run()
+    return None if run is None else run.tracker
+
+
 def _guard_sync(func: Any, key: str) -> Any:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        run = _current_run()
+        run = current_run()
         if run is None:
             return func(*args, **kwargs)
         seq = run.tracker.seq
@@ -461,7 +469,7 @@ def _guard_sync(func: Any, key: str) -> Any:
 def _guard_async(func: Any, key: str) -> Any:
     @functools.wraps(func)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
-        run = _current_run()
+        run = current_run()
         if run is None:
             return await func(*args, **kwargs)
         seq = run.tracker.seq
