@@ -22,6 +22,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def print_error(message: object) -> None:
+    """An error on stderr, verbatim: a message quoting user input must not be read as markup."""
+    err_console.print(str(message), style="red", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.callback()
 def _root() -> None:
     """Budgets for LangGraph / LangChain agents: see, cap and plan what an agent spends."""
@@ -39,7 +44,7 @@ def check(
     try:
         budget = Budget.from_file(path)
     except InvalidBudget as exc:
-        err_console.print(f"[red]{exc}[/red]")
+        print_error(exc)
         raise typer.Exit(2) from None
     console.print(budget_table(budget, title=str(path)))
 
@@ -53,7 +58,7 @@ def demo(
 ) -> None:
     """Run a budgeted agent end to end (offline on the embedded on-device model by default)."""
     if name != "basic":
-        err_console.print(f"[red]unknown demo {name!r}; available: basic[/red]")
+        print_error(f"unknown demo {name!r}; available: basic")
         raise typer.Exit(2)
     from agent_budget.demos.basic import run
     from agent_budget.errors import AgentBudgetError
@@ -61,7 +66,7 @@ def demo(
     try:
         run(model_spec=model, console=console)
     except AgentBudgetError as exc:
-        err_console.print(f"[red]{exc}[/red]")
+        print_error(exc)
         raise typer.Exit(1) from None
 
 

@@ -139,10 +139,6 @@ def test_binary_file_exits_2(tmp_path: Path):
     assert result.exit_code == 2 and "cannot read" in flat(result.stderr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.check prints the error with rich markup on: a '[/x]' in the file crashes it",
-)
 def test_error_text_is_not_rich_markup(tmp_path: Path):
     p = tmp_path / "budget.yaml"
     p.write_text('usd: 1\n"[/red]oops": 2\n')
