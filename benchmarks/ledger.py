@@ -1,0 +1,294 @@
+"""What the spend ledger costs: reserve+commit throughput with 1, 2, 4 and 8 worker processes
+sharing one user budget (SQLite and PostgreSQL), and the time it adds per agent step
+against the in-memory tracker, all in one run.
+
+Throughput: each worker is a fresh interpreter (spawn) that reserves and commits $0.0001
+charges against one shared user limit for ``--seconds``; every reserve is a real
+cross-process atomic check (SQLite ``BEGIN IMMEDIATE``, PostgreSQL advisory lock).
+Per-step overhead: the same with_budget(create_react_agent(...)) tool loop (fake model, no
+sleep) runs interleaved without a ledger, with SQLite and with PostgreSQL, and the medians
+are compared; a step is one charged model or tool call. On these shared machines the
+ratios mean something and the absolute times do not.
+
+    python benchmarks/ledger.py [--seconds 2] [--repeats 5] [--steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+warnings.filterwarnings("ignore")
+
+RESULTS = Path(__file__).parent / "results"
+PROCS = (1, 2, 4, 8)
+PG_CANDIDATES = (
+    os.environ.get("AGENT_BUDGET_TEST_POSTGRES"),
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+)
+
+
+# --- throughput -------------------------------------------------------------------------
+
+
+def _worker(location: str, seconds: float, barrier: Any) -> int:
+    from agent_budget.budget import Budget
+    from agent_budget.ledger import attach_ledger
+    from agent_budget.tracker import BudgetTracker
+
+    budget = Budget(
+        ledger=location,
+        prices={"call": "0.0001"},
+        shared=[{"scope": "user", "window": "1d", "usd": 1_000_000}],
+    )
+    tracker = BudgetTracker(budget)
+    attach_ledger(tracker, {"configurable": {"user_id": "bench-user"}})
+    barrier.wait()
+    done, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        tracker.reserve(tracker.tool_charge("call")).commit()
+        done += 1
+    return done
+
+
+def throughput(location: str, procs: int, seconds: float) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Manager().Barrier(procs)
+    with ctx.Pool(procs) as pool:
+        jobs = [pool.apply_async(_worker, (location, seconds, barrier)) for _ in range(procs)]
+        total = sum(job.get(timeout=300) for job in jobs)
+    return total / seconds
+
+
+# --- per-step overhead -------------------------------------------------------------------
+
+
+def _graph(steps: int, budget: Any) -> Any:
+    from fakes import FAKE_MODEL, FAKE_PRICE, ToolCallingFake
+    from langchain_core.tools import tool
+    from langgraph.prebuilt import create_react_agent
+
+    from agent_budget.budget import Budget
+    from agent_budget.integrations.langgraph import with_budget
+
+    @tool
+    def search(query: str) -> str:
+        """Search (instant)."""
+        return "ok"
+
+    base = {"prices": {"search": "0.001"}, "model_prices": {FAKE_MODEL: FAKE_PRICE}, **budget}
+    model = ToolCallingFake(max_tool_turns=steps)
+    return with_budget(create_react_agent(model, [search]), Budget(**base)), model
+
+
+def timed_run(graph_and_model: Any, user: str, steps: int) -> float:
+    graph, model = graph_and_model
+    model.turns = 0  # the fake counts turns over its lifetime: each run gets `steps` tool turns
+    conf = {
+        "configurable": {"thread_id": uuid.uuid4().hex, "user_id": user},
+        "recursion_limit": 1000,
+    }
+    t0 = time.perf_counter()
+    graph.invoke({"messages": [("user", "go")]}, conf)
+    elapsed = time.perf_counter() - t0
+    assert model.turns == steps + 1, f"expected {steps + 1} model calls, got {model.turns}"
+    return elapsed / (2 * steps + 1)  # steps tool calls, steps+1 model calls
+
+
+def overhead(
+    variants: dict[str, dict[str, Any]], steps: int, repeats: int, tick: Callable[[], None]
+) -> dict[str, Any]:
+    graphs = {name: _graph(steps, budget) for name, budget in variants.items()}
+    users = ["alice", "bob", "carol", "dave"]
+    for g in graphs.values():  # warm up: imports, ledger connections, prepared statements
+        timed_run(g, users[0], steps)
+    per_step: dict[str, list[float]] = {name: [] for name in graphs}
+    for i in range(repeats):
+        for name, g in graphs.items():  # interleaved, so drift hits every variant alike
+            per_step[name].append(timed_run(g, users[i % len(users)], steps))
+        tick()
+    base = statistics.median(per_step["memory"])
+    out: dict[str, Any] = {}
+    for name, samples in per_step.items():
+        med = statistics.median(samples)
+        out[name] = {
+            "median_us_per_step": round(med * 1e6, 1),
+            "ratio_vs_memory": round(med / base, 3),
+            "added_us_per_step": round((med - base) * 1e6, 1),
+        }
+    return out
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+def replay_week(ledger: Any, runs: list[list[dict[str, Any]]]) -> None:
+    import random
+    from decimal import Decimal
+
+    from agent_budget.ledger import ChargeContext
+    from agent_budget.ledger.timeutil import US, now_us
+    from agent_budget.tracker import Charge
+
+    rng = random.Random(7)
+    now = now_us()
+    users = {"alice": 9, "bob": 4, "carol": 2, "dave": 1}  # runs per day, roughly
+    for day in range(7):
+        for user, per_day in users.items():
+            for _ in range(rng.randint(0, 2 * per_day)):
+                start = now - (6 - day) * 86400 * US - rng.randint(0, 86000) * US
+                run = uuid.uuid4().hex
+                for i, row in enumerate(rng.choice(runs)):
+                    charge = Charge(row["kind"], row["name"], Decimal(row["usd"]),
+                                    row["input_tokens"], row["output_tokens"])  # fmt: skip
+                    ledger.record(charge, ChargeContext(run, run, user, "acme"), now=start + i)
+
+
+def find_postgres() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    for url in filter(None, PG_CANDIDATES):
+        try:
+            psycopg.connect(url, connect_timeout=2).close()
+            return url
+        except psycopg.Error:
+            continue
+    return None
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    for backend, rows in results["throughput"].items():
+        xs = [int(p) for p in rows]
+        left.plot(xs, [rows[p] for p in rows], marker="o", label=backend)
+    left.set_xscale("log", base=2)
+    left.set_xticks(list(PROCS), [str(p) for p in PROCS])
+    left.set_xlabel("worker processes sharing one user budget")
+    left.set_ylabel("reserve+commit per second (all workers)")
+    left.set_title("Ledger throughput")
+    left.grid(alpha=0.3)
+    left.legend()
+    names = list(results["overhead"])
+    ratios = [results["overhead"][n]["ratio_vs_memory"] for n in names]
+    bars = right.bar(names, ratios, color=["#999", "#1f77b4", "#ff7f0e"][: len(names)])
+    for bar, n in zip(bars, names, strict=True):
+        added = results["overhead"][n]["added_us_per_step"]
+        right.annotate(f"+{added:.0f} µs/step" if n != "memory" else "baseline",
+                       (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                       ha="center", va="bottom", fontsize="small")  # fmt: skip
+    right.set_ylabel("time per agent step / in-memory tracker")
+    right.set_title(
+        f"Per-step cost in a with_budget agent ({results['params']['steps']} tool turns)"
+    )
+    right.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="per throughput point")
+    parser.add_argument("--repeats", type=int, default=7, help="agent runs per variant")
+    parser.add_argument("--steps", type=int, default=20, help="tool turns per agent run")
+    args = parser.parse_args()
+    console = Console()
+    RESULTS.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    pg = find_postgres()
+    schema = f"ab_bench_{os.getpid()}"
+    backends = {"sqlite": str(tmp / "throughput.db")}
+    if pg:
+        backends["postgres"] = f"{pg}?schema={schema}"
+    else:
+        console.print("[yellow]no PostgreSQL server on 127.0.0.1:5432: PostgreSQL skipped[/yellow]")
+
+    variants: dict[str, dict[str, Any]] = {"memory": {}}
+    shared = [{"scope": "user", "window": "1d", "usd": 1_000_000}]
+    variants["sqlite"] = {"ledger": str(tmp / "agent.db"), "shared": shared}
+    if pg:
+        variants["postgres"] = {"ledger": f"{pg}?schema={schema}_agent", "shared": shared}
+
+    results: dict[str, Any] = {
+        "params": {"seconds": args.seconds, "repeats": args.repeats, "steps": args.steps,
+                   "cpus": os.cpu_count()},
+        "throughput": {},
+    }  # fmt: skip
+    with Progress(console=console) as progress:
+        task = progress.add_task("throughput", total=len(backends) * len(PROCS))
+        for backend, location in backends.items():
+            results["throughput"][backend] = {}
+            for procs in PROCS:
+                progress.update(task, description=f"throughput {backend} x{procs}")
+                rate = throughput(location, procs, args.seconds)
+                results["throughput"][backend][str(procs)] = round(rate, 1)
+                progress.advance(task)
+        task2 = progress.add_task("per-step overhead", total=args.repeats)
+        results["overhead"] = overhead(
+            variants, args.steps, args.repeats, lambda: progress.advance(task2)
+        )
+
+    from agent_budget.ledger import Ledger
+    from agent_budget.ledger.report import write_plot
+
+    # The report screenshot for the README: the benchmark's real agent runs, replayed over a
+    # week for four users (a seeded schedule), so the chart has days to stack.
+    with Ledger.open(variants["sqlite"]["ledger"]) as led:
+        runs: dict[str, list[Any]] = {}
+        for row in led.rows():
+            runs.setdefault(row["run_id"], []).append(row)
+    week = Ledger.open(tmp / "week.db")
+    replay_week(week, list(runs.values()))
+    write_plot(week, "user", RESULTS / "ledger_report.png", since="7d")
+    week.close()
+    if pg:
+        for s in (schema, f"{schema}_agent"):
+            Ledger.open(f"{pg}?schema={s}").drop()  # type: ignore[attr-defined]
+
+    (RESULTS / "ledger.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / "ledger.png")
+
+    table = Table(title="reserve+commit per second (all workers together)")
+    table.add_column("backend")
+    for p in PROCS:
+        table.add_column(f"{p} proc", justify="right")
+    for backend, rows in results["throughput"].items():
+        table.add_row(backend, *(f"{rows[str(p)]:,.0f}" for p in PROCS))
+    console.print(table)
+    table = Table(title=f"per agent step ({args.steps} tool turns, median of {args.repeats})")
+    for col in ("variant", "µs/step", "x memory", "added µs/step"):
+        table.add_column(col, justify="right")
+    for name, row in results["overhead"].items():
+        table.add_row(name, f"{row['median_us_per_step']:.0f}", f"{row['ratio_vs_memory']:.2f}",
+                      f"{row['added_us_per_step']:.0f}")  # fmt: skip
+    console.print(table)
+    console.print(f"wrote {RESULTS / 'ledger.json'}, {RESULTS / 'ledger.png'}, "
+                  f"{RESULTS / 'ledger_report.png'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
