@@ -8,104 +8,31 @@ spend is a plain `Spend` that graph state and the ledger can store.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from decimal import ROUND_DOWN, Decimal
-from enum import Enum
+from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from agent_budget.budget import Budget
 from agent_budget.errors import AgentBudgetError, BudgetExceeded
+from agent_budget.message import budget_message, escape_budget_tags
 from agent_budget.pricing import PriceBook
+from agent_budget.spend import ZERO, Charge, Regime, Spend, json_safe, usd_exact, usd_text
 
-ZERO = Decimal(0)
 STATE_VERSION = 1
 
-
-class Regime(str, Enum):
-    """How much of the tightest limit is left (the BATS budget regimes)."""
-
-    HIGH = "HIGH"  # >= 70 % left
-    MEDIUM = "MEDIUM"  # 30-70 %
-    LOW = "LOW"  # 10-30 %
-    CRITICAL = "CRITICAL"  # < 10 %
-
-    @classmethod
-    def of(cls, fraction_left: float | Fraction) -> Regime:
-        # An exact Fraction is compared with exact thresholds: in floats, $0.10 left of
-        # $1.00 is 0.0999... and would read CRITICAL instead of LOW.
-        exact = isinstance(fraction_left, Fraction)
-        for regime, floor in ((cls.HIGH, "0.7"), (cls.MEDIUM, "0.3"), (cls.LOW, "0.1")):
-            if fraction_left >= (Fraction(floor) if exact else float(floor)):
-                return regime
-        return cls.CRITICAL
-
-
-@dataclass(frozen=True)
-class Charge:
-    """What one call costs (or may cost, when it is a reservation's worst case)."""
-
-    kind: Literal["model", "tool"]
-    name: str
-    usd: Decimal = ZERO
-    input_tokens: int = 0
-    output_tokens: int = 0
-    key: str | None = None  # idempotency key: tool_call_id, model run id, ...
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
-
-
-@dataclass
-class Spend:
-    """Totals of committed (or held) charges. Exact: USD is a Decimal."""
-
-    usd: Decimal = ZERO
-    input_tokens: int = 0
-    output_tokens: int = 0
-    model_calls: int = 0
-    tool_calls: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    @property
-    def total_tool_calls(self) -> int:
-        return sum(self.tool_calls.values())
-
-    def add(self, charge: Charge, sign: int = 1) -> None:
-        self.usd += charge.usd * sign
-        self.input_tokens += charge.input_tokens * sign
-        self.output_tokens += charge.output_tokens * sign
-        if charge.kind == "model":
-            self.model_calls += sign
-        else:
-            self.tool_calls[charge.name] = self.tool_calls.get(charge.name, 0) + sign
-
-    def copy(self) -> Spend:
-        return replace(self, tool_calls=dict(self.tool_calls))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "usd": str(self.usd),
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "model_calls": self.model_calls,
-            "tool_calls": dict(self.tool_calls),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Spend:
-        return cls(
-            usd=Decimal(str(data.get("usd", "0"))),
-            input_tokens=int(data.get("input_tokens", 0)),
-            output_tokens=int(data.get("output_tokens", 0)),
-            model_calls=int(data.get("model_calls", 0)),
-            tool_calls={k: int(v) for k, v in (data.get("tool_calls") or {}).items()},
-        )
+__all__ = [
+    "ZERO",
+    "BudgetTracker",
+    "Charge",
+    "Regime",
+    "Reservation",
+    "SharedBudget",
+    "Spend",
+    "escape_budget_tags",
+]
 
 
 class SharedBudget(Protocol):
@@ -316,11 +243,11 @@ class BudgetTracker:
             if c.usd > left:
                 raise BudgetExceeded(
                     "usd",
-                    _usd_exact(c.usd),
-                    _usd_exact(max(left, ZERO)),
-                    _usd_exact(s.usd),
-                    _usd_exact(allowed),
-                    detail=f"A {c.kind} call to {c.name!r} could cost up to ${_usd(c.usd)}.",
+                    usd_exact(c.usd),
+                    usd_exact(max(left, ZERO)),
+                    usd_exact(s.usd),
+                    usd_exact(allowed),
+                    detail=f"A {c.kind} call to {c.name!r} could cost up to ${usd_text(c.usd)}.",
                 )
         for name, limit, used, held, want in (
             ("tokens.input", b.tokens.input, s.input_tokens, h.input_tokens, c.input_tokens),
@@ -424,7 +351,7 @@ class BudgetTracker:
         """Why the run must stop spending (a global limit is used up), or None."""
         b, s = self.budget, self.spent
         if b.usd is not None and s.usd >= b.usd - b.reserve_usd:
-            return f"USD budget spent (${_usd(s.usd)} of ${_usd(b.usd)})"
+            return f"USD budget spent (${usd_text(s.usd)} of ${usd_text(b.usd)})"
         for name, limit, used in (
             ("input token", b.tokens.input, s.input_tokens),
             ("output token", b.tokens.output, s.output_tokens),
@@ -441,39 +368,7 @@ class BudgetTracker:
 
     def message(self) -> str:
         """The budget in the BATS format, e.g. ``<budget>Query Budget Used: 3, ...</budget>``."""
-        b, s = self.budget, self.spent
-        items: list[str] = []
-        for tool, per_tool in b.tool_calls.items():
-            label = b.tool_labels.get(tool, tool)
-            used = s.tool_calls.get(tool, 0)
-            items.append(
-                f"{label} Budget Used: {used}, {label} Budget Remaining: {max(per_tool - used, 0)}"
-            )
-        for label, limit, used in (
-            ("Tool Call", b.total_tool_calls, s.total_tool_calls),
-            ("Model Call", b.model_calls, s.model_calls),
-            ("Input Token", b.tokens.input, s.input_tokens),
-            ("Output Token", b.tokens.output, s.output_tokens),
-            ("Token", b.tokens.total, s.total_tokens),
-        ):
-            if limit is not None:
-                items.append(
-                    f"{label} Budget Used: {used}, {label} Budget Remaining: {max(limit - used, 0)}"
-                )
-        usd_used = _usd(s.usd)
-        usd_left = "unlimited" if b.usd is None else _usd(max(b.usd - s.usd, ZERO))
-        if b.usd is not None:
-            items.append(f"USD Used: {usd_used}, USD Remaining: {usd_left}")
-        else:
-            items.append(f"USD Used: {usd_used}")
-        if b.seconds is not None:
-            left = max(b.seconds - self.elapsed(), 0.0)
-            items.append(f"Seconds Used: {self.elapsed():.0f}, Seconds Remaining: {left:.0f}")
-        text = ", ".join(items)
-        template = b.message_template or "<budget>{items}</budget>"
-        return template.format(
-            items=text, regime=self.regime().value, usd_used=usd_used, usd_remaining=usd_left
-        )
+        return budget_message(self)
 
     # --- top-ups and persistence --------------------------------------------------------
 
@@ -482,7 +377,7 @@ class BudgetTracker:
         with self._lock:
             self.budget = self.budget.topped_up(**extra)
             self.prices.budget = self.budget
-            self.topups.append(_json_safe(extra))
+            self.topups.append(json_safe(extra))
             self.seq += 1
 
     def snapshot(self) -> dict[str, Any]:
@@ -507,39 +402,3 @@ class BudgetTracker:
             tracker.prices.budget = tracker.budget
             tracker.seq = int(state.get("seq", 0))
         return tracker
-
-
-def _usd_exact(value: Decimal) -> str:
-    """USD in an error: 4 decimals, or every digit when 4 would hide why a call was refused
-    ("asked for 0.0001, 0.0001 left" for $0.000105 against $0.000100)."""
-    shown = _usd(value)
-    return shown if Decimal(shown) == value else f"{value.normalize():f}"
-
-
-def _json_safe(value: Any) -> Any:
-    """A top-up as plain JSON (Decimals as strings, which `Budget` parses back exactly)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
-def _usd(value: Decimal) -> str:
-    """USD for people and models: 4 decimals, more only when needed to not show 0."""
-    if value == 0:
-        return "0.0000"
-    q = value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN)
-    if q == 0:
-        return f"{value.normalize():f}"
-    return f"{q:f}"
-
-
-_BUDGET_TAG = re.compile(r"<\s*(/?)\s*budget\b([^>]*)>", re.IGNORECASE)
-
-
-def escape_budget_tags(text: str) -> str:
-    """Neutralise ``<budget>`` tags in tool output, so a web page cannot fake the budget."""
-    return _BUDGET_TAG.sub(lambda m: f"&lt;{m.group(1)}budget{m.group(2)}&gt;", text)
