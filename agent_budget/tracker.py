@@ -22,6 +22,7 @@ from agent_budget.pricing import PriceBook
 from agent_budget.spend import ZERO, Charge, Regime, Spend, json_safe, usd_exact, usd_text
 
 STATE_VERSION = 1
+MAX_KEYS = 4096
 
 __all__ = [
     "ZERO",
@@ -51,7 +52,7 @@ class SharedBudget(Protocol):
 class Reservation:
     """A worst-case cost held against the budget until the call's real cost is known."""
 
-    __slots__ = ("_done", "charge", "final", "handles", "tracker")
+    __slots__ = ("_done", "charge", "duplicate", "final", "handles", "tracker")
 
     def __init__(
         self, tracker: BudgetTracker, charge: Charge, final: bool, handles: list[Any]
@@ -61,6 +62,7 @@ class Reservation:
         self.final = final
         self.handles = handles
         self._done = False
+        self.duplicate = False  # committed under a key that was already paid for
 
     def commit(self, actual: Charge | None = None) -> Charge:
         """Record what the call really cost (default: the reserved worst case)."""
@@ -103,8 +105,12 @@ class BudgetTracker:
         self.prices = prices or PriceBook(budget)
         self.spent = spent or Spend()
         self.held = Spend()
-        self.seq = 0  # number of commits; orders snapshots written by parallel nodes
+        self.seq = 0  # commits so far; with `epoch`, orders the snapshots a graph writes
+        self.epoch = 0  # bumped when a run-scoped budget starts over on the same thread
         self.topups: list[dict[str, Any]] = []
+        # Idempotency keys of committed charges: a node LangGraph runs again (RetryPolicy,
+        # resume) does not pay twice for a call already on the books. Ordered, bounded.
+        self._keys: dict[str, None] = {}
         self._clock = clock
         self._started = clock()
         self._lock = threading.Lock()
@@ -214,9 +220,16 @@ class BudgetTracker:
                 raise AgentBudgetError("this reservation was already committed or released")
             res._done = True
             self.held.add(res.charge, -1)
+            if actual is not None and actual.key is not None and actual.key in self._keys:
+                actual = None  # already paid for under this key
+                res.duplicate = True
             if actual is not None:
                 self.spent.add(actual)
                 self.seq += 1
+                if actual.key is not None:
+                    self._keys[actual.key] = None
+                    if len(self._keys) > MAX_KEYS:
+                        del self._keys[next(iter(self._keys))]
         for shared, handle in zip(self.shared, res.handles, strict=True):
             if actual is None:
                 shared.release(handle)
@@ -380,25 +393,46 @@ class BudgetTracker:
             self.topups.append(json_safe(extra))
             self.seq += 1
 
+    def committed(self, key: str) -> bool:
+        """Whether a charge with this idempotency key is already on the books."""
+        return key in self._keys
+
     def snapshot(self) -> dict[str, Any]:
         """Plain, JSON-safe state for graph state / checkpoints."""
         with self._lock:
             return {
                 "v": STATE_VERSION,
+                "epoch": self.epoch,
                 "seq": self.seq,
                 "spent": self.spent.to_dict(),
                 "topups": [dict(t) for t in self.topups],
+                "keys": list(self._keys),
             }
 
     @classmethod
-    def restore(cls, budget: Budget, state: dict[str, Any] | None, **kwargs: Any) -> BudgetTracker:
-        """A tracker continuing the spend recorded by `snapshot` (top-ups re-applied)."""
+    def restore(
+        cls,
+        budget: Budget,
+        state: dict[str, Any] | None,
+        *,
+        fresh: bool = False,
+        **kwargs: Any,
+    ) -> BudgetTracker:
+        """A tracker continuing the spend recorded by `snapshot` (top-ups re-applied).
+        ``fresh`` starts the spend over (a new run of a run-scoped budget) while keeping the
+        snapshots in order (a later epoch)."""
         tracker = cls(budget, **kwargs)
-        if state:
-            tracker.spent = Spend.from_dict(state.get("spent") or {})
-            for extra in state.get("topups") or []:
-                tracker.budget = tracker.budget.topped_up(**extra)
-                tracker.topups.append(dict(extra))
-            tracker.prices.budget = tracker.budget
-            tracker.seq = int(state.get("seq", 0))
+        if not state:
+            return tracker
+        if fresh:
+            tracker.epoch = int(state.get("epoch", 0)) + 1
+            return tracker
+        tracker.spent = Spend.from_dict(state.get("spent") or {})
+        for extra in state.get("topups") or []:
+            tracker.budget = tracker.budget.topped_up(**extra)
+            tracker.topups.append(dict(extra))
+        tracker.prices.budget = tracker.budget
+        tracker.seq = int(state.get("seq", 0))
+        tracker.epoch = int(state.get("epoch", 0))
+        tracker._keys = dict.fromkeys(state.get("keys") or [])
         return tracker

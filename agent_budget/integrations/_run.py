@@ -89,7 +89,7 @@ class BudgetRun:
     def _reserve_tool(self, call: dict[str, Any], attempt: int) -> Any:
         cid = call.get("id")
         charge = self.tracker.tool_charge(
-            call["name"], key=f"{cid}#{attempt}", tool_call_id=cid, attempt=attempt
+            call["name"], key=f"{self.run_id}:{cid}#{attempt}", tool_call_id=cid, attempt=attempt
         )
         return self.tracker.reserve(charge)
 

@@ -81,8 +81,7 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
     # --- the run ------------------------------------------------------------------------
 
     def before_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
-        saved = _saved(state) if self.budget.scope == "thread" else None
-        run = self._new_run(saved)
+        run = self._new_run(_saved(state), fresh=self.budget.scope == "run")
         return {SPEND_KEY: self._snapshot(run)}
 
     async def abefore_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
@@ -100,8 +99,8 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         """The live tracker of the run this state belongs to."""
         return self._run(state).tracker
 
-    def _new_run(self, saved: dict[str, Any] | None) -> BudgetRun:
-        tracker = BudgetTracker.restore(self.budget, saved)
+    def _new_run(self, saved: dict[str, Any] | None, fresh: bool = False) -> BudgetRun:
+        tracker = BudgetTracker.restore(self.budget, saved, fresh=fresh)
         run = BudgetRun(tracker, retry=self.tool_retry)
         with self._lock:
             self._runs[run.run_id] = run

@@ -58,13 +58,17 @@ FINALIZE_NODE = "budget_finalize"
 
 
 def _latest(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Keep the newest snapshot: a new run's supersedes an old run's; within a run (parallel
-    nodes writing in one step) the one with more commits wins."""
+    """Keep the newest snapshot, by (epoch, commits): parallel nodes of one step, and
+    writes of an interrupted step replayed on resume, may land in any order."""
     if new is None:
         return old
-    if old is None or old.get("run") != new.get("run"):
+    if old is None:
         return new
-    return new if new.get("seq", 0) >= old.get("seq", 0) else old
+    return new if _order(new) >= _order(old) else old
+
+
+def _order(snapshot: dict[str, Any]) -> tuple[int, int]:
+    return int(snapshot.get("epoch", 0)), int(snapshot.get("seq", 0))
 
 
 class BudgetChannel(TypedDict, total=False):
@@ -198,9 +202,8 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
             resuming = input is None or isinstance(input, Command)
             if isinstance(input, dict) and input.get(SPEND_KEY):
                 saved = input[SPEND_KEY]
-            elif budget.scope == "run" and not resuming:
-                saved = None
-            tracker = BudgetTracker.restore(budget, saved)
+            fresh = budget.scope == "run" and not resuming
+            tracker = BudgetTracker.restore(budget, saved, fresh=fresh)
         from agent_budget.ledger import attach_ledger  # light: no database driver unless configured
 
         attach_ledger(tracker, conf)
@@ -219,8 +222,7 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         cp, thread = self.checkpointer, _thread_id(config)
         if cp is None or cp is True or cp is False or thread is None:
             return None
-        saved = cp.get_tuple(_checkpoint_config(config))
-        return saved.checkpoint["channel_values"].get(SPEND_KEY) if saved else None
+        return _newest_spend(cp.get_tuple(_checkpoint_config(config)))
 
     async def _asaved_spend(self, config: RunnableConfig | None) -> dict[str, Any] | None:
         cp, thread = self.checkpointer, _thread_id(config)
@@ -230,7 +232,19 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
             saved = await cp.aget_tuple(_checkpoint_config(config))
         except NotImplementedError:
             saved = cp.get_tuple(_checkpoint_config(config))
-        return saved.checkpoint["channel_values"].get(SPEND_KEY) if saved else None
+        return _newest_spend(saved)
+
+
+def _newest_spend(saved: Any) -> dict[str, Any] | None:
+    """The thread's spend: the checkpoint's, or newer from writes of an interrupted step
+    (tasks that finished before the interrupt keep their writes and are not run again)."""
+    if saved is None:
+        return None
+    best = saved.checkpoint["channel_values"].get(SPEND_KEY)
+    for _task, channel, value in saved.pending_writes or ():
+        if channel == SPEND_KEY and isinstance(value, dict):
+            best = _latest(best, value)
+    return best
 
 
 def _thread_id(config: RunnableConfig | None) -> Any:
