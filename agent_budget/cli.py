@@ -53,7 +53,8 @@ def check(
 def demo(
     name: Annotated[str, typer.Argument(help="Which demo: basic")] = "basic",
     model: Annotated[
-        str, typer.Option("--model", help="Model to run: local:smollm2-135m, openai/gpt-4.1-mini, ...")
+        str,
+        typer.Option("--model", help="Model to run: local:smollm2-135m, openai/gpt-4.1-mini, ..."),
     ] = "local:smollm2-135m",
 ) -> None:
     """Run a budgeted agent end to end (offline on the embedded on-device model by default)."""
@@ -284,6 +285,76 @@ def ledger_prune(
         err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(f"deleted {removed} rows recorded before {before} from {led.location}")
+
+
+models_app = typer.Typer(help="On-device and cloud models: list, price, ask.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The on-device models agent-budget knows by name, and whether they are installed."""
+    from rich.table import Table
+
+    from agent_budget.models.catalog import available
+
+    table = Table(title="on-device models")
+    for col in ("name", "model", "GGUF"):
+        table.add_column(col)
+    for name, description, path in available():
+        table.add_row(name, description, path or "[red]not installed[/red]")
+    console.print(table)
+
+
+@models_app.command("price")
+def models_price(
+    model: Annotated[str, typer.Argument(help="local:smollm2-135m, openai/gpt-4.1-mini, ...")],
+) -> None:
+    """The price the budget tracker will charge for a model, and where it comes from."""
+    from agent_budget.errors import UnknownPrice
+    from agent_budget.models import model_price
+
+    try:
+        price = model_price(model)
+    except UnknownPrice as exc:
+        err_console.print(str(exc), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    per_m = 1_000_000
+    console.print(
+        f"{price.model}: ${price.input_per_token * per_m:f} in / "
+        f"${price.output_per_token * per_m:f} out per million tokens ({price.source})"
+    )
+
+
+@models_app.command("ask")
+def models_ask(
+    model: Annotated[str, typer.Argument(help="A model name, e.g. local:smollm2-135m")],
+    prompt: Annotated[str, typer.Argument(help="What to ask")],
+    max_tokens: Annotated[int, typer.Option(help="Output cap")] = 128,
+    price: Annotated[
+        str | None, typer.Option(help="USD per million input,output tokens, e.g. 0.15,0.60")
+    ] = None,
+    api_base: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL")] = None,
+) -> None:
+    """Ask one question and print the reply with its tokens and cost."""
+    from agent_budget.errors import AgentBudgetError
+    from agent_budget.models import model_price, resolve
+
+    try:
+        given = tuple(price.split(",")) if price else None
+        chat = resolve(model, price=given, api_base=api_base, max_tokens=max_tokens)
+        reply = chat.invoke(prompt)
+        usage = reply.usage_metadata or {"input_tokens": 0, "output_tokens": 0}
+        name = reply.response_metadata.get("model_name", model)
+        cost = model_price(name).cost(usage["input_tokens"], usage["output_tokens"])
+    except (AgentBudgetError, ValueError) as exc:
+        err_console.print(str(exc), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(str(reply.content), markup=False, highlight=False)
+    err_console.print(
+        f"[dim]{name}: {usage['input_tokens']} in + {usage['output_tokens']} out tokens, "
+        f"${cost:f}[/dim]"
+    )
 
 
 def main() -> None:
