@@ -15,7 +15,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Protocol
 
-from agent_budget.budget import Budget
+from agent_budget.budget import SHARED_SCOPES, Budget
 from agent_budget.errors import AgentBudgetError, BudgetExceeded
 from agent_budget.message import budget_message, escape_budget_tags
 from agent_budget.pricing import PriceBook
@@ -101,7 +101,8 @@ class BudgetTracker:
         clock: Callable[[], float] = time.monotonic,
         shared: list[SharedBudget] | None = None,
     ) -> None:
-        self.budget = budget
+        self._budget = budget
+        self.limits = _local_limits(budget)
         self.prices = prices or PriceBook(budget)
         self.spent = spent or Spend()
         self.held = Spend()
@@ -116,6 +117,15 @@ class BudgetTracker:
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         self.shared: list[SharedBudget] = list(shared or [])
+
+    @property
+    def budget(self) -> Budget:
+        return self._budget
+
+    @budget.setter
+    def budget(self, budget: Budget) -> None:
+        self._budget = budget
+        self.limits = _local_limits(budget)
 
     # --- prices -------------------------------------------------------------------------
 
@@ -249,7 +259,7 @@ class BudgetTracker:
         self._listeners.append(listener)
 
     def _check(self, c: Charge, final: bool) -> None:
-        b, s, h = self.budget, self.spent, self.held
+        b, s, h = self.limits, self.spent, self.held
         if b.usd is not None:
             allowed = b.usd if final else b.usd - b.reserve_usd
             left = allowed - s.usd - h.usd
@@ -305,11 +315,11 @@ class BudgetTracker:
         self._started = self._clock()
 
     def remaining_usd(self) -> Decimal | None:
-        return None if self.budget.usd is None else self.budget.usd - self.spent.usd
+        return None if self.limits.usd is None else self.limits.usd - self.spent.usd
 
     def remaining(self) -> dict[str, Any]:
         """What is left of each limit that is set (committed spend only)."""
-        b, s = self.budget, self.spent
+        b, s = self.limits, self.spent
         out: dict[str, Any] = {}
         if b.usd is not None:
             out["usd"] = b.usd - s.usd
@@ -334,7 +344,7 @@ class BudgetTracker:
         return float(self._fraction_left())
 
     def _fraction_left(self) -> Fraction:
-        b, s = self.budget, self.spent
+        b, s = self.limits, self.spent
         pairs: list[tuple[Fraction, Fraction]] = []
         if b.usd is not None:
             pairs.append((Fraction(b.usd), Fraction(s.usd)))
@@ -362,7 +372,7 @@ class BudgetTracker:
 
     def exhausted(self) -> str | None:
         """Why the run must stop spending (a global limit is used up), or None."""
-        b, s = self.budget, self.spent
+        b, s = self.limits, self.spent
         if b.usd is not None and s.usd >= b.usd - b.reserve_usd:
             return f"USD budget spent (${usd_text(s.usd)} of ${usd_text(b.usd)})"
         for name, limit, used in (
@@ -436,3 +446,19 @@ class BudgetTracker:
         tracker.epoch = int(state.get("epoch", 0))
         tracker._keys = dict.fromkeys(state.get("keys") or [])
         return tracker
+
+
+def _local_limits(budget: Budget) -> Budget:
+    """The limits this tracker enforces itself. A user / tenant / global budget's own limits
+    are shared by many runs and kept in the ledger, which enforces them (a `SharedBudget`);
+    checking them against one thread's spend as well would be wrong across windows."""
+    if budget.scope not in SHARED_SCOPES:
+        return budget
+    return budget.model_copy(
+        update={
+            "usd": None,
+            "tokens": budget.tokens.model_copy(update={"total": None}),
+            "model_calls": None,
+            "total_tool_calls": None,
+        }
+    )

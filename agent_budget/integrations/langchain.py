@@ -27,7 +27,9 @@ from langchain.agents.middleware.types import (
     PrivateStateAttr,
 )
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
+from langgraph.config import get_config
 from langgraph.types import Command, interrupt
 from tenacity import AsyncRetrying, Retrying
 
@@ -100,7 +102,10 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         return self._run(state).tracker
 
     def _new_run(self, saved: dict[str, Any] | None, fresh: bool = False) -> BudgetRun:
+        from agent_budget.ledger import attach_ledger  # light: no driver unless configured
+
         tracker = BudgetTracker.restore(self.budget, saved, fresh=fresh)
+        attach_ledger(tracker, _config())
         run = BudgetRun(tracker, retry=self.tool_retry)
         with self._lock:
             self._runs[run.run_id] = run
@@ -304,6 +309,13 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         if isinstance(out, ToolMessage):
             return Command(update={"messages": [out], SPEND_KEY: self._snapshot(run)})
         return out
+
+
+def _config() -> RunnableConfig:
+    try:
+        return get_config()
+    except RuntimeError:  # outside a graph run (a middleware hook called directly)
+        return RunnableConfig()
 
 
 def _saved(state: Any) -> dict[str, Any] | None:

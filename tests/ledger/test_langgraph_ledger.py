@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FAKE_MODEL, FAKE_PRICE, Counter, ToolCallingFake
+from fakes import FAKE_MODEL, FAKE_PRICE, Counter, ToolCallingFake, make_search
 from langchain_core.tools import tool
 from langgraph.prebuilt import create_react_agent
 
@@ -64,7 +64,8 @@ def test_every_model_and_tool_call_is_a_row(tmp_path: Path) -> None:
     assert all(
         r["name"] == "search" and r["usd"] == Decimal("0.01") and r["attempt"] == 1 for r in tools
     )
-    assert [r["call_key"] for r in tools] == ["call_0#1", "call_1#1"]
+    # Idempotency keys: run, tool call id, attempt.
+    assert [r["call_key"].split(":", 1)[1] for r in tools] == ["call_0#1", "call_1#1"]
     assert Ledger.open(db).spend()[0]["usd"] == 3 * MODEL_CALL + Decimal("0.02")  # exact
     assert out["messages"][-1].content.startswith("final answer")
 
@@ -131,3 +132,23 @@ def test_a_ledger_locked_mid_run_stops_the_run(tmp_path: Path) -> None:
     hog.close()
     outcomes = [(r["kind"], r["outcome"]) for r in Ledger.open(db).rows()]
     assert outcomes == [("model", "ok"), ("tool", "held")]  # the search's cost is visible
+
+
+def test_middleware_runs_are_on_the_ledger_too(tmp_path: Path) -> None:
+    from langchain.agents import create_agent
+
+    from agent_budget.integrations.langchain import BudgetMiddleware
+
+    db = tmp_path / "mw.db"
+    counter, model = Counter(), ToolCallingFake(max_tool_turns=2)
+    budget = Budget(
+        prices={"search": "0.01"}, model_prices={FAKE_MODEL: FAKE_PRICE}, ledger=str(db)
+    )
+    agent = create_agent(model, [make_search(counter)], middleware=[BudgetMiddleware(budget)])
+    agent.invoke(
+        {"messages": [("user", "go")]},
+        {"configurable": {"thread_id": "mw", "user_id": "bob"}, "recursion_limit": 50},
+    )
+    rows = list(Ledger.open(db).rows())
+    assert sorted(r["kind"] for r in rows) == ["model"] * 3 + ["tool"] * 2
+    assert {r["user_id"] for r in rows} == {"bob"}
