@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     lengths = [32, 128, 512, 1536]
     prefill: dict[int, float] = {}
     decode: list[float] = []
+    # One untimed run first: llama.cpp sizes its compute buffers on the first evaluation.
+    _timed_completion(lm, lm.llama.tokenize(b"warm up", add_bos=True), 2)
     with Progress(console=console) as progress:
         task = progress.add_task("prefill", total=len(lengths) * args.reps)
         for n in lengths:
