@@ -45,6 +45,7 @@ import json
 import uuid
 import warnings
 from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,20 @@ class PriceChanged(ToolSignal):
         super().__init__(event, reason=f"price changed to {cost}")
 
 
+@dataclass(frozen=True)
+class _Spec:
+    by_name: dict[str, BaseTool]
+    planned: tuple[Tool, ...]
+    goal: str | None
+    start: dict[str, Any]
+    method: Method
+    seed: int
+    messages_key: str
+    held_key: str
+    goal_key: str
+    max_replans: int
+
+
 def planner_node(
     tools: Sequence[BaseTool],
     *,
@@ -112,13 +127,21 @@ def planner_node(
     and replans on signals. ``start`` is held types (values None) or a dict type -> value."""
     from langgraph._internal._runnable import RunnableCallable
 
-    by_name = {t.name: t for t in tools}
-    planned = problem_from_tools(tools, start=(), goal="-").tools  # validates the metadata
-    start_values = dict(start) if isinstance(start, Mapping) else dict.fromkeys(start)
-    opts = (goal, start_values, method, seed, messages_key, held_key, goal_key, max_replans)
+    spec = _Spec(
+        {t.name: t for t in tools},
+        problem_from_tools(tools, start=(), goal="-").tools,  # validates the metadata now
+        goal,
+        dict(start) if isinstance(start, Mapping) else dict.fromkeys(start),
+        method,
+        seed,
+        messages_key,
+        held_key,
+        goal_key,
+        max_replans,
+    )
 
     def run(state: Any, config: RunnableConfig) -> dict[str, Any]:
-        ex = _Execution(by_name, planned, state, current_tracker(), *opts)
+        ex = _Execution(spec, state, current_tracker())
         gen = ex.drive()
         try:
             tool, args = next(gen)
@@ -134,7 +157,7 @@ def planner_node(
             gen.close()  # releases what is still reserved if the run is interrupted
 
     async def arun(state: Any, config: RunnableConfig) -> dict[str, Any]:
-        ex = _Execution(by_name, planned, state, current_tracker(), *opts)
+        ex = _Execution(spec, state, current_tracker())
         gen = ex.drive()
         try:
             tool, args = next(gen)
@@ -155,32 +178,16 @@ def planner_node(
 class _Execution:
     """One node run: plan, reserve, call (the driver makes each call it is handed), replan."""
 
-    def __init__(
-        self,
-        by_name: dict[str, BaseTool],
-        planned: Sequence[Tool],
-        state: Any,
-        tracker: BudgetTracker | None,
-        goal: str | None,
-        start: dict[str, Any],
-        method: Method,
-        seed: int,
-        messages_key: str,
-        held_key: str,
-        goal_key: str,
-        max_replans: int,
-    ) -> None:
+    def __init__(self, spec: _Spec, state: Any, tracker: BudgetTracker | None) -> None:
         get = state.get if isinstance(state, Mapping) else lambda k: getattr(state, k, None)
-        wanted = get(goal_key) or goal
+        wanted = get(spec.goal_key) or spec.goal
         if not wanted:
-            raise ValueError(f"planner_node: no goal type: set state[{goal_key!r}] or goal=")
-        self.goal: str = wanted
-        self.held: dict[str, Any] = {**start, **(get(held_key) or {})}
-        self.by_name, self.tracker, self.method, self.seed = by_name, tracker, method, seed
-        self.keys, self.max_replans = (messages_key, held_key), max_replans
-        self.tools = {t.name: t for t in planned}
+            raise ValueError(f"planner_node: no goal type: set state[{spec.goal_key!r}] or goal=")
+        self.spec, self.tracker, self.goal = spec, tracker, str(wanted)
+        self.held: dict[str, Any] = {**spec.start, **(get(spec.held_key) or {})}
+        self.tools = {t.name: t for t in spec.planned}
         prices = tracker.budget.prices if tracker else {}
-        for t in planned:
+        for t in spec.planned:
             if t.name in prices and prices[t.name] != t.cost:
                 warnings.warn(
                     f"tool {t.name!r}: Budget.prices says {prices[t.name]}, its metadata says "
@@ -198,19 +205,21 @@ class _Execution:
 
     def drive(self) -> Generator[_Step, _Outcome, None]:
         while self.goal not in self.held:
-            if len(self.plans) > self.max_replans:
-                self._stop("unreachable", f"stopped after {self.max_replans} replans")
+            if len(self.plans) > self.spec.max_replans:
+                self.status, self.reason = "unreachable", f"gave up after {len(self.plans)} plans"
                 return
             result = self._plan()
             if not result.ok:
                 reason = (result.reason or "no plan").replace("> budget ", "> budget left ")
-                self._stop("unreachable" if self.executed else "infeasible", reason)
+                self.status = "unreachable" if self.executed else "infeasible"
+                self.reason = reason
                 return
             charges = [self._charge(step, i) for i, step in enumerate(result.steps)]
             try:
                 reserved = self.tracker.reserve_all(charges) if self.tracker else []
             except BudgetExceeded as exc:
-                self._stop("infeasible" if not self.executed else "unreachable", f"refused: {exc}")
+                self.status = "unreachable" if self.executed else "infeasible"
+                self.reason = f"refused: {exc}"
                 return
             try:
                 for i, step in enumerate(result.steps):
@@ -226,7 +235,7 @@ class _Execution:
         self, step: str, charge: Charge, res: Reservation | None
     ) -> Generator[_Step, _Outcome, bool]:
         """Make one call; False when the plan must be made again."""
-        tool, spec = self.by_name[step], self.tools[step]
+        tool, spec = self.spec.by_name[step], self.tools[step]
         cid = str(charge.key)
         args = _bind(tool, spec.inputs, self.held)
         self.messages.append(
@@ -248,7 +257,7 @@ class _Execution:
             content = _content(value) if produced else f"No result from {step}."
         self.executed.append(Call(step, paid, produced))
         if events:
-            content += " Signals: " + self._apply(events, step)
+            content += f" (signals: {self._apply(events, step)})"
         status = "success" if produced else "error"
         self.messages.append(ToolMessage(content, name=step, tool_call_id=cid, status=status))
         if produced:
@@ -272,7 +281,7 @@ class _Execution:
             start=tuple(self.held), goal=self.goal, budget=usd, max_steps=steps, tools=tuple(tools)
         )
         try:
-            result = plan(problem, self.method, seed=self.seed + len(self.plans))
+            result = plan(problem, self.spec.method, seed=self.spec.seed + len(self.plans))
         except PlannerGaveUp as exc:
             result = PlanResult("infeasible", reason=f"the planner gave up: {exc}")
         self.plans.append(result)
@@ -315,9 +324,6 @@ class _Execution:
         self.notes.append(message)
         warnings.warn(message, PlanningWarning, stacklevel=3)
 
-    def _stop(self, status: ExecutionStatus, reason: str) -> None:
-        self.status, self.reason = status, reason
-
     def update(self) -> dict[str, Any]:
         first = self.plans[0] if self.plans else PlanResult("ok", (), ZERO)
         paid = sum((c.cost for c in self.executed), ZERO)
@@ -336,13 +342,12 @@ class _Execution:
             path = " -> ".join(c.tool for c in self.executed) or "nothing to call"
             text = f"Goal {self.goal!r} reached: {path}."
         else:
-            text = f"{self.status}: {self.reason}"
+            text = f"{self.status}: {self.reason}."
         text += f" Paid ${paid} for {len(self.executed)} calls, {result.replans} replans."
         if self.tracker is not None:
             text += "\n\n" + self.tracker.message()
         summary = AIMessage(content=text, response_metadata={PLAN_METADATA: result.to_dict()})
-        messages_key, held_key = self.keys
-        return {messages_key: [*self.messages, summary], held_key: dict(self.held)}
+        return {self.spec.messages_key: [*self.messages, summary], self.spec.held_key: self.held}
 
 
 def _bind(tool: BaseTool, types: Sequence[str], held: Mapping[str, Any]) -> dict[str, Any]:
