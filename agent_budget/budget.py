@@ -16,9 +16,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from agent_budget.errors import InvalidBudget
+from agent_budget.policies import Downgrade, Guards, check_warn_at, resolve_alias
 from agent_budget.units import (
     Count,
     LedgerLocation,
@@ -72,6 +73,8 @@ class ModelPrice(_Strict):
 
     input: Money
     output: Money
+    cached_input: Money | None = None
+    """Prompt tokens served from the provider's cache, when it prices them apart."""
 
     @property
     def input_per_token(self) -> Decimal:
@@ -80,6 +83,10 @@ class ModelPrice(_Strict):
     @property
     def output_per_token(self) -> Decimal:
         return self.output / 1_000_000
+
+    @property
+    def cached_input_per_token(self) -> Decimal | None:
+        return None if self.cached_input is None else self.cached_input / 1_000_000
 
 
 class SharedLimit(_Strict):
@@ -146,11 +153,29 @@ class Budget(_Strict):
     """Where every charge is recorded: a SQLite file or a ``postgresql://`` URL (default: the
     ``AGENT_BUDGET_LEDGER`` environment variable; no ledger when neither is set)."""
 
+    name: str | None = None
+    """Shown in spend trees and recorded with charges; set by `child`."""
+    warn_at: list[float] = Field(default_factory=list)
+    """Fractions of the tightest limit used at which to warn, once each: ``[0.5, 0.8]``."""
+    downgrade: Downgrade | None = None
+    """Move model calls to a cheaper model from a regime on: ``{"model": ..., "at": "LOW"}``."""
+    guards: Guards = Field(default_factory=Guards)
+    strict_prices: bool = True
+    """Refuse a model with no known price (`UnknownPrice`). When False such a call is allowed,
+    counted as ``unpriced`` (tokens kept, $0 charged) and shown as such, never as free."""
+    price_aliases: dict[str, str] = Field(default_factory=dict)
+    """Price one model as another: ``{"my-finetune": "gpt-4o-mini"}``."""
+
     tool_labels: dict[str, str] = Field(default_factory=dict)
     """Names shown in the budget message, e.g. ``{"web_search": "Query", "fetch_page": "URL"}``."""
     message_template: str | None = None
     """Replaces the default message; fields: ``{items}``, ``{regime}``, ``{usd_used}``,
     ``{usd_remaining}``."""
+
+    @field_validator("warn_at")
+    @classmethod
+    def _warn_at(cls, value: list[float]) -> list[float]:
+        return check_warn_at(value)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Budget:
@@ -175,6 +200,8 @@ class Budget(_Strict):
                 f"scope {self.scope!r} shares usd, tokens.total, model_calls or "
                 "total_tool_calls across runs, and none of them is set"
             )
+        for alias in self.price_aliases:
+            resolve_alias(alias, self.price_aliases)
         if self.usd is not None and self.reserve_usd > self.usd:
             raise ValueError(
                 f"reserve_usd ({self.reserve_usd}) is larger than usd ({self.usd}); "
@@ -290,6 +317,37 @@ class Budget(_Strict):
         raw = configurable.get("budget")
         return None if raw is None else cls.load(raw)
 
+    def child(self, name: str, **limits: Any) -> Budget:
+        """A budget for a sub-agent or a node: its own limits, and every call it makes is
+        spent from this budget too (the run wires that up: `BudgetTracker.child`). Prices,
+        labels and behaviour are inherited; a child limit larger than this budget's same
+        limit is an error, since the child could never use it."""
+        inherited = self.model_dump(
+            include={
+                "prices",
+                "default_tool_price",
+                "model_prices",
+                "price_fallback",
+                "on_exhausted",
+                "default_max_output_tokens",
+                "tool_labels",
+                "message_template",
+                "strict_prices",
+                "price_aliases",
+                "scope",
+            }
+        )
+        if inherited.get("scope") not in ("thread", "run"):
+            inherited["scope"] = "thread"
+        child = Budget.from_dict({**inherited, **limits, "name": name}, source=f"child {name!r}")
+        for field, mine, theirs in _limit_pairs(self, child):
+            if mine is not None and theirs is not None and theirs > mine:
+                raise InvalidBudget(
+                    f"child {name!r}.{field}: {theirs} is more than its parent's {mine}; "
+                    "a child spends from its parent and can never have more"
+                )
+        return child
+
     def topped_up(self, **extra: Any) -> Budget:
         """A copy with limits raised by ``extra`` (same keys as the constructor's limits).
 
@@ -309,6 +367,19 @@ class Budget(_Strict):
             if tool in data["tool_calls"]:
                 data["tool_calls"][tool] += more
         return Budget.model_validate(data)
+
+
+def _limit_pairs(parent: Budget, child: Budget) -> list[tuple[str, Any, Any]]:
+    pairs: list[tuple[str, Any, Any]] = [
+        (name, getattr(parent, name), getattr(child, name))
+        for name in ("usd", "total_tool_calls", "model_calls", "seconds")
+    ]
+    pairs += [
+        (f"tokens.{n}", getattr(parent.tokens, n), getattr(child.tokens, n))
+        for n in ("input", "output", "total")
+    ]
+    pairs += [(f"tool_calls.{t}", n, child.tool_calls.get(t)) for t, n in parent.tool_calls.items()]
+    return pairs
 
 
 def _env_value(value: str) -> Any:

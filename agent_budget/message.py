@@ -39,6 +39,10 @@ def budget_message(tracker: BudgetTracker) -> str:
         items.append(f"USD Used: {usd_used}, USD Remaining: {usd_left}")
     else:
         items.append(f"USD Used: {usd_used}")
+    if s.unpriced:
+        # Never let calls with no known price pass for free ones.
+        names = ", ".join(sorted(s.unpriced))
+        items.append(f"Unpriced Calls: {sum(s.unpriced.values())} ({names})")
     if b.seconds is not None:
         left = max(b.seconds - tracker.elapsed(), 0.0)
         items.append(f"Seconds Used: {tracker.elapsed():.0f}, Seconds Remaining: {left:.0f}")

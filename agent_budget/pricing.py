@@ -17,7 +17,9 @@ from typing import Any
 
 from agent_budget.budget import Budget, ModelPrice
 from agent_budget.errors import UnknownPrice
+from agent_budget.policies import resolve_alias
 
+ZERO = Decimal(0)
 _registered: dict[str, ModelPrice] = {}
 _registered_lock = threading.Lock()
 
@@ -29,10 +31,20 @@ class ResolvedPrice:
     model: str
     input_per_token: Decimal
     output_per_token: Decimal
-    source: str  # "budget" | "registered" | "litellm" | "fallback"
+    source: str  # "budget" | "registered" | "litellm" | "fallback" | "unpriced", + alias note
+    cached_input_per_token: Decimal | None = None  # prompt tokens read from a provider cache
 
-    def cost(self, input_tokens: int, output_tokens: int) -> Decimal:
-        return self.input_per_token * input_tokens + self.output_per_token * output_tokens
+    @property
+    def unpriced(self) -> bool:
+        return self.source.startswith("unpriced")
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> Decimal:
+        cached = min(cached_input_tokens, input_tokens) if self.cached_input_per_token else 0
+        return (
+            self.input_per_token * (input_tokens - cached)
+            + (self.cached_input_per_token or self.input_per_token) * cached
+            + self.output_per_token * output_tokens
+        )
 
 
 def register_model_price(model: str, *, input: Any, output: Any) -> None:
@@ -59,6 +71,13 @@ def import_litellm() -> Any:
 @lru_cache(maxsize=1024)
 def litellm_price(model: str) -> tuple[Decimal, Decimal] | None:
     """(input, output) USD per token from LiteLLM's map, or None if it does not know the model."""
+    info = litellm_info(model)
+    return None if info is None else (info[0], info[1])
+
+
+@lru_cache(maxsize=1024)
+def litellm_info(model: str) -> tuple[Decimal, Decimal, Decimal | None] | None:
+    """(input, output, cached input or None) USD per token from LiteLLM's map."""
     litellm = import_litellm()
     candidates = [model]
     if "/" in model:
@@ -75,7 +94,12 @@ def litellm_price(model: str) -> tuple[Decimal, Decimal] | None:
         inp, out = info.get("input_cost_per_token"), info.get("output_cost_per_token")
         if inp is None and out is None:
             continue
-        return Decimal(str(inp or 0)), Decimal(str(out or 0))
+        cached = info.get("cache_read_input_token_cost")
+        return (
+            Decimal(str(inp or 0)),
+            Decimal(str(out or 0)),
+            None if cached is None else Decimal(str(cached)),
+        )
     return None
 
 
@@ -95,24 +119,34 @@ class PriceBook:
         self._cache[name] = price
         return price
 
-    def _resolve(self, name: str) -> ResolvedPrice:
-        own = self.budget.model_prices.get(name)
+    def _resolve(self, asked: str) -> ResolvedPrice:
+        name = resolve_alias(asked, self.budget.price_aliases)
+        via = "" if name == asked else f" (alias of {name})"
+        own = self.budget.model_prices.get(name) or registered_model_price(name)
         if own is not None:
-            return ResolvedPrice(name, own.input_per_token, own.output_per_token, "budget")
-        reg = registered_model_price(name)
-        if reg is not None:
-            return ResolvedPrice(name, reg.input_per_token, reg.output_per_token, "registered")
+            source = "budget" if name in self.budget.model_prices else "registered"
+            return ResolvedPrice(
+                asked,
+                own.input_per_token,
+                own.output_per_token,
+                source + via,
+                own.cached_input_per_token,
+            )
         if name:
-            found = litellm_price(name)
+            found = litellm_info(name)
             if found is not None:
-                return ResolvedPrice(name, found[0], found[1], "litellm")
+                return ResolvedPrice(asked, found[0], found[1], "litellm" + via, found[2])
         fb = self.budget.price_fallback
         if fb is not None:
-            return ResolvedPrice(name, fb.input_per_token, fb.output_per_token, "fallback")
-        raise UnknownPrice(name or "(a chat model that reports no model name)")
+            return ResolvedPrice(asked, fb.input_per_token, fb.output_per_token, "fallback")
+        if not self.budget.strict_prices:
+            return ResolvedPrice(asked, ZERO, ZERO, "unpriced")
+        raise UnknownPrice(asked or "(a chat model that reports no model name)")
 
-    def model_cost(self, model: str | None, input_tokens: int, output_tokens: int) -> Decimal:
-        return self.model_price(model).cost(input_tokens, output_tokens)
+    def model_cost(
+        self, model: str | None, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
+    ) -> Decimal:
+        return self.model_price(model).cost(input_tokens, output_tokens, cached_input_tokens)
 
     def tool_price(self, tool: str) -> Decimal:
         price = self.budget.prices.get(tool)

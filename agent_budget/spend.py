@@ -53,6 +53,8 @@ class Spend:
     output_tokens: int = 0
     model_calls: int = 0
     tool_calls: dict[str, int] = field(default_factory=dict)
+    unpriced: dict[str, int] = field(default_factory=dict)
+    """Calls to models with no known price, by model (allowed only with strict_prices off)."""
 
     @property
     def total_tokens(self) -> int:
@@ -68,11 +70,13 @@ class Spend:
         self.output_tokens += charge.output_tokens * sign
         if charge.kind == "model":
             self.model_calls += sign
+            if charge.meta.get("unpriced"):
+                self.unpriced[charge.name] = self.unpriced.get(charge.name, 0) + sign
         else:
             self.tool_calls[charge.name] = self.tool_calls.get(charge.name, 0) + sign
 
     def copy(self) -> Spend:
-        return replace(self, tool_calls=dict(self.tool_calls))
+        return replace(self, tool_calls=dict(self.tool_calls), unpriced=dict(self.unpriced))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +85,7 @@ class Spend:
             "output_tokens": self.output_tokens,
             "model_calls": self.model_calls,
             "tool_calls": dict(self.tool_calls),
+            **({"unpriced": dict(self.unpriced)} if self.unpriced else {}),
         }
 
     @classmethod
@@ -91,7 +96,32 @@ class Spend:
             output_tokens=int(data.get("output_tokens", 0)),
             model_calls=int(data.get("model_calls", 0)),
             tool_calls={k: int(v) for k, v in (data.get("tool_calls") or {}).items()},
+            unpriced={k: int(v) for k, v in (data.get("unpriced") or {}).items()},
         )
+
+    def __sub__(self, other: Spend) -> Spend:
+        out = self.copy()
+        out.usd -= other.usd
+        out.input_tokens -= other.input_tokens
+        out.output_tokens -= other.output_tokens
+        out.model_calls -= other.model_calls
+        for name, n in other.tool_calls.items():
+            out.tool_calls[name] = out.tool_calls.get(name, 0) - n
+        for name, n in other.unpriced.items():
+            out.unpriced[name] = out.unpriced.get(name, 0) - n
+        return out
+
+    def __add__(self, other: Spend) -> Spend:
+        out = self.copy()
+        out.usd += other.usd
+        out.input_tokens += other.input_tokens
+        out.output_tokens += other.output_tokens
+        out.model_calls += other.model_calls
+        for name, n in other.tool_calls.items():
+            out.tool_calls[name] = out.tool_calls.get(name, 0) + n
+        for name, n in other.unpriced.items():
+            out.unpriced[name] = out.unpriced.get(name, 0) + n
+        return out
 
 
 def usd_exact(value: Decimal) -> str:

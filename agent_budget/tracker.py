@@ -139,9 +139,13 @@ class BudgetTracker:
         output_tokens: int,
         *,
         key: str | None = None,
+        cached_input_tokens: int = 0,
         **meta: Any,
     ) -> Charge:
-        usd = self.prices.model_cost(model, input_tokens, output_tokens)
+        price = self.prices.model_price(model)
+        usd = price.cost(input_tokens, output_tokens, cached_input_tokens)
+        if price.unpriced:
+            meta = {**meta, "unpriced": True}
         return Charge("model", model or "", usd, input_tokens, output_tokens, key, meta)
 
     def model_worst_case(

@@ -25,7 +25,7 @@ from tenacity.stop import stop_base
 
 from agent_budget.errors import BudgetExceeded, UnknownPrice
 from agent_budget.integrations.callbacks import estimate_prompt_tokens
-from agent_budget.tracker import BudgetTracker, Charge, escape_budget_tags
+from agent_budget.tracker import BudgetTracker, escape_budget_tags
 
 REFUSED = "agent_budget"
 """`response_metadata` key on a ToolMessage for a call the budget refused."""
@@ -352,19 +352,3 @@ def _escape(out: Any) -> Any:
             ]
             return out.model_copy(update={"content": fixed})
     return out
-
-
-def charge_of(tracker: BudgetTracker, message: AIMessage, fallback: Charge) -> Charge:
-    """The real cost of a model call from its AIMessage's usage (or the reserved worst case)."""
-    usage = message.usage_metadata
-    if not usage:
-        return fallback
-    name = message.response_metadata.get("model_name") or fallback.name or None
-    try:
-        return tracker.model_charge(
-            name, usage["input_tokens"], usage["output_tokens"], key=fallback.key, **fallback.meta
-        )
-    except UnknownPrice:
-        return tracker.model_charge(
-            fallback.name or None, usage["input_tokens"], usage["output_tokens"], key=fallback.key
-        )

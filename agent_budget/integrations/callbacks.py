@@ -21,7 +21,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 from agent_budget.errors import UnknownPrice
-from agent_budget.tracker import BudgetTracker, Reservation
+from agent_budget.tracker import BudgetTracker, Charge, Reservation
 
 FINAL_CALL_METADATA = "agent_budget_final"
 """Metadata key marking the final-answer call, which may use the budget's reserve."""
@@ -126,30 +126,45 @@ class BudgetCallbackHandler(BaseCallbackHandler):
         if held is None:
             return
         res, requested_model = held
-        message = _first_message(response)
-        usage = getattr(message, "usage_metadata", None) if message is not None else None
-        reported = (getattr(message, "response_metadata", None) or {}).get("model_name")
-        if usage:
-            inp, out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
-        else:
-            # No usage reported: charge the reserved worst case rather than guess low.
-            inp, out = res.charge.input_tokens, res.charge.output_tokens
-        actual = None
-        for name in (reported, requested_model) if reported else (requested_model,):
-            try:
-                actual = self.tracker.model_charge(
-                    name, inp, out, key=res.charge.key, **res.charge.meta
-                )
-                break
-            except UnknownPrice:
-                continue
-        res.commit(actual or res.charge)
+        res.commit(
+            actual_charge(self.tracker, _first_message(response), res.charge, requested_model)
+        )
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
             held = self._held.pop(run_id, None)
         if held is not None:
             held[0].release()
+
+
+def actual_charge(
+    tracker: BudgetTracker,
+    message: BaseMessage | None,
+    reserved: Charge,
+    requested_model: str | None = None,
+) -> Charge:
+    """What a model call really cost, from its message's ``usage_metadata`` (cached prompt
+    tokens priced apart where the model's price has them). A call that reports no usage is
+    charged its reserved worst case rather than a guess."""
+    usage = getattr(message, "usage_metadata", None) if message is not None else None
+    if not usage:
+        return reserved
+    reported = (getattr(message, "response_metadata", None) or {}).get("model_name")
+    cached = int((usage.get("input_token_details") or {}).get("cache_read") or 0)
+    requested = requested_model or reserved.name or None
+    for name in (reported, requested) if reported else (requested,):
+        try:
+            return tracker.model_charge(
+                name,
+                int(usage.get("input_tokens", 0)),
+                int(usage.get("output_tokens", 0)),
+                key=reserved.key,
+                cached_input_tokens=cached,
+                **{k: v for k, v in reserved.meta.items() if k != "unpriced"},
+            )
+        except UnknownPrice:
+            continue
+    return reserved
 
 
 def _first_message(response: LLMResult) -> BaseMessage | None:

@@ -38,13 +38,16 @@ from agent_budget.errors import BudgetExceeded
 from agent_budget.integrations._run import (
     BudgetRun,
     Retry,
-    charge_of,
     last_tool_step,
     model_name,
     retry_kwargs,
     with_budget_text,
 )
-from agent_budget.integrations.callbacks import TokenCounter, estimate_prompt_tokens
+from agent_budget.integrations.callbacks import (
+    TokenCounter,
+    actual_charge,
+    estimate_prompt_tokens,
+)
 from agent_budget.integrations.langgraph import SPEND_KEY, _latest
 from agent_budget.tracker import BudgetTracker
 
@@ -281,7 +284,7 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
     def _commit(run: BudgetRun, res: Any, response: Any) -> Any:
         messages = _result_messages(response)
         ai = next((m for m in messages if isinstance(m, AIMessage)), None)
-        res.commit(charge_of(run.tracker, ai, res.charge) if ai is not None else res.charge)
+        res.commit(actual_charge(run.tracker, ai, res.charge))
         return response
 
     def _finish(self, run: BudgetRun, response: Any) -> ExtendedModelResponse[Any]:
