@@ -339,13 +339,10 @@ class Budget(_Strict):
         )
         if inherited.get("scope") not in ("thread", "run"):
             inherited["scope"] = "thread"
+        from agent_budget.nesting import check_child
+
         child = Budget.from_dict({**inherited, **limits, "name": name}, source=f"child {name!r}")
-        for field, mine, theirs in _limit_pairs(self, child):
-            if mine is not None and theirs is not None and theirs > mine:
-                raise InvalidBudget(
-                    f"child {name!r}.{field}: {theirs} is more than its parent's {mine}; "
-                    "a child spends from its parent and can never have more"
-                )
+        check_child(self, child, name)
         return child
 
     def topped_up(self, **extra: Any) -> Budget:
@@ -369,7 +366,7 @@ class Budget(_Strict):
         return Budget.model_validate(data)
 
 
-def _limit_pairs(parent: Budget, child: Budget) -> list[tuple[str, Any, Any]]:
+def limit_pairs(parent: Budget, child: Budget) -> list[tuple[str, Any, Any]]:
     pairs: list[tuple[str, Any, Any]] = [
         (name, getattr(parent, name), getattr(child, name))
         for name in ("usd", "total_tool_calls", "model_calls", "seconds")

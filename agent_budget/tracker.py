@@ -8,8 +8,10 @@ spend is a plain `Spend` that graph state and the ledger can store.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
@@ -22,6 +24,7 @@ from agent_budget.pricing import PriceBook
 from agent_budget.spend import ZERO, Charge, Regime, Spend, json_safe, usd_exact, usd_text
 
 STATE_VERSION = 1
+log = logging.getLogger("agent_budget")
 MAX_KEYS = 4096
 
 __all__ = [
@@ -85,6 +88,7 @@ class Reservation:
 
 
 Listener = Callable[["BudgetTracker", Charge, str], None]
+WarningListener = Callable[["BudgetTracker", float, str], None]
 """Called as ``listener(tracker, charge, outcome)`` with outcome ``"ok"`` (committed),
 ``"error"`` (committed: a call that failed but was made) or ``"refused"`` (not made)."""
 
@@ -117,6 +121,14 @@ class BudgetTracker:
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         self.shared: list[SharedBudget] = list(shared or [])
+        self.name = budget.name
+        self.parent: BudgetTracker | None = None
+        self.children: list[BudgetTracker] = []
+        self.restored_children: dict[str, Any] = {}  # sub-budget spend of earlier runs
+        self.by_node: dict[str, Spend] = {}
+        self.warned: list[float] = []  # warn_at thresholds already fired
+        self._warn_listeners: list[WarningListener] = []
+        self._recent: deque[tuple[float, Decimal]] = deque()  # commits in the last minute
 
     @property
     def budget(self) -> Budget:
@@ -240,6 +252,11 @@ class BudgetTracker:
             if actual is not None:
                 self.spent.add(actual)
                 self.seq += 1
+                node = actual.meta.get("node")
+                if node:
+                    self.by_node.setdefault(node, Spend()).add(actual)
+                if self.budget.guards.usd_per_minute is not None and actual.usd:
+                    self._recent.append((self._clock(), actual.usd))
                 if actual.key is not None:
                     self._keys[actual.key] = None
                     if len(self._keys) > MAX_KEYS:
@@ -252,7 +269,64 @@ class BudgetTracker:
         if actual is None:
             return res.charge
         self._notify(actual, actual.meta.get("outcome", "ok"))
+        if self.budget.warn_at:
+            self._fire_warnings()
         return actual
+
+    # --- soft limits --------------------------------------------------------------------
+
+    def add_warning_listener(self, listener: WarningListener) -> None:
+        """Call ``listener(tracker, threshold, text)`` once for each ``warn_at`` crossed."""
+        self._warn_listeners.append(listener)
+
+    def _fire_warnings(self) -> None:
+        used = 1 - self.fraction_left()
+        with self._lock:
+            crossed = [t for t in self.budget.warn_at if used >= t and t not in self.warned]
+            self.warned.extend(crossed)
+        for threshold in crossed:
+            text = f"{threshold:.0%} of the budget used: {self.message()}"
+            log.warning("%s%s", f"[{self.name}] " if self.name else "", text)
+            for listener in list(self._warn_listeners):
+                listener(self, threshold, text)
+
+    def _recent_usd(self) -> Decimal:
+        horizon = self._clock() - 60.0
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
+        return sum((usd for _, usd in self._recent), ZERO)
+
+    # --- nesting ------------------------------------------------------------------------
+
+    def child(
+        self, name: str, budget: Budget | None = None, *, reuse: bool = False, **limits: Any
+    ) -> BudgetTracker:
+        """A tracker for a sub-agent or node: it spends from its own limits and from this
+        tracker's (and every ancestor's) at once, so a call must fit all of them. With
+        ``reuse``, a child of that name this tracker already has is returned instead (a
+        sub-agent called several times in a run spends from one allowance)."""
+        from agent_budget.nesting import ParentLink, check_child
+
+        if reuse:
+            with self._lock:
+                for kid in self.children:
+                    if kid.name == name:
+                        return kid
+        if budget is None:
+            budget = self.budget.child(name, **limits)
+        else:
+            check_child(self.budget, budget, name)
+        kid = BudgetTracker(budget, clock=self._clock, shared=[ParentLink(self)])
+        kid.name, kid.parent = name, self
+        with self._lock:
+            self.children.append(kid)
+        return kid
+
+    def tree(self) -> Any:
+        """Spend as a tree of sub-budgets (`nesting.SpendTree`); totals are exact sums."""
+        from agent_budget.nesting import spend_tree
+
+        return spend_tree(self)
 
     def _notify(self, charge: Charge, outcome: str) -> None:
         for listener in list(self._listeners):
@@ -301,6 +375,18 @@ class BudgetTracker:
                     raise BudgetExceeded(
                         "total_tool_calls", 1, b.total_tool_calls - used, used, b.total_tool_calls
                     )
+        rate = b.guards.usd_per_minute
+        if rate is not None and c.usd:
+            recent = self._recent_usd() + h.usd
+            if recent + c.usd > rate:
+                raise BudgetExceeded(
+                    "guards.usd_per_minute",
+                    usd_exact(c.usd),
+                    usd_exact(max(rate - recent, ZERO)),
+                    usd_exact(recent),
+                    usd_exact(rate),
+                    detail="The spend rate cap holds: slow down or raise it.",
+                )
         if final:
             return
         if c.kind == "model" and b.model_calls is not None:
@@ -421,7 +507,14 @@ class BudgetTracker:
                 "spent": self.spent.to_dict(),
                 "topups": [dict(t) for t in self.topups],
                 "keys": list(self._keys),
+                "warned": list(self.warned),
+                "children": self._children_state(),
             }
+
+    def _children_state(self) -> dict[str, Any]:
+        from agent_budget.nesting import children_state
+
+        return children_state(self)
 
     @classmethod
     def restore(
@@ -449,6 +542,8 @@ class BudgetTracker:
         tracker.seq = int(state.get("seq", 0))
         tracker.epoch = int(state.get("epoch", 0))
         tracker._keys = dict.fromkeys(state.get("keys") or [])
+        tracker.warned = [float(t) for t in state.get("warned") or []]
+        tracker.restored_children = dict(state.get("children") or {})
         return tracker
 
 

@@ -4,9 +4,12 @@ final answer's prompt and size."""
 
 from __future__ import annotations
 
+import json
 import math
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +29,10 @@ from tenacity.stop import stop_base
 from agent_budget.errors import BudgetExceeded, UnknownPrice
 from agent_budget.integrations.callbacks import estimate_prompt_tokens
 from agent_budget.tracker import BudgetTracker, escape_budget_tags
+
+ACTIVE_RUN: ContextVar[BudgetRun | None] = ContextVar("agent_budget_run", default=None)
+"""The run whose tool is executing: a sub-agent called from inside a tool finds its parent
+budget here (LangGraph copies the context into the sub-agent's node threads)."""
 
 REFUSED = "agent_budget"
 """`response_metadata` key on a ToolMessage for a call the budget refused."""
@@ -64,8 +71,15 @@ class BudgetRun:
         # Append the budget message to each tool result as it is written: it then costs no
         # extra state write per step (a separate message write grows with the history).
         self.annotate_results = annotate_results
-        self.run_id = uuid.uuid4().hex  # tells this run's state snapshots from older ones
+        self.run_id = uuid.uuid4().hex  # part of every idempotency key of this run
         self.stop: str | None = None  # set when the run must finalize
+        self.guard_reason: str | None = None  # set when a guard trips
+        self._lock = threading.Lock()
+        self._failed: dict[str, int] = {}  # failed attempts per tool call id
+        self._repeats: dict[str, int] = {}  # calls per (tool, arguments)
+        self._seen_results: set[int] = set()
+        self._idle = 0
+        self._last_step: str | None = None
 
     # --- tool calls ---------------------------------------------------------------------
 
@@ -86,12 +100,56 @@ class BudgetRun:
             response_metadata={REFUSED: {"refused": exc.limit}},
         )
 
-    def _reserve_tool(self, call: dict[str, Any], attempt: int) -> Any:
-        cid = call.get("id")
-        charge = self.tracker.tool_charge(
-            call["name"], key=f"{self.run_id}:{cid}#{attempt}", tool_call_id=cid, attempt=attempt
-        )
-        return self.tracker.reserve(charge)
+    def _begin(self, call: dict[str, Any], n: int) -> tuple[Any, ToolMessage | None]:
+        """Reserve attempt ``n`` of a call: (reservation, None), or (None, the refusal to
+        return instead), or (None, None) for a replay of a call already paid for."""
+        cid = call.get("id") or ""
+        attempt = n + self._failed.get(cid, 0)  # after a failed attempt, a rerun is a new one
+        key = f"{self.run_id}:{cid}#{attempt}"
+        if self.tracker.committed(key):
+            return None, None  # LangGraph re-running a node (RetryPolicy): paid already
+        try:
+            self._check_repeats(call)
+            charge = self.tracker.tool_charge(
+                call["name"], key=key, tool_call_id=cid, attempt=attempt, node=self._node()
+            )
+            return self.tracker.reserve(charge), None
+        except BudgetExceeded as exc:
+            return None, self.refusal(call, exc)
+
+    def _end(self, call: dict[str, Any], res: Any, exc: BaseException | None) -> None:
+        if res is None:
+            return
+        if exc is None:
+            res.commit()
+        elif settle_after_error(res, exc):
+            cid = call.get("id") or ""
+            self._failed[cid] = self._failed.get(cid, 0) + 1
+
+    def _check_repeats(self, call: dict[str, Any]) -> None:
+        limit = self.tracker.budget.guards.repeat_calls
+        if limit is None:
+            return
+        key = call["name"] + json.dumps(call.get("args"), sort_keys=True, default=str)
+        with self._lock:
+            seen = self._repeats.get(key, 0)
+            if seen >= limit:
+                self.guard_reason = (
+                    f"loop guard: {call['name']} was called {seen} times with the same arguments"
+                )
+                raise BudgetExceeded(
+                    "guards.repeat_calls", 1, 0, seen, limit, detail=self.guard_reason
+                )
+            self._repeats[key] = seen + 1
+
+    @staticmethod
+    def _node() -> str | None:
+        try:
+            from langgraph.config import get_config
+
+            return (get_config().get("metadata") or {}).get("langgraph_node")
+        except RuntimeError:
+            return None
 
     def guard_tool_call(
         self, call: dict[str, Any], execute: Callable[[], ToolResult]
@@ -113,31 +171,35 @@ class BudgetRun:
         return await retrying(lambda: self._aattempt(call, execute, next(counter)))
 
     def _attempt(self, call: dict[str, Any], execute: Callable[[], ToolResult], n: int) -> Any:
-        try:
-            res = self._reserve_tool(call, n)
-        except BudgetExceeded as exc:
-            return self.refusal(call, exc)
+        res, refused = self._begin(call, n)
+        if refused is not None:
+            return refused
+        token = ACTIVE_RUN.set(self)
         try:
             out = execute()
         except BaseException as exc:
-            _settle_after_error(res, exc)
+            self._end(call, res, exc)
             raise
-        res.commit()
+        finally:
+            ACTIVE_RUN.reset(token)
+        self._end(call, res, None)
         return self._annotate(_escape(out))
 
     async def _aattempt(
         self, call: dict[str, Any], execute: Callable[[], Awaitable[ToolResult]], n: int
     ) -> Any:
-        try:
-            res = self._reserve_tool(call, n)
-        except BudgetExceeded as exc:
-            return self.refusal(call, exc)
+        res, refused = self._begin(call, n)
+        if refused is not None:
+            return refused
+        token = ACTIVE_RUN.set(self)
         try:
             out = await execute()
         except BaseException as exc:
-            _settle_after_error(res, exc)
+            self._end(call, res, exc)
             raise
-        res.commit()
+        finally:
+            ACTIVE_RUN.reset(token)
+        self._end(call, res, None)
         return self._annotate(_escape(out))
 
     def _retry_kwargs(self, call: dict[str, Any]) -> dict[str, Any]:
@@ -150,10 +212,13 @@ class BudgetRun:
     def stop_reason(self, messages: Sequence[BaseMessage]) -> str | None:
         """Why the run must stop: a global limit is spent, or every tool call of the last
         step was refused (the model keeps asking for what the budget will not pay)."""
-        reason = self.tracker.exhausted()
+        reason = self.guard_reason or self.tracker.exhausted()
         if reason:
             return reason
         step = last_tool_step(messages)
+        reason = self._idle_reason(step)
+        if reason:
+            return reason
         refused = [
             m.response_metadata[REFUSED]["refused"] for m in step if REFUSED in m.response_metadata
         ]
@@ -164,6 +229,21 @@ class BudgetRun:
                 + ")"
             )
         return None
+
+    def _idle_reason(self, step: list[ToolMessage]) -> str | None:
+        """The idle guard: N steps in a row whose every result was seen before."""
+        limit = self.tracker.budget.guards.idle_steps
+        if limit is None or not step or step[0].id == self._last_step:
+            return None
+        self._last_step = step[0].id
+        results = {hash((m.name, _without_budget(m.content))) for m in step}
+        self._idle = self._idle + 1 if results <= self._seen_results else 0
+        self._seen_results |= results
+        if self._idle >= limit:
+            self.guard_reason = (
+                f"idle guard: {self._idle} steps in a row brought no new tool results"
+            )
+        return self.guard_reason
 
     def exceeded(self, reason: str) -> BudgetExceeded:
         remaining = self.tracker.remaining_usd()
@@ -184,6 +264,8 @@ class BudgetRun:
         """Apply a person's answer to an interrupt. True: topped up, go on; False: finalize."""
         if isinstance(value, dict) and value:
             self.tracker.top_up(**value)
+            self.guard_reason, self._idle = None, 0
+            self._repeats.clear()
             return True
         return False
 
@@ -318,13 +400,20 @@ def _answered(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     return out
 
 
-def _settle_after_error(res: Any, exc: BaseException) -> None:
-    # A tool that raised was still called (and a paid API usually bills it); an interrupt
-    # or cancellation means the call did not complete and will run again on resume.
+def _without_budget(content: Any) -> str:
+    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    return text.split("\n\n<budget>", 1)[0]
+
+
+def settle_after_error(res: Any, exc: BaseException) -> bool:
+    """Settle a call that raised; True if it was charged. A tool that raised was still
+    called (and a paid API usually bills it); an interrupt or cancellation means the call
+    did not complete and runs again on resume."""
     if _is_control_flow(exc):
         res.release()
-    else:
-        res.commit(replace(res.charge, meta={**res.charge.meta, "outcome": "error"}))
+        return False
+    res.commit(replace(res.charge, meta={**res.charge.meta, "outcome": "error"}))
+    return True
 
 
 def _is_control_flow(exc: BaseException) -> bool:

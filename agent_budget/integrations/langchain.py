@@ -105,10 +105,16 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         return self._run(state).tracker
 
     def _new_run(self, saved: dict[str, Any] | None, fresh: bool = False) -> BudgetRun:
+        from agent_budget.integrations.langgraph import current_run
         from agent_budget.ledger import attach_ledger  # light: no driver unless configured
 
-        tracker = BudgetTracker.restore(self.budget, saved, fresh=fresh)
-        attach_ledger(tracker, _config())
+        parent = current_run()
+        if parent is not None:  # a sub-agent: spend from the calling run's budget too
+            name = self.budget.name or "agent"
+            tracker = parent.tracker.child(name, self.budget, reuse=True)
+        else:
+            tracker = BudgetTracker.restore(self.budget, saved, fresh=fresh)
+            attach_ledger(tracker, _config())
         run = BudgetRun(tracker, retry=self.tool_retry)
         with self._lock:
             self._runs[run.run_id] = run

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
@@ -42,7 +43,7 @@ from langgraph.types import Command, interrupt
 from agent_budget.budget import Budget
 from agent_budget.errors import BudgetExceeded, GraphNotSupported, InvalidBudget
 from agent_budget.integrations._discover import check_tool_names, find_chat_model
-from agent_budget.integrations._run import BudgetRun, Retry
+from agent_budget.integrations._run import ACTIVE_RUN, BudgetRun, Retry
 from agent_budget.integrations.callbacks import (
     FINAL_CALL_METADATA,
     BudgetCallbackHandler,
@@ -197,16 +198,26 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         configurable = dict(conf.get("configurable") or {})
         setup = self._budget_setup
         tracker = configurable.get("budget_tracker")
-        if not isinstance(tracker, BudgetTracker):
+        parent = _run_of(conf) or ACTIVE_RUN.get()
+        callbacks = conf.get("callbacks")
+        if parent is not None:
+            # A budgeted graph inside a budgeted run (a subgraph node, a Send target, a
+            # sub-agent called by a tool) spends from the parent's budget as a child.
+            budget = setup.budget or Budget.from_env()
+            name = budget.name or self.name or "subgraph"
+            tracker = parent.tracker.child(name, budget, reuse=True)
+            callbacks = _without_budget_handlers(callbacks)  # the child charges the parent
+        elif not isinstance(tracker, BudgetTracker):
             budget = Budget.from_config(conf) or setup.budget or Budget.from_env()
             resuming = input is None or isinstance(input, Command)
             if isinstance(input, dict) and input.get(SPEND_KEY):
                 saved = input[SPEND_KEY]
             fresh = budget.scope == "run" and not resuming
             tracker = BudgetTracker.restore(budget, saved, fresh=fresh)
-        from agent_budget.ledger import attach_ledger  # light: no database driver unless configured
+        if parent is None:
+            from agent_budget.ledger import attach_ledger  # light: no driver unless configured
 
-        attach_ledger(tracker, conf)
+            attach_ledger(tracker, conf)
         if tracker.budget.on_exhausted == "finalize" and setup.final_model is None:
             raise InvalidBudget(
                 "on_exhausted='finalize' needs a final model: pass with_budget(..., final_model=)"
@@ -216,7 +227,8 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         )
         configurable[RUN_KEY] = run
         handler = BudgetCallbackHandler(tracker, token_counter=setup.token_counter)
-        return merge_configs({**conf, "configurable": configurable}, {"callbacks": [handler]})
+        base = RunnableConfig(**{**conf, "configurable": configurable, "callbacks": callbacks})
+        return merge_configs(base, {"callbacks": [handler]})
 
     def _saved_spend(self, config: RunnableConfig | None) -> dict[str, Any] | None:
         cp, thread = self.checkpointer, _thread_id(config)
@@ -448,9 +460,31 @@ def current_run() -> BudgetRun | None:
     """The budget of the `with_budget` run this code executes in (inside a node, a tool,
     or a model called from one), or None outside such a run."""
     try:
-        return _run_of(get_config())
+        run = _run_of(get_config())
     except RuntimeError:  # called outside a graph run
-        return None
+        run = None
+    return run or ACTIVE_RUN.get()
+
+
+def current_regime() -> str | None:
+    """The current run's budget regime (``"HIGH"`` ... ``"CRITICAL"``), e.g. for
+    ``BudgetRouter(regime=current_regime)``; None outside a budgeted run."""
+    run = current_run()
+    return None if run is None else run.tracker.regime().value
+
+
+def _without_budget_handlers(callbacks: Any) -> Any:
+    """The parent's callbacks minus its budget handler (a child charges its parent itself;
+    both handlers would charge the parent twice)."""
+    if isinstance(callbacks, list):
+        return [h for h in callbacks if not isinstance(h, BudgetCallbackHandler)]
+    if isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        for handler in list(manager.handlers):
+            if isinstance(handler, BudgetCallbackHandler):
+                manager.remove_handler(handler)
+        return manager
+    return callbacks
 
 
 def current_tracker() -> BudgetTracker | None:

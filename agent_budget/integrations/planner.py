@@ -54,7 +54,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import TypeAdapter, ValidationError
 
 from agent_budget.errors import AgentBudgetError, BudgetExceeded
-from agent_budget.integrations._run import _settle_after_error
+from agent_budget.integrations._run import settle_after_error
 from agent_budget.integrations.langgraph import current_tracker
 from agent_budget.planners.dispatch import Method, plan
 from agent_budget.planners.errors import PlannerGaveUp, PlanningWarning
@@ -249,7 +249,7 @@ class _Execution:
             content = f"Refused by {step}: {error}"
         elif error is not None:
             if res is not None:
-                _settle_after_error(res, error)
+                settle_after_error(res, error)
             raise error
         else:
             events, produced, value = _split(value)
