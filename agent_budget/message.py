@@ -46,6 +46,8 @@ def budget_message(tracker: BudgetTracker) -> str:
     if b.seconds is not None:
         left = max(b.seconds - tracker.elapsed(), 0.0)
         items.append(f"Seconds Used: {tracker.elapsed():.0f}, Seconds Remaining: {left:.0f}")
+    if b.downgrade is not None or b.warn_at:
+        items.append(f"Budget Regime: {tracker.regime().value}")
     text = ", ".join(items)
     template = b.message_template or "<budget>{items}</budget>"
     return template.format(

@@ -26,6 +26,7 @@ from agent_budget.spend import ZERO, Charge, Regime, Spend, json_safe, usd_exact
 STATE_VERSION = 1
 log = logging.getLogger("agent_budget")
 MAX_KEYS = 4096
+MAX_EVENTS = 100
 
 __all__ = [
     "ZERO",
@@ -127,6 +128,7 @@ class BudgetTracker:
         self.restored_children: dict[str, Any] = {}  # sub-budget spend of earlier runs
         self.by_node: dict[str, Spend] = {}
         self.warned: list[float] = []  # warn_at thresholds already fired
+        self.events: list[dict[str, Any]] = []  # downgrades, guards: what changed and why
         self._warn_listeners: list[WarningListener] = []
         self._recent: deque[tuple[float, Decimal]] = deque()  # commits in the last minute
 
@@ -289,6 +291,15 @@ class BudgetTracker:
             log.warning("%s%s", f"[{self.name}] " if self.name else "", text)
             for listener in list(self._warn_listeners):
                 listener(self, threshold, text)
+
+    def record_event(self, kind: str, **details: Any) -> dict[str, Any]:
+        """Note a change of course (a downgrade, a tripped guard) with its reason; kept in
+        the snapshot, so a thread's state shows it, and logged."""
+        event = {"type": kind, **json_safe(details)}
+        with self._lock:
+            self.events.append(event)
+        log.info("budget event %s", event)
+        return event
 
     def _recent_usd(self) -> Decimal:
         horizon = self._clock() - 60.0
@@ -508,6 +519,7 @@ class BudgetTracker:
                 "topups": [dict(t) for t in self.topups],
                 "keys": list(self._keys),
                 "warned": list(self.warned),
+                "events": list(self.events[-MAX_EVENTS:]),
                 "children": self._children_state(),
             }
 
@@ -543,6 +555,7 @@ class BudgetTracker:
         tracker.epoch = int(state.get("epoch", 0))
         tracker._keys = dict.fromkeys(state.get("keys") or [])
         tracker.warned = [float(t) for t in state.get("warned") or []]
+        tracker.events = list(state.get("events") or [])
         tracker.restored_children = dict(state.get("children") or {})
         return tracker
 

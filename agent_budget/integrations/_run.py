@@ -64,8 +64,12 @@ class BudgetRun:
         final_model: BaseChatModel | None = None,
         retry: Retry | None = None,
         annotate_results: bool = False,
+        on_warning: WarningCallback | None = None,
     ) -> None:
         self.tracker = tracker
+        self.on_warning = on_warning
+        if tracker.budget.warn_at:
+            tracker.add_warning_listener(self._warned)
         self.final_model = final_model
         self.retry = retry or Retry()
         # Append the budget message to each tool result as it is written: it then costs no
@@ -74,12 +78,39 @@ class BudgetRun:
         self.run_id = uuid.uuid4().hex  # part of every idempotency key of this run
         self.stop: str | None = None  # set when the run must finalize
         self.guard_reason: str | None = None  # set when a guard trips
+        self.downgraded = False
         self._lock = threading.Lock()
         self._failed: dict[str, int] = {}  # failed attempts per tool call id
         self._repeats: dict[str, int] = {}  # calls per (tool, arguments)
         self._seen_results: set[int] = set()
         self._idle = 0
         self._last_step: str | None = None
+
+    # --- soft limits --------------------------------------------------------------------
+
+    def _warned(self, tracker: BudgetTracker, threshold: float, text: str) -> None:
+        """A warn_at threshold crossed: tell the user's callback and the graph's stream."""
+        if self.on_warning is not None:
+            self.on_warning(threshold, text)
+        emit({"agent_budget": "warning", "threshold": threshold, "message": text})
+
+    def downgrade_to(self, model: BaseChatModel) -> bool:
+        """Whether model calls should go to the budget's cheaper model now; records the
+        switch (once per run) with its reason."""
+        rule = self.tracker.budget.downgrade
+        if rule is None:
+            return False
+        left = self.tracker.fraction_left()
+        if not rule.active(left):
+            return False
+        if not self.downgraded:
+            self.downgraded = True
+            reason = f"regime {self.tracker.regime().value}: {left:.0%} of the budget left"
+            event = self.tracker.record_event(
+                "downgrade", to=rule.model, model=model_name(model), reason=reason
+            )
+            emit({"agent_budget": "downgrade", **event})
+        return True
 
     # --- tool calls ---------------------------------------------------------------------
 
@@ -349,6 +380,40 @@ def retry_kwargs(policy: Retry, can_pay: Callable[[], bool]) -> dict[str, Any]:
         "retry_error_callback": lambda state: state.outcome.result(),  # the last outcome
         "reraise": True,
     }
+
+
+WarningCallback = Callable[[float, str], None]
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Send an event to the graph's ``stream_mode="custom"`` stream, when inside a graph."""
+    try:
+        from langgraph.config import get_stream_writer
+
+        get_stream_writer()(event)
+    except (RuntimeError, ImportError):  # not inside a graph run
+        pass
+
+
+def resolve_model(spec: str, budget: Any, models: dict[str, BaseChatModel] | None) -> BaseChatModel:
+    """A model named by a budget (the downgrade target), its price checked now: a model
+    with no price fails here, naming the field, not mid-run."""
+    from agent_budget.errors import InvalidBudget
+    from agent_budget.pricing import PriceBook
+
+    model = (models or {}).get(spec)
+    if model is None:
+        from agent_budget.models import resolve
+
+        try:
+            model = resolve(spec, budget=budget)
+        except UnknownPrice as exc:
+            raise InvalidBudget(f"budget.downgrade.model: {exc}") from None
+    try:
+        PriceBook(budget).model_price(model_name(model) or spec)
+    except UnknownPrice as exc:
+        raise InvalidBudget(f"budget.downgrade.model: {exc}") from None
+    return model
 
 
 def with_budget_text(message: ToolMessage, text: str) -> ToolMessage:

@@ -26,6 +26,7 @@ from langchain.agents.middleware.types import (
     ModelResponse,
     PrivateStateAttr,
 )
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
@@ -38,8 +39,10 @@ from agent_budget.errors import BudgetExceeded
 from agent_budget.integrations._run import (
     BudgetRun,
     Retry,
+    WarningCallback,
     last_tool_step,
     model_name,
+    resolve_model,
     retry_kwargs,
     with_budget_text,
 )
@@ -73,9 +76,21 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         model_retry: Retry | None = None,
         token_counter: TokenCounter | None = None,
         show_budget: bool = True,
+        on_warning: WarningCallback | None = None,
+        models: dict[str, BaseChatModel] | None = None,
     ) -> None:
+        """``on_warning(threshold, text)`` is called once per ``warn_at`` crossed (the
+        graph's custom stream gets the same event). ``models`` names chat models by the
+        strings the budget uses (``downgrade.model``); others go through
+        `agent_budget.models.resolve`."""
         super().__init__()
         self.budget = Budget.load(budget)
+        self.on_warning = on_warning
+        self.cheaper = (
+            resolve_model(self.budget.downgrade.model, self.budget, models)
+            if self.budget.downgrade
+            else None
+        )
         self.tool_retry = tool_retry
         self.model_retry = model_retry
         self.count_tokens = token_counter or estimate_prompt_tokens
@@ -115,7 +130,7 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         else:
             tracker = BudgetTracker.restore(self.budget, saved, fresh=fresh)
             attach_ledger(tracker, _config())
-        run = BudgetRun(tracker, retry=self.tool_retry)
+        run = BudgetRun(tracker, retry=self.tool_retry, on_warning=self.on_warning)
         with self._lock:
             self._runs[run.run_id] = run
             while len(self._runs) > _MAX_LIVE_RUNS:
@@ -200,7 +215,10 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         )
 
     def _prepare(self, run: BudgetRun, request: ModelRequest) -> tuple[ModelRequest, Any]:
-        """Show the budget after tool results; decide whether the run must stop first."""
+        """Show the budget after tool results; move to the cheaper model when the budget
+        says so; decide whether the run must stop first."""
+        if self.cheaper is not None and run.downgrade_to(request.model):
+            request = request.override(model=self.cheaper)
         reason = run.stop_reason(request.messages)
         if reason:
             reason = self._on_exhausted(run, reason, None)

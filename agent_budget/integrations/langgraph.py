@@ -43,7 +43,7 @@ from langgraph.types import Command, interrupt
 from agent_budget.budget import Budget
 from agent_budget.errors import BudgetExceeded, GraphNotSupported, InvalidBudget
 from agent_budget.integrations._discover import check_tool_names, find_chat_model
-from agent_budget.integrations._run import ACTIVE_RUN, BudgetRun, Retry
+from agent_budget.integrations._run import ACTIVE_RUN, BudgetRun, Retry, WarningCallback
 from agent_budget.integrations.callbacks import (
     FINAL_CALL_METADATA,
     BudgetCallbackHandler,
@@ -83,6 +83,7 @@ class _Setup:
     retry: Retry | None
     token_counter: TokenCounter | None
     messages_key: str
+    on_warning: WarningCallback | None = None
 
 
 def with_budget(
@@ -93,6 +94,7 @@ def with_budget(
     tool_retry: Retry | None = None,
     token_counter: TokenCounter | None = None,
     messages_key: str = "messages",
+    on_warning: WarningCallback | None = None,
 ) -> BudgetedGraph:
     """Wrap a LangGraph agent (a `StateGraph` or a compiled graph) with a budget.
 
@@ -100,7 +102,8 @@ def with_budget(
     each run's ``config["configurable"]["budget"]`` or else the ``AGENT_BUDGET_*``
     environment. ``final_model`` answers when the budget runs out (default: the chat model
     found in the graph's nodes). ``tool_retry`` retries failed tool calls, each attempt
-    charged. The result is compiled with the original checkpointer, store, cache,
+    charged. ``on_warning(threshold, text)`` is called once per ``warn_at`` threshold
+    crossed (also sent to ``stream_mode="custom"``). The result is compiled with the original checkpointer, store, cache,
     interrupts, debug flag and name.
     """
     base = Budget.load(budget) if budget is not None else None
@@ -139,7 +142,7 @@ def with_budget(
             "with_budget(): the graph has no ToolNode, so only model calls are budgeted",
             stacklevel=2,
         )
-    setup = _Setup(base, final_model, tool_retry, token_counter, messages_key)
+    setup = _Setup(base, final_model, tool_retry, token_counter, messages_key, on_warning)
 
     new._add_schema(BudgetChannel)
     for name, spec in list(new.nodes.items()):
@@ -223,7 +226,11 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
                 "on_exhausted='finalize' needs a final model: pass with_budget(..., final_model=)"
             )
         run = BudgetRun(
-            tracker, final_model=setup.final_model, retry=setup.retry, annotate_results=True
+            tracker,
+            final_model=setup.final_model,
+            retry=setup.retry,
+            annotate_results=True,
+            on_warning=setup.on_warning,
         )
         configurable[RUN_KEY] = run
         handler = BudgetCallbackHandler(tracker, token_counter=setup.token_counter)
