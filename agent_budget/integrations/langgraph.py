@@ -103,8 +103,8 @@ def with_budget(
     environment. ``final_model`` answers when the budget runs out (default: the chat model
     found in the graph's nodes). ``tool_retry`` retries failed tool calls, each attempt
     charged. ``on_warning(threshold, text)`` is called once per ``warn_at`` threshold
-    crossed (also sent to ``stream_mode="custom"``). The result is compiled with the original checkpointer, store, cache,
-    interrupts, debug flag and name.
+    crossed (also sent to ``stream_mode="custom"``). The result is compiled with the
+    original checkpointer, store, cache, interrupts, debug flag and name.
     """
     base = Budget.load(budget) if budget is not None else None
     if isinstance(graph, CompiledStateGraph):
