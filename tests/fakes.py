@@ -31,6 +31,7 @@ class ToolCallingFake(BaseChatModel):
     input_tokens: int = 100
     output_tokens: int = 20
     max_tokens: int | None = 50
+    same_args: bool = False  # ask for the very same call every turn (a looping model)
     seen: list[list[BaseMessage]] = Field(default_factory=list)
     turns: int = 0
     lock: Any = Field(default_factory=threading.Lock)
@@ -71,7 +72,7 @@ class ToolCallingFake(BaseChatModel):
             calls = [
                 {
                     "name": self.tool_name,
-                    "args": {"query": f"q{turn}-{i}"},
+                    "args": {"query": "same" if self.same_args else f"q{turn}-{i}"},
                     "id": f"call_{next(self.ids)}",
                 }
                 for i in range(self.calls_per_turn)

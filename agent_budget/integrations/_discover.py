@@ -68,10 +68,11 @@ def _filled(cell: Any) -> bool:
 
 
 def check_tool_names(budget: Budget, tools: set[str]) -> None:
-    """A limit or price on a tool the agent does not have is almost always a typo."""
+    """A limit on a tool the agent does not have is almost always a typo. (Prices are not
+    checked: one price list often serves several agents and their sub-agents.)"""
     if not tools:
         return
-    for field in ("tool_calls", "prices"):
+    for field in ("tool_calls",):
         for name in getattr(budget, field):
             if name in tools:
                 continue

@@ -30,7 +30,7 @@ from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import ensure_config, merge_configs
+from langchain_core.runnables.config import ensure_config
 from langgraph.config import get_config
 from langgraph.constants import END
 from langgraph.graph import StateGraph
@@ -137,7 +137,7 @@ def with_budget(
             "with_budget(on_exhausted='finalize') answers with one last model call, but no "
             "chat model was found in the graph's nodes; pass final_model=<your chat model>"
         )
-    if not tool_nodes:
+    if not tool_nodes and not any(isinstance(s.runnable, Pregel) for s in new.nodes.values()):
         warnings.warn(
             "with_budget(): the graph has no ToolNode, so only model calls are budgeted",
             stacklevel=2,
@@ -234,8 +234,8 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         )
         configurable[RUN_KEY] = run
         handler = BudgetCallbackHandler(tracker, token_counter=setup.token_counter)
-        base = RunnableConfig(**{**conf, "configurable": configurable, "callbacks": callbacks})
-        return merge_configs(base, {"callbacks": [handler]})
+        callbacks = _with_handler(callbacks, handler)
+        return RunnableConfig(**{**conf, "configurable": configurable, "callbacks": callbacks})
 
     def _saved_spend(self, config: RunnableConfig | None) -> dict[str, Any] | None:
         cp, thread = self.checkpointer, _thread_id(config)
@@ -478,6 +478,16 @@ def current_regime() -> str | None:
     ``BudgetRouter(regime=current_regime)``; None outside a budgeted run."""
     run = current_run()
     return None if run is None else run.tracker.regime().value
+
+
+def _with_handler(callbacks: Any, handler: BudgetCallbackHandler) -> Any:
+    # Not merge_configs: it re-reads the ambient config of a calling run into every
+    # argument, which would put a parent run's budget back over a child's.
+    if isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        manager.add_handler(handler, inherit=True)
+        return manager
+    return [*(callbacks or []), handler]
 
 
 def _without_budget_handlers(callbacks: Any) -> Any:
