@@ -517,10 +517,13 @@ class BudgetTracker:
                 "seq": self.seq,
                 "spent": self.spent.to_dict(),
                 "topups": [dict(t) for t in self.topups],
-                "keys": list(self._keys),
+                # Idempotency keys stay in memory: each names its run, so another run (a
+                # resume, a new turn) never meets them, and the snapshot stays small.
                 "warned": list(self.warned),
                 "events": list(self.events[-MAX_EVENTS:]),
-                "children": self._children_state(),
+                "children": self._children_state()
+                if self.children or self.restored_children
+                else {},
             }
 
     def _children_state(self) -> dict[str, Any]:
@@ -553,7 +556,6 @@ class BudgetTracker:
         tracker.prices.budget = tracker.budget
         tracker.seq = int(state.get("seq", 0))
         tracker.epoch = int(state.get("epoch", 0))
-        tracker._keys = dict.fromkeys(state.get("keys") or [])
         tracker.warned = [float(t) for t in state.get("warned") or []]
         tracker.events = list(state.get("events") or [])
         tracker.restored_children = dict(state.get("children") or {})

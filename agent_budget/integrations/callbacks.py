@@ -40,8 +40,24 @@ def estimate_prompt_tokens(messages: Sequence[BaseMessage], params: dict[str, An
 def _estimate(chars: int, n_messages: int, params: dict[str, Any]) -> int:
     tools = params.get("tools") or params.get("functions")
     if tools:
-        chars += len(json.dumps(tools, default=str))
+        chars += _schema_chars(tools)
     return math.ceil(chars / 3) + 4 * n_messages
+
+
+_schema_cache: dict[int, tuple[Any, int]] = {}
+
+
+def _schema_chars(tools: Any) -> int:
+    # A model's bound tool list is one object for the life of the binding: serialise it
+    # once, not on every call (the entry keeps the object alive, so its id stays its own).
+    hit = _schema_cache.get(id(tools))
+    if hit is not None and hit[0] is tools:
+        return hit[1]
+    chars = len(json.dumps(tools, default=str))
+    if len(_schema_cache) > 256:
+        _schema_cache.clear()
+    _schema_cache[id(tools)] = (tools, chars)
+    return chars
 
 
 def _message_chars(m: BaseMessage) -> int:
