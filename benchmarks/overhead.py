@@ -46,13 +46,22 @@ def search(query: str) -> str:
     return "ok"
 
 
-def build(steps: int, delay_s: float, budgeted: bool) -> tuple[Any, ToolCallingFake]:
+def build(steps: int, delay_s: float, budgeted: bool, empty_node: bool = False) -> tuple[Any, Any]:
     from langgraph.prebuilt import create_react_agent
 
     from agent_budget import Budget, with_budget
 
     model = SleepyFake(max_tool_turns=steps, delay_s=delay_s)
     graph = create_react_agent(model, [search])
+    if empty_node:  # LangGraph's own cost of one more node after the tools: the floor
+        from langgraph.graph import StateGraph
+
+        builder: StateGraph[Any, Any, Any, Any] = graph.builder
+        builder.edges.discard(("tools", "agent"))
+        builder.add_node("empty", lambda state: {})
+        builder.add_edge("tools", "empty")
+        builder.add_edge("empty", "agent")
+        graph = builder.compile()
     if budgeted:
         budget = Budget(
             usd=1000,
@@ -64,8 +73,8 @@ def build(steps: int, delay_s: float, budgeted: bool) -> tuple[Any, ToolCallingF
     return graph, model
 
 
-def time_run(steps: int, delay_s: float, budgeted: bool) -> float:
-    graph, _model = build(steps, delay_s, budgeted)
+def time_run(steps: int, delay_s: float, budgeted: bool, empty_node: bool = False) -> float:
+    graph, _model = build(steps, delay_s, budgeted, empty_node)
     start = time.perf_counter()
     out = graph.invoke({"messages": [("user", "go")]}, {"recursion_limit": 10 * steps + 20})
     elapsed = time.perf_counter() - start
@@ -86,22 +95,24 @@ def main() -> None:
     time_run(10, delay, False)
     rows = []
     with Progress(console=console) as progress:
-        task = progress.add_task("bare vs budgeted", total=len(args.steps) * args.repeats * 2)
+        task = progress.add_task("bare vs budgeted", total=len(args.steps) * args.repeats * 3)
         for steps in args.steps:
-            bare, wrapped = [], []
-            for _ in range(args.repeats):
+            bare, empty, wrapped = [], [], []
+            for _ in range(args.repeats):  # interleaved, so drift hits all three alike
                 bare.append(time_run(steps, delay, False))
-                progress.advance(task)
+                empty.append(time_run(steps, delay, False, empty_node=True))
                 wrapped.append(time_run(steps, delay, True))
-                progress.advance(task)
-            b, w = statistics.median(bare), statistics.median(wrapped)
+                progress.advance(task, 3)
+            b, e, w = (statistics.median(x) for x in (bare, empty, wrapped))
             rows.append(
                 {
                     "steps": steps,
                     "model_ms": args.model_ms,
                     "bare_s": b,
+                    "empty_node_s": e,
                     "budgeted_s": w,
                     "ratio": w / b,
+                    "empty_node_ratio": e / b,
                     "overhead_us_per_step": (w - b) / steps * 1e6,
                     "bare_us_per_step": b / steps * 1e6,
                 }
@@ -109,12 +120,21 @@ def main() -> None:
     table = Table(
         title=f"with_budget overhead ({args.model_ms} ms model, median of {args.repeats})"
     )
-    for col in ("steps", "bare µs/step", "budgeted µs/step", "overhead µs/step", "ratio"):
+    cols = (
+        "steps",
+        "bare µs/step",
+        "+empty node",
+        "with_budget µs/step",
+        "overhead µs/step",
+        "ratio",
+    )
+    for col in cols:
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
             str(r["steps"]),
             f"{r['bare_us_per_step']:.0f}",
+            f"x{r['empty_node_ratio']:.3f}",
             f"{r['budgeted_s'] / r['steps'] * 1e6:.0f}",
             f"{r['overhead_us_per_step']:.0f}",
             f"{r['ratio']:.3f}",
@@ -132,28 +152,29 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    labels = [f"{r['steps']} steps" for r in rows]
-    x = range(len(rows))
-    ax.bar([i - 0.2 for i in x], [r["bare_us_per_step"] for r in rows], 0.4, label="bare graph")
-    ax.bar(
-        [i + 0.2 for i in x],
-        [r["budgeted_s"] / r["steps"] * 1e6 for r in rows],
-        0.4,
-        label="with_budget",
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    x = list(range(len(rows)))
+    bars = (
+        ("bare graph", "bare_s", -0.27),
+        ("bare + one empty node", "empty_node_s", 0.0),
+        ("with_budget", "budgeted_s", 0.27),
     )
+    for label, field, dx in bars:
+        ax.bar([i + dx for i in x], [r[field] / r["steps"] * 1e6 for r in rows], 0.27, label=label)
     for i, r in zip(x, rows, strict=True):
+        top = r["budgeted_s"] / r["steps"] * 1e6
+        ax.text(i + 0.27, top, f"x{r['ratio']:.2f}", ha="center", va="bottom")
         ax.text(
-            i + 0.2,
-            r["budgeted_s"] / r["steps"] * 1e6,
-            f"x{r['ratio']:.3f}",
+            i,
+            r["empty_node_s"] / r["steps"] * 1e6,
+            f"x{r['empty_node_ratio']:.2f}",
             ha="center",
             va="bottom",
         )
-    ax.set_xticks(list(x), labels)
+    ax.set_xticks(x, [f"{r['steps']} steps" for r in rows])
     ax.set_ylabel("µs per step (median)")
-    ax.set_title(f"Per-step time, {rows[0]['model_ms']} ms model")
-    ax.legend()
+    ax.set_title(f"Per-step time, {rows[0]['model_ms']} ms model (one run, interleaved)")
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
