@@ -152,7 +152,7 @@ def plan(
             bad_input(str(exc))
             return
         except PlannerGaveUp as exc:
-            err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+            print_error(exc)
             raise typer.Exit(1) from None
     for warning in caught:
         err_console.print(
@@ -193,7 +193,7 @@ def _ledger_or_exit(location: str | None) -> Any:
     try:
         return open_for_reading(location)
     except LedgerUnavailable as exc:
-        err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(1) from None
 
 
@@ -229,7 +229,7 @@ def report(
             written = rep.write_plot(led, by, plot, since=start, until=until)
             err_console.print(f"wrote {written}")
     except ValueError as exc:
-        err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(2) from None
     if fmt == "json":
         typer.echo(rep.to_json(rows, ledger=led.location, by=by, since=start, until=until))
@@ -258,7 +258,7 @@ def ledger_export(
     try:
         text = export(led, fmt, since=since, until=until)
     except ValueError as exc:
-        err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(2) from None
     if output is None:
         typer.echo(text, nl=False)
@@ -282,7 +282,7 @@ def ledger_prune(
     try:
         removed = led.prune(before)
     except ValueError as exc:
-        err_console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(2) from None
     console.print(f"deleted {removed} rows recorded before {before} from {led.location}")
 
@@ -310,20 +310,8 @@ def models_list() -> None:
 def models_price(
     model: Annotated[str, typer.Argument(help="local:smollm2-135m, openai/gpt-4.1-mini, ...")],
 ) -> None:
-    """The price the budget tracker will charge for a model, and where it comes from."""
-    from agent_budget.errors import UnknownPrice
-    from agent_budget.models import model_price
-
-    try:
-        price = model_price(model)
-    except UnknownPrice as exc:
-        err_console.print(str(exc), style="red", markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    per_m = 1_000_000
-    console.print(
-        f"{price.model}: ${price.input_per_token * per_m:f} in / "
-        f"${price.output_per_token * per_m:f} out per million tokens ({price.source})"
-    )
+    """The price the budget tracker will charge for a model (same as `prices show`)."""
+    prices_show(model, None)
 
 
 @models_app.command("ask")
@@ -348,12 +336,52 @@ def models_ask(
         name = reply.response_metadata.get("model_name", model)
         cost = model_price(name).cost(usage["input_tokens"], usage["output_tokens"])
     except (AgentBudgetError, ValueError) as exc:
-        err_console.print(str(exc), style="red", markup=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(2) from None
     console.print(str(reply.content), markup=False, highlight=False)
     err_console.print(
         f"[dim]{name}: {usage['input_tokens']} in + {usage['output_tokens']} out tokens, "
         f"${cost:f}[/dim]"
+    )
+
+
+prices_app = typer.Typer(help="What calls cost: model prices and where they come from.")
+app.add_typer(prices_app, name="prices")
+
+
+@prices_app.command("show")
+def prices_show(
+    model: Annotated[str, typer.Argument(help="gpt-4o-mini, openai/gpt-4.1-mini, local:...")],
+    budget_file: Annotated[
+        Path | None,
+        typer.Option("--budget", help="A budget file whose model_prices / price_aliases apply"),
+    ] = None,
+) -> None:
+    """A model's price per million tokens (input, cached input, output) and its source:
+    the budget, a registered price, LiteLLM's map, an alias, the fallback, or unpriced."""
+    from decimal import Decimal
+
+    from agent_budget.budget import Budget
+    from agent_budget.errors import AgentBudgetError
+    from agent_budget.models import model_price
+
+    try:
+        budget = Budget.from_file(budget_file) if budget_file else None
+        price = model_price(model, budget)
+    except AgentBudgetError as exc:
+        print_error(exc)
+        raise typer.Exit(2) from None
+
+    def per_m(value: Decimal) -> str:
+        return f"${(value * 1_000_000).normalize():f}"
+
+    cached = price.cached_input_per_token
+    console.print(
+        f"{price.model}: {per_m(price.input_per_token)} in"
+        + ("" if cached is None else f" ({per_m(cached)} cached)")
+        + f" / {per_m(price.output_per_token)} out per million tokens  [{price.source}]",
+        markup=False,
+        highlight=False,
     )
 
 

@@ -24,7 +24,7 @@ class UnknownPrice(AgentBudgetError, LookupError):
             hint
             or (
                 f"Register one (Budget(model_prices={{{name!r}: {{'input': 0.15, "
-                "'output': 0.60}}}) in USD per million tokens) or set "
+                "'output': 0.60}}) in USD per million tokens) or set "
                 "Budget(price_fallback=...)."
                 if kind == "model"
                 else f"Add it to Budget(prices={{{name!r}: 0.001}}) (USD per call)."

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from agent_budget.budget import Budget
 
@@ -45,3 +48,22 @@ def budget_table(budget: Budget, title: str | None = None) -> Table:
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     return table
+
+
+def spend_tree(tree: Any) -> Tree:
+    """A `nesting.SpendTree` as a rich tree: each budget's total, and its own share."""
+    from agent_budget.spend import usd_text
+
+    def label(node: Any) -> str:
+        runs = f" x{node.instances}" if node.instances > 1 else ""
+        own = f", own ${usd_text(node.own.usd)}" if node.children else ""
+        calls = node.spent.model_calls + node.spent.total_tool_calls
+        return f"{node.name}{runs}: ${usd_text(node.spent.usd)}{own} ({calls} calls)"
+
+    def add(branch: Tree, node: Any) -> None:
+        for child in node.children:
+            add(branch.add(label(child)), child)
+
+    root = Tree(label(tree))
+    add(root, tree)
+    return root

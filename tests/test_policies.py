@@ -460,3 +460,33 @@ def test_snapshot_is_json_safe_with_every_policy_state() -> None:
     t.child("kid", usd="0.5").reserve(t.tool_charge("s")).commit()
     t.record_event("downgrade", to="x", reason="test")
     json.dumps(t.snapshot())
+
+
+def test_spend_tree_renders_for_people() -> None:
+    from rich.console import Console
+
+    from agent_budget.render import spend_tree
+
+    root = BudgetTracker(Budget(usd=1, prices={"s": "0.05"}, name="run"))
+    research = root.child("research", usd="0.5")
+    research.child("deep", usd="0.2").reserve(root.tool_charge("s")).commit()
+    console = Console(record=True, width=80)
+    console.print(spend_tree(root.tree()))
+    text = console.export_text()
+    assert "run: $0.0500" in text and "research: $0.0500" in text and "deep: $0.0500" in text
+
+
+def test_prices_show_names_the_source(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from agent_budget.cli import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["prices", "show", "gpt-4o-mini"])
+    assert out.exit_code == 0 and "[litellm]" in out.stdout and "cached" in out.stdout
+    budget = tmp_path / "b.yaml"
+    budget.write_text("price_aliases: {my-ft: gpt-4o-mini}\n")
+    out = runner.invoke(app, ["prices", "show", "my-ft", "--budget", str(budget)])
+    assert out.exit_code == 0 and "alias of gpt-4o-mini" in out.stdout
+    out = runner.invoke(app, ["prices", "show", "no-such-model-zz"])
+    assert out.exit_code == 2 and "never assumes $0" in out.stderr
