@@ -382,6 +382,7 @@ def prices_show(
         + f" / {per_m(price.output_per_token)} out per million tokens  [{price.source}]",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 
