@@ -11,7 +11,7 @@ import difflib
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -180,14 +180,11 @@ class Budget(_Strict):
     @model_validator(mode="after")
     def _check_consistency(self) -> Budget:
         known = set(self.prices) | set(self.tool_labels)
-        for name in self.tool_calls:
-            if name in known:
-                continue
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        for name, close in misspelled(self.tool_calls, known, cutoff=0.75):
             if close:
                 raise ValueError(
                     f"tool_calls.{name}: no tool of that name is priced or labelled; "
-                    f"did you mean {close[0]!r}?"
+                    f"did you mean {close!r}?"
                 )
         if self.window is not None and self.scope not in SHARED_SCOPES:
             raise ValueError(
@@ -364,6 +361,16 @@ class Budget(_Strict):
             if tool in data["tool_calls"]:
                 data["tool_calls"][tool] += more
         return Budget.model_validate(data)
+
+
+def misspelled(
+    names: Iterable[str], known: set[str], *, cutoff: float
+) -> Iterator[tuple[str, str | None]]:
+    """Each name not in ``known``, with the known name it is closest to (or None)."""
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=cutoff)
+            yield name, close[0] if close else None
 
 
 def limit_pairs(parent: Budget, child: Budget) -> list[tuple[str, Any, Any]]:

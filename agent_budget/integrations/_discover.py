@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import warnings
 from collections.abc import Iterable
@@ -12,7 +11,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableBinding, RunnableSequence
 
-from agent_budget.budget import Budget
+from agent_budget.budget import Budget, misspelled
 from agent_budget.errors import InvalidBudget
 
 _MAX_DEPTH = 4
@@ -72,18 +71,14 @@ def check_tool_names(budget: Budget, tools: set[str]) -> None:
     checked: one price list often serves several agents and their sub-agents.)"""
     if not tools:
         return
-    for field in ("tool_calls",):
-        for name in getattr(budget, field):
-            if name in tools:
-                continue
-            close = difflib.get_close_matches(name, tools, n=1, cutoff=0.6)
-            if close:
-                raise InvalidBudget(
-                    f"budget.{field}.{name}: the agent has no tool {name!r}; "
-                    f"did you mean {close[0]!r}? (its tools: {', '.join(sorted(tools))})"
-                )
-            warnings.warn(
-                f"budget.{field}.{name}: the agent has no tool of that name "
-                f"(its tools: {', '.join(sorted(tools))})",
-                stacklevel=3,
+    listed = ", ".join(sorted(tools))
+    for name, close in misspelled(budget.tool_calls, tools, cutoff=0.6):
+        if close:
+            raise InvalidBudget(
+                f"budget.tool_calls.{name}: the agent has no tool {name!r}; "
+                f"did you mean {close!r}? (its tools: {listed})"
             )
+        warnings.warn(
+            f"budget.tool_calls.{name}: the agent has no tool of that name (its tools: {listed})",
+            stacklevel=3,
+        )

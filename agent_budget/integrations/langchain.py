@@ -268,17 +268,26 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
             key=uuid.uuid4().hex,
         )
 
+    def _final_reserved(self, run: BudgetRun, request: ModelRequest) -> Any:
+        """(request sized to what is left, its reservation), or the answer to give when even
+        a short final answer cannot be paid for."""
+        sized = run.sized_final_model(request.model, request.messages)
+        unpaid = ModelResponse(result=[run.unpaid_final_answer(run.stop or "budget exhausted")])
+        if sized is None:
+            return unpaid
+        request = request.override(model=sized)
+        try:
+            return request, run.tracker.reserve(self._worst_case(run, request), final=True)
+        except BudgetExceeded:
+            return unpaid
+
     def _final_call(
         self, run: BudgetRun, request: ModelRequest, handler: Callable[..., Any]
     ) -> Any:
-        sized = run.sized_final_model(request.model, request.messages)
-        if sized is None:
-            return ModelResponse(result=[run.unpaid_final_answer(run.stop or "budget exhausted")])
-        request = request.override(model=sized)
-        try:
-            res = run.tracker.reserve(self._worst_case(run, request), final=True)
-        except BudgetExceeded:
-            return ModelResponse(result=[run.unpaid_final_answer(run.stop or "budget exhausted")])
+        prepared = self._final_reserved(run, request)
+        if isinstance(prepared, ModelResponse):
+            return prepared
+        request, res = prepared
         try:
             response = handler(request)
         except BaseException:
@@ -289,14 +298,10 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
     async def _afinal_call(
         self, run: BudgetRun, request: ModelRequest, handler: Callable[..., Any]
     ) -> Any:
-        sized = run.sized_final_model(request.model, request.messages)
-        if sized is None:
-            return ModelResponse(result=[run.unpaid_final_answer(run.stop or "budget exhausted")])
-        request = request.override(model=sized)
-        try:
-            res = run.tracker.reserve(self._worst_case(run, request), final=True)
-        except BudgetExceeded:
-            return ModelResponse(result=[run.unpaid_final_answer(run.stop or "budget exhausted")])
+        prepared = self._final_reserved(run, request)
+        if isinstance(prepared, ModelResponse):
+            return prepared
+        request, res = prepared
         try:
             response = await handler(request)
         except BaseException:
