@@ -490,3 +490,30 @@ def test_prices_show_names_the_source(tmp_path: Any) -> None:
     assert out.exit_code == 0 and "alias of gpt-4o-mini" in out.stdout
     out = runner.invoke(app, ["prices", "show", "no-such-model-zz"])
     assert out.exit_code == 2 and "never assumes $0" in out.stderr
+
+
+def test_create_agent_sub_agent_with_middleware_spends_from_the_calling_run() -> None:
+    run_budget = Budget(usd="1.00", prices={"search": "0.05"}, model_prices=PRICES, name="run")
+    sub_counter = Counter()
+    sub_agent = create_agent(
+        ToolCallingFake(max_tool_turns=100),
+        [make_search(sub_counter)],
+        middleware=[BudgetMiddleware(run_budget.child("helper", usd="0.12"))],
+    )
+
+    @tool
+    def delegate(query: str) -> str:
+        """Hand a question to a helper agent."""
+        out = sub_agent.invoke({"messages": [("user", query)]}, {"recursion_limit": 100})
+        return str(out["messages"][-1].content)
+
+    top = with_budget(
+        create_react_agent(ToolCallingFake(tool_name="delegate", max_tool_turns=1), [delegate]),
+        run_budget,
+    )
+    tracker = BudgetTracker(run_budget)
+    top.invoke({"messages": [("user", "go")]}, {**CFG, "configurable": {"budget_tracker": tracker}})
+    (child,) = tracker.children
+    assert child.name == "helper" and child.spent.usd <= Decimal("0.12")
+    assert sub_counter.n == 2  # $0.10 of searches + its model calls fit $0.12; a third not
+    assert tracker.spent.usd == child.spent.usd + tracker.tree().own.usd
