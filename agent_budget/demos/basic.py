@@ -113,6 +113,11 @@ def run(
     )
     console.print(spend_table(tracker.spent))
     console.print(f"final budget: {tracker.message()}  regime: {tracker.regime().value}")
+    if model_spec.startswith("local:"):
+        console.print(
+            "[dim]The embedded 135M-parameter model exercises the real path offline; its "
+            "answers are not the point. Try --model openai/gpt-4.1-mini with a key.[/dim]"
+        )
     return {"answer": None if answer is None else answer.content, "spent": tracker.spent}
 
 
@@ -121,13 +126,12 @@ def _show(console: Console, node: str, msg: BaseMessage) -> None:
         for call in msg.tool_calls:
             console.print(f"[cyan]{node}[/cyan] calls [bold]{call['name']}[/bold]({call['args']})")
     elif isinstance(msg, ToolMessage):
-        # The tool node's result, then budget_tracker's copy of it with the budget appended.
+        # The tool's result, with the budget the model will see appended to it.
         body, _, budget = str(msg.content).partition("<budget>")
+        style = "red" if msg.status == "error" else "green"
+        console.print(f"  {msg.name} -> {body.strip()[:160]}", style=style, markup=False)
         if budget:
-            console.print(f"  [yellow]<budget>{budget.strip()}[/yellow]")
-        else:
-            style = "red" if msg.status == "error" else "green"
-            console.print(f"  [{style}]{msg.name}[/{style}] -> {body.strip()[:160]}")
+            console.print(f"  <budget>{budget.strip()}", style="yellow", markup=False)
     elif isinstance(msg, AIMessage):
         console.print(Panel(str(msg.content).strip() or "(empty)", title=f"answer ({node})"))
 
