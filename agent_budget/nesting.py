@@ -8,7 +8,7 @@ parent's lock: two sub-agents fanned out with ``Send`` can never together pass t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from agent_budget.errors import InvalidBudget
@@ -32,16 +32,24 @@ def check_child(parent: Budget, child: Budget, name: str) -> None:
 
 
 class ParentLink:
-    """The parent as a `SharedBudget` of its child."""
+    """The parent as a `SharedBudget` of its child. Charges reach the parent with the
+    child's name in front of their node (``research/tools``), so the parent's per-node
+    spend and the ledger's ``node`` column show the tree too."""
 
-    def __init__(self, parent: BudgetTracker) -> None:
+    def __init__(self, parent: BudgetTracker, child_name: str) -> None:
         self.parent = parent
+        self.child_name = child_name
+
+    def _tagged(self, charge: Charge) -> Charge:
+        node = charge.meta.get("node")
+        path = f"{self.child_name}/{node}" if node else self.child_name
+        return replace(charge, meta={**charge.meta, "node": path})
 
     def reserve(self, charge: Charge) -> Reservation:
-        return self.parent.reserve(charge)
+        return self.parent.reserve(self._tagged(charge))
 
     def commit(self, handle: Reservation, actual: Charge) -> None:
-        handle.commit(actual)
+        handle.commit(self._tagged(actual))
 
     def release(self, handle: Reservation) -> None:
         handle.release()

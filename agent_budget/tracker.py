@@ -327,7 +327,7 @@ class BudgetTracker:
             budget = self.budget.child(name, **limits)
         else:
             check_child(self.budget, budget, name)
-        kid = BudgetTracker(budget, clock=self._clock, shared=[ParentLink(self)])
+        kid = BudgetTracker(budget, clock=self._clock, shared=[ParentLink(self, name)])
         kid.name, kid.parent = name, self
         with self._lock:
             self.children.append(kid)

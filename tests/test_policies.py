@@ -517,3 +517,19 @@ def test_create_agent_sub_agent_with_middleware_spends_from_the_calling_run() ->
     assert child.name == "helper" and child.spent.usd <= Decimal("0.12")
     assert sub_counter.n == 2  # $0.10 of searches + its model calls fit $0.12; a third not
     assert tracker.spent.usd == child.spent.usd + tracker.tree().own.usd
+
+
+def test_the_ledger_shows_which_sub_budget_spent_what(tmp_path: Any) -> None:
+    from agent_budget.ledger import Ledger
+    from agent_budget.ledger.attach import attach_ledger
+
+    db = tmp_path / "tree.db"
+    root = BudgetTracker(Budget(usd=1, prices={"s": "0.05"}, name="run", ledger=str(db)))
+    attach_ledger(root, {"configurable": {"thread_id": "t"}})
+    deep = root.child("research", usd="0.5").child("deep", usd="0.2")
+    deep.reserve(deep.tool_charge("s", node="tools")).commit()
+    root.reserve(root.tool_charge("s", node="tools")).commit()
+    by_node = {r["node"]: r for r in Ledger.open(db).spend(by="node")}
+    assert set(by_node) == {"research/deep/tools", "tools"}
+    assert by_node["research/deep/tools"]["usd"] == Decimal("0.05")
+    assert root.by_node["research/deep/tools"].usd == Decimal("0.05")
