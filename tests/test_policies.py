@@ -533,3 +533,38 @@ def test_the_ledger_shows_which_sub_budget_spent_what(tmp_path: Any) -> None:
     assert set(by_node) == {"research/deep/tools", "tools"}
     assert by_node["research/deep/tools"]["usd"] == Decimal("0.05")
     assert root.by_node["research/deep/tools"].usd == Decimal("0.05")
+
+
+def test_with_budget_downgrades_through_a_budget_router_reading_the_run_regime() -> None:
+    from agent_budget.integrations.langgraph import current_regime
+    from agent_budget.models import BudgetRouter
+
+    cheap = ToolCallingFake(model_name="small-model", max_tool_turns=6)
+    expensive = ToolCallingFake(model_name="big-model", max_tool_turns=6)
+    router = BudgetRouter(
+        cheap=cheap,
+        expensive=expensive,
+        strategy="score",
+        difficulty_threshold=0.0,  # the expensive model unless money is short
+        regime=current_regime,
+    )
+    budget = Budget(
+        usd="0.10",
+        prices={"search": "0.01"},
+        model_prices={
+            "big-model": {"input": 50, "output": 100},  # $0.007 a call
+            "small-model": {"input": 0.1, "output": 0.2},
+        },
+    )
+    counter = Counter()
+    agent = with_budget(create_react_agent(router, [make_search(counter)]), budget)
+    tracker = BudgetTracker(budget)
+    agent.invoke(
+        {"messages": [("user", "hard question " * 50)]},
+        {**CFG, "configurable": {"budget_tracker": tracker}},
+    )
+    regimes = [d.regime for d in router.decisions]
+    tiers = [d.tier for d in router.decisions]
+    assert "expensive" in tiers and tiers[-1] == "cheap"
+    assert any(r in ("LOW", "CRITICAL") for r in regimes if r)
+    assert tracker.spent.usd <= Decimal("0.10")
