@@ -137,7 +137,11 @@ def with_budget(
             "with_budget(on_exhausted='finalize') answers with one last model call, but no "
             "chat model was found in the graph's nodes; pass final_model=<your chat model>"
         )
-    if not tool_nodes and not any(isinstance(s.runnable, Pregel) for s in new.nodes.values()):
+    other_tool_users = any(
+        isinstance(s.runnable, Pregel) or getattr(s.runnable, "agent_budget_planner", False)
+        for s in new.nodes.values()
+    )
+    if not tool_nodes and not other_tool_users:
         warnings.warn(
             "with_budget(): the graph has no ToolNode, so only model calls are budgeted",
             stacklevel=2,

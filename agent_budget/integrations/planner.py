@@ -172,7 +172,9 @@ def planner_node(
         finally:
             gen.close()
 
-    return RunnableCallable(run, arun, name=name)
+    node = RunnableCallable(run, arun, name=name)
+    node.agent_budget_planner = True  # type: ignore[attr-defined]  # with_budget: a tool user
+    return node
 
 
 class _Execution:
