@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def budget_message(tracker: BudgetTracker) -> str:
     """The budget in the BATS format, e.g. ``<budget>Query Budget Used: 3, ...</budget>``."""
-    b, s = tracker.limits, tracker.spent
+    b, s = tracker.limits, tracker.spent_now()
     items: list[str] = []
     for tool, per_tool in b.tool_calls.items():
         label = b.tool_labels.get(tool, tool)

@@ -39,10 +39,13 @@ class ResolvedPrice:
         return self.source.startswith("unpriced")
 
     def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> Decimal:
-        cached = min(cached_input_tokens, input_tokens) if self.cached_input_per_token else 0
+        cached_price = self.cached_input_per_token
+        if cached_price is None:  # no separate price: cached tokens cost what others do
+            cached_price, cached_input_tokens = self.input_per_token, 0
+        cached = min(cached_input_tokens, input_tokens)
         return (
             self.input_per_token * (input_tokens - cached)
-            + (self.cached_input_per_token or self.input_per_token) * cached
+            + cached_price * cached
             + self.output_per_token * output_tokens
         )
 

@@ -129,7 +129,7 @@ class BudgetTracker:
         self.by_node: dict[str, Spend] = {}
         self.warned: list[float] = []  # warn_at thresholds already fired
         self.events: list[dict[str, Any]] = []  # downgrades, guards: what changed and why
-        self._warn_listeners: list[WarningListener] = []
+        self._warn_listeners: dict[str, WarningListener] = {}
         self._recent: deque[tuple[float, Decimal]] = deque()  # commits in the last minute
 
     @property
@@ -185,19 +185,27 @@ class BudgetTracker:
         except BudgetExceeded:
             self._notify(charge, "refused")
             raise
-        handles: list[Any] = []
         try:
-            for shared in self.shared:
-                handles.append(shared.reserve(charge))
+            handles = self._reserve_shared(charge)
         except BaseException as exc:
-            for shared, handle in zip(self.shared, handles, strict=False):
-                shared.release(handle)
             with self._lock:
                 self.held.add(charge, -1)
             if isinstance(exc, BudgetExceeded):
                 self._notify(charge, "refused")
             raise
         return Reservation(self, charge, final, handles)
+
+    def _reserve_shared(self, charge: Charge) -> list[Any]:
+        """Reserve on every shared budget, or on none (what was taken is given back)."""
+        handles: list[Any] = []
+        try:
+            for shared in self.shared:
+                handles.append(shared.reserve(charge))
+        except BaseException:
+            for shared, handle in zip(self.shared, handles, strict=False):
+                shared.release(handle)
+            raise
+        return handles
 
     def reserve_all(self, charges: list[Charge]) -> list[Reservation]:
         """Hold several calls at once, all or none: a plan's calls are paid for before the
@@ -217,7 +225,7 @@ class BudgetTracker:
         reservations: list[Reservation] = []
         try:
             for charge in charges:
-                handles = [shared.reserve(charge) for shared in self.shared]
+                handles = self._reserve_shared(charge)
                 reservations.append(Reservation(self, charge, False, handles))
         except BaseException:
             for res in reservations:
@@ -263,11 +271,17 @@ class BudgetTracker:
                     self._keys[actual.key] = None
                     if len(self._keys) > MAX_KEYS:
                         del self._keys[next(iter(self._keys))]
+        errors: list[BaseException] = []
         for shared, handle in zip(self.shared, res.handles, strict=True):
-            if actual is None:
-                shared.release(handle)
-            else:
-                shared.commit(handle, actual)
+            try:  # settle every shared budget even if one fails, then report the failure
+                if actual is None:
+                    shared.release(handle)
+                else:
+                    shared.commit(handle, actual)
+            except BaseException as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
         if actual is None:
             return res.charge
         self._notify(actual, actual.meta.get("outcome", "ok"))
@@ -277,9 +291,11 @@ class BudgetTracker:
 
     # --- soft limits --------------------------------------------------------------------
 
-    def add_warning_listener(self, listener: WarningListener) -> None:
-        """Call ``listener(tracker, threshold, text)`` once for each ``warn_at`` crossed."""
-        self._warn_listeners.append(listener)
+    def add_warning_listener(self, listener: WarningListener, *, key: str | None = None) -> None:
+        """Call ``listener(tracker, threshold, text)`` once for each ``warn_at`` crossed. A
+        listener added under a ``key`` replaces the one before it (a run reusing a tracker
+        takes over its run-level listener instead of stacking another)."""
+        self._warn_listeners[key or str(id(listener))] = listener
 
     def _fire_warnings(self) -> None:
         used = 1 - self.fraction_left()
@@ -289,7 +305,7 @@ class BudgetTracker:
         for threshold in crossed:
             text = f"{threshold:.0%} of the budget used: {self.message()}"
             log.warning("%s%s", f"[{self.name}] " if self.name else "", text)
-            for listener in list(self._warn_listeners):
+            for listener in list(self._warn_listeners.values()):
                 listener(self, threshold, text)
 
     def record_event(self, kind: str, **details: Any) -> dict[str, Any]:
@@ -415,6 +431,11 @@ class BudgetTracker:
     def restart_clock(self) -> None:
         self._started = self._clock()
 
+    def spent_now(self) -> Spend:
+        """A consistent copy of the committed spend (parallel calls may be committing)."""
+        with self._lock:
+            return self.spent.copy()
+
     def remaining_usd(self) -> Decimal | None:
         return None if self.limits.usd is None else self.limits.usd - self.spent.usd
 
@@ -473,19 +494,26 @@ class BudgetTracker:
 
     def exhausted(self) -> str | None:
         """Why the run must stop spending (a global limit is used up), or None."""
+        spent = self.spent_limit()
+        return None if spent is None else spent[3]
+
+    def spent_limit(self) -> tuple[str, Any, Any, str] | None:
+        """The first global limit used up: (limit, used, allowed, reason), or None."""
         b, s = self.limits, self.spent
         if b.usd is not None and s.usd >= b.usd - b.reserve_usd:
-            return f"USD budget spent (${usd_text(s.usd)} of ${usd_text(b.usd)})"
-        for name, limit, used in (
-            ("input token", b.tokens.input, s.input_tokens),
-            ("output token", b.tokens.output, s.output_tokens),
-            ("token", b.tokens.total, s.total_tokens),
-            ("model call", b.model_calls, s.model_calls),
+            text = f"USD budget spent (${usd_text(s.usd)} of ${usd_text(b.usd)})"
+            return "usd", s.usd, b.usd, text
+        for field, name, limit, used in (
+            ("tokens.input", "input token", b.tokens.input, s.input_tokens),
+            ("tokens.output", "output token", b.tokens.output, s.output_tokens),
+            ("tokens.total", "token", b.tokens.total, s.total_tokens),
+            ("model_calls", "model call", b.model_calls, s.model_calls),
         ):
             if limit is not None and used >= limit:
-                return f"{name} budget spent ({used} of {limit})"
+                return field, used, limit, f"{name} budget spent ({used} of {limit})"
         if b.seconds is not None and self.elapsed() >= b.seconds:
-            return f"time budget spent ({self.elapsed():.1f}s of {b.seconds:g}s)"
+            text = f"time budget spent ({self.elapsed():.1f}s of {b.seconds:g}s)"
+            return "seconds", round(self.elapsed(), 1), b.seconds, text
         return None
 
     # --- the message the model sees -----------------------------------------------------

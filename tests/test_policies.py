@@ -409,8 +409,9 @@ def test_retry_policy_rerun_does_not_charge_completed_calls_again() -> None:
     agent.invoke(
         {"messages": [("user", "go")]}, {**CFG, "configurable": {"budget_tracker": tracker}}
     )
-    assert ran.n == 2 and flaky_runs.n == 2  # the whole node ran twice
-    # search was paid once; flaky's failed attempt and its retry are two attempts.
+    # The node ran twice; search, already done and paid for, was not run again (its result
+    # was replayed), while flaky's failed attempt and its retry are two paid attempts.
+    assert ran.n == 1 and flaky_runs.n == 2
     assert tracker.spent.tool_calls == {"search": 1, "flaky": 2}
     assert tracker.spent.usd == Decimal("0.21") + 2 * PriceBook(budget).model_cost(
         FAKE_MODEL, 10, 5

@@ -339,3 +339,11 @@ def test_interrupt_on_usd_spent_by_tools_keeps_every_charge_across_resume() -> N
     assert spend is not None
     assert spend.usd == Decimal("0.05") and spend.tool_calls == {"search": 5}
     assert out["messages"][-1].content.startswith("final")
+
+
+def test_raise_mode_names_the_limit_that_ended_the_run() -> None:
+    counter, model = Counter(), ToolCallingFake(max_tool_turns=30)
+    agent = with_budget(react(model, counter), budget(usd="0.03", on_exhausted="raise"))
+    with pytest.raises(BudgetExceeded) as info:
+        agent.invoke({"messages": [("user", "go")]}, CFG)
+    assert info.value.limit == "usd"

@@ -15,6 +15,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langgraph.types import Command
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -69,7 +70,7 @@ class BudgetRun:
         self.tracker = tracker
         self.on_warning = on_warning
         if tracker.budget.warn_at:
-            tracker.add_warning_listener(self._warned)
+            tracker.add_warning_listener(self._warned, key="run")
         self.final_model = final_model
         self.retry = retry or Retry()
         # Append the budget message to each tool result as it is written: it then costs no
@@ -78,9 +79,11 @@ class BudgetRun:
         self.run_id = uuid.uuid4().hex  # part of every idempotency key of this run
         self.stop: str | None = None  # set when the run must finalize
         self.guard_reason: str | None = None  # set when a guard trips
+        self.stop_limit: str | None = None  # the limit behind the last stop reason
         self.downgraded = False
         self._lock = threading.Lock()
         self._failed: dict[str, int] = {}  # failed attempts per tool call id
+        self._results: dict[str | None, Any] = {}  # what each paid call returned, by key
         self._repeats: dict[str, int] = {}  # calls per (tool, arguments)
         self._seen_results: set[int] = set()
         self._idle = 0
@@ -115,9 +118,10 @@ class BudgetRun:
     # --- tool calls ---------------------------------------------------------------------
 
     def _annotate(self, out: Any) -> Any:
-        if not self.annotate_results or not isinstance(out, ToolMessage):
+        if not self.annotate_results:
             return out
-        return with_budget_text(out, self.tracker.message())
+        text = self.tracker.message()
+        return map_tool_messages(out, lambda m: with_budget_text(m, text))
 
     def refusal(self, call: dict[str, Any], exc: BudgetExceeded) -> ToolMessage:
         return self._annotate(self._refusal(call, exc))
@@ -131,14 +135,16 @@ class BudgetRun:
             response_metadata={REFUSED: {"refused": exc.limit}},
         )
 
-    def _begin(self, call: dict[str, Any], n: int) -> tuple[Any, ToolMessage | None]:
-        """Reserve attempt ``n`` of a call: (reservation, None), or (None, the refusal to
-        return instead), or (None, None) for a replay of a call already paid for."""
+    def _begin(self, call: dict[str, Any], n: int) -> tuple[Any, Any]:
+        """Reserve attempt ``n`` of a call: (reservation, None) to run it, or (None, what to
+        return instead): a refusal, or the result of this very call already paid for (a node
+        LangGraph runs again, e.g. under a RetryPolicy, must not run or pay for it twice)."""
         cid = call.get("id") or ""
         attempt = n + self._failed.get(cid, 0)  # after a failed attempt, a rerun is a new one
         key = f"{self.run_id}:{cid}#{attempt}"
-        if self.tracker.committed(key):
-            return None, None  # LangGraph re-running a node (RetryPolicy): paid already
+        done = self._results.get(key)
+        if done is not None:
+            return None, done
         try:
             self._check_repeats(call)
             charge = self.tracker.tool_charge(
@@ -148,14 +154,23 @@ class BudgetRun:
         except BudgetExceeded as exc:
             return None, self.refusal(call, exc)
 
-    def _end(self, call: dict[str, Any], res: Any, exc: BaseException | None) -> None:
-        if res is None:
-            return
+    def _end(self, call: dict[str, Any], res: Any, out: Any, exc: BaseException | None) -> Any:
+        """Settle a call; what the tool node returns for it."""
         if exc is None:
             res.commit()
-        elif settle_after_error(res, exc):
+            out = self._annotate(_escape(out))
+            self._results[res.charge.key] = out
+            return out
+        if isinstance(exc, BudgetExceeded):
+            # The tool itself asked for more than is left (a model call inside it, a
+            # sub-agent): it did not finish, so it is not charged, and the run goes on to
+            # decide (finalize / raise / interrupt) like any other refusal.
+            res.release()
+            return self.refusal(call, exc)
+        if settle_after_error(res, exc):
             cid = call.get("id") or ""
             self._failed[cid] = self._failed.get(cid, 0) + 1
+        raise exc
 
     def _check_repeats(self, call: dict[str, Any]) -> None:
         limit = self.tracker.budget.guards.repeat_calls
@@ -168,6 +183,7 @@ class BudgetRun:
                 self.guard_reason = (
                     f"loop guard: {call['name']} was called {seen} times with the same arguments"
                 )
+                self.stop_limit = "guards.repeat_calls"
                 raise BudgetExceeded(
                     "guards.repeat_calls", 1, 0, seen, limit, detail=self.guard_reason
                 )
@@ -202,36 +218,32 @@ class BudgetRun:
         return await retrying(lambda: self._aattempt(call, execute, next(counter)))
 
     def _attempt(self, call: dict[str, Any], execute: Callable[[], ToolResult], n: int) -> Any:
-        res, refused = self._begin(call, n)
-        if refused is not None:
-            return refused
+        res, instead = self._begin(call, n)
+        if res is None:
+            return instead
         token = ACTIVE_RUN.set(self)
         try:
             out = execute()
         except BaseException as exc:
-            self._end(call, res, exc)
-            raise
+            return self._end(call, res, None, exc)
         finally:
             ACTIVE_RUN.reset(token)
-        self._end(call, res, None)
-        return self._annotate(_escape(out))
+        return self._end(call, res, out, None)
 
     async def _aattempt(
         self, call: dict[str, Any], execute: Callable[[], Awaitable[ToolResult]], n: int
     ) -> Any:
-        res, refused = self._begin(call, n)
-        if refused is not None:
-            return refused
+        res, instead = self._begin(call, n)
+        if res is None:
+            return instead
         token = ACTIVE_RUN.set(self)
         try:
             out = await execute()
         except BaseException as exc:
-            self._end(call, res, exc)
-            raise
+            return self._end(call, res, None, exc)
         finally:
             ACTIVE_RUN.reset(token)
-        self._end(call, res, None)
-        return self._annotate(_escape(out))
+        return self._end(call, res, out, None)
 
     def _retry_kwargs(self, call: dict[str, Any]) -> dict[str, Any]:
         return retry_kwargs(
@@ -243,9 +255,12 @@ class BudgetRun:
     def stop_reason(self, messages: Sequence[BaseMessage]) -> str | None:
         """Why the run must stop: a global limit is spent, or every tool call of the last
         step was refused (the model keeps asking for what the budget will not pay)."""
-        reason = self.guard_reason or self.tracker.exhausted()
-        if reason:
-            return reason
+        if self.guard_reason:
+            return self.guard_reason
+        spent = self.tracker.spent_limit()
+        if spent is not None:
+            self.stop_limit = spent[0]
+            return spent[3]
         step = last_tool_step(messages)
         reason = self._idle_reason(step)
         if reason:
@@ -254,6 +269,7 @@ class BudgetRun:
             m.response_metadata[REFUSED]["refused"] for m in step if REFUSED in m.response_metadata
         ]
         if step and len(refused) == len(step):
+            self.stop_limit = refused[0]
             return (
                 "budget refused every tool call of the last step ("
                 + ", ".join(sorted(set(refused)))
@@ -274,13 +290,14 @@ class BudgetRun:
             self.guard_reason = (
                 f"idle guard: {self._idle} steps in a row brought no new tool results"
             )
+            self.stop_limit = "guards.idle_steps"
         return self.guard_reason
 
     def exceeded(self, reason: str) -> BudgetExceeded:
-        remaining = self.tracker.remaining_usd()
-        return BudgetExceeded(
-            "budget", "another step", "nothing" if remaining is None else remaining, detail=reason
-        )
+        """The error for ``on_exhausted="raise"``, naming the limit that ended the run."""
+        limit = self.stop_limit or "budget"
+        left = self.tracker.remaining().get(limit, 0)
+        return BudgetExceeded(limit, "another call", max(left, 0), detail=reason)
 
     def interrupt_payload(self, reason: str) -> dict[str, Any]:
         return {
@@ -490,19 +507,35 @@ def _is_control_flow(exc: BaseException) -> bool:
     )
 
 
-def _escape(out: Any) -> Any:
+def map_tool_messages(out: Any, fn: Callable[[ToolMessage], ToolMessage]) -> Any:
+    """Apply ``fn`` to a tool result: a ToolMessage, or those a ``Command`` writes."""
     if isinstance(out, ToolMessage):
-        content = out.content
-        if isinstance(content, str) and "budget" in content.lower():
-            return out.model_copy(update={"content": escape_budget_tags(content)})
-        if isinstance(content, list):
-            fixed = [
-                {**block, "text": escape_budget_tags(block["text"])}
-                if isinstance(block, dict) and isinstance(block.get("text"), str)
-                else escape_budget_tags(block)
-                if isinstance(block, str)
-                else block
-                for block in content
-            ]
-            return out.model_copy(update={"content": fixed})
+        return fn(out)
+    if isinstance(out, Command) and isinstance(out.update, dict):
+        update = {
+            k: [fn(m) if isinstance(m, ToolMessage) else m for m in v] if isinstance(v, list) else v
+            for k, v in out.update.items()
+        }
+        return Command(graph=out.graph, update=update, resume=out.resume, goto=out.goto)
     return out
+
+
+def _escape(out: Any) -> Any:
+    return map_tool_messages(out, _escape_message)
+
+
+def _escape_message(out: ToolMessage) -> ToolMessage:
+    content = out.content
+    if isinstance(content, str):
+        if "budget" not in content.lower():
+            return out
+        return out.model_copy(update={"content": escape_budget_tags(content)})
+    fixed = [
+        {**block, "text": escape_budget_tags(block["text"])}
+        if isinstance(block, dict) and isinstance(block.get("text"), str)
+        else escape_budget_tags(block)
+        if isinstance(block, str)
+        else block
+        for block in content
+    ]
+    return out.model_copy(update={"content": fixed})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from contextvars import ContextVar
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,11 @@ from langchain_core.outputs import LLMResult
 
 from agent_budget.errors import UnknownPrice
 from agent_budget.tracker import BudgetTracker, Charge, Reservation
+
+CHARGED_BY: ContextVar[BudgetTracker | None] = ContextVar("agent_budget_charged_by", default=None)
+"""Set while a `BudgetMiddleware` makes a model call it reserves and commits itself: a
+handler inherited from a calling run skips that call (the middleware's child budget
+passes the charge up to the parent already; charging it here too would count it twice)."""
 
 FINAL_CALL_METADATA = "agent_budget_final"
 """Metadata key marking the final-answer call, which may use the budget's reserve."""
@@ -72,25 +78,38 @@ def _message_chars(m: BaseMessage) -> int:
 class _PrefixCounter:
     """Counts a growing history incrementally. An agent's next prompt is its last prompt
     plus a few messages; re-counting all of it on every call made the per-step cost grow
-    with the length of the run. A changed history (different id at the old end) is
-    counted again from scratch."""
+    with the length of the run. The cached count is used only when the new prompt starts
+    with the same first message and has the same message at the old end; otherwise (a
+    different system prompt, an edited history) it is counted from scratch."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._n = 0
+        self._first: Any = None
         self._last_id: str | None = None
         self._chars = 0
 
     def chars(self, messages: Sequence[BaseMessage]) -> int:
+        if not messages:
+            return 0
+        first = _identity(messages[0])
         with self._lock:
-            n, last_id, known = self._n, self._last_id, self._chars
-        if not (0 < n <= len(messages) and last_id and messages[n - 1].id == last_id):
+            n, known = self._n, self._chars
+            same = first == self._first and self._last_id is not None
+            same = same and 0 < n <= len(messages) and messages[n - 1].id == self._last_id
+        if not same:
             n, known = 0, 0
         total = known + sum(_message_chars(m) for m in messages[n:])
-        if messages and messages[-1].id:
+        if messages[-1].id:
             with self._lock:
                 self._n, self._last_id, self._chars = len(messages), messages[-1].id, total
+                self._first = first
         return total
+
+
+def _identity(message: BaseMessage) -> Any:
+    # A system prompt is rebuilt on every call (no id): compare its text instead.
+    return message.id or (message.type, str(message.content))
 
 
 class BudgetCallbackHandler(BaseCallbackHandler):
@@ -124,6 +143,8 @@ class BudgetCallbackHandler(BaseCallbackHandler):
         invocation_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if CHARGED_BY.get() is not None:
+            return
         meta = metadata or {}
         params = invocation_params or kwargs.get("invocation_params") or {}
         model = meta.get("ls_model_name") or params.get("model") or params.get("model_name")

@@ -47,6 +47,7 @@ from agent_budget.integrations._run import (
     with_budget_text,
 )
 from agent_budget.integrations.callbacks import (
+    CHARGED_BY,
     TokenCounter,
     actual_charge,
     estimate_prompt_tokens,
@@ -168,11 +169,14 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
 
         def attempt() -> Any:
             held = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
+            token = CHARGED_BY.set(run.tracker)
             try:
                 response = handler(request)
             except BaseException:
                 held.release()  # no response, no usage to bill
                 raise
+            finally:
+                CHARGED_BY.reset(token)
             return self._commit(run, held, response)
 
         if self.model_retry is None or self.model_retry.attempts <= 1:
@@ -196,11 +200,14 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
 
         async def attempt() -> Any:
             held = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
+            token = CHARGED_BY.set(run.tracker)
             try:
                 response = await handler(request)
             except BaseException:
                 held.release()
                 raise
+            finally:
+                CHARGED_BY.reset(token)
             return self._commit(run, held, response)
 
         if self.model_retry is None or self.model_retry.attempts <= 1:
@@ -288,11 +295,14 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         if isinstance(prepared, ModelResponse):
             return prepared
         request, res = prepared
+        token = CHARGED_BY.set(run.tracker)
         try:
             response = handler(request)
         except BaseException:
             res.release()
             raise
+        finally:
+            CHARGED_BY.reset(token)
         return _strip_tool_calls(self._commit(run, res, response))
 
     async def _afinal_call(
@@ -302,11 +312,14 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         if isinstance(prepared, ModelResponse):
             return prepared
         request, res = prepared
+        token = CHARGED_BY.set(run.tracker)
         try:
             response = await handler(request)
         except BaseException:
             res.release()
             raise
+        finally:
+            CHARGED_BY.reset(token)
         return _strip_tool_calls(self._commit(run, res, response))
 
     @staticmethod

@@ -377,7 +377,7 @@ def _guarded_tool_node(node: ToolNode) -> ToolNode:
         # checkpoint never holds one without the other (resume, crash, interrupt).
         if isinstance(out, ToolMessage):
             return Command(update={key: [out], SPEND_KEY: _snapshot(run)})
-        return out
+        return _with_spend(run, out, -1)
 
     def wrap(request: Any, execute: Any) -> Any:
         run = _run_of(request.runtime.config if request.runtime else {})
@@ -405,7 +405,8 @@ def _guarded_tool_node(node: ToolNode) -> ToolNode:
         handle_tool_errors=node._handle_tool_errors,
         messages_key=node._messages_key,
         wrap_tool_call=wrap,
-        awrap_tool_call=awrap,
+        # A user's sync-only wrapper: ToolNode runs the sync one in async runs too.
+        awrap_tool_call=None if inner_wrap and not inner_awrap else awrap,
     )
 
 
@@ -558,8 +559,16 @@ def _guard_async(func: Any, key: str) -> Any:
 
 
 def _with_spend(run: BudgetRun, out: Any, seq: int) -> Any:
-    if run.tracker.seq != seq and isinstance(out, dict):
+    """A node's output with the spend added when it spent something (``seq`` moved): a
+    dict update, or a ``Command``'s update. Other outputs (lists, pydantic state) are left
+    as they are; the next node that spends writes the snapshot."""
+    if run.tracker.seq == seq:
+        return out
+    if isinstance(out, dict):
         return {**out, SPEND_KEY: _snapshot(run)}
+    if isinstance(out, Command) and (out.update is None or isinstance(out.update, dict)):
+        update = {**(out.update or {}), SPEND_KEY: _snapshot(run)}
+        return Command(graph=out.graph, update=update, resume=out.resume, goto=out.goto)
     return out
 
 
