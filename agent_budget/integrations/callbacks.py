@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import math
 import threading
-from contextvars import ContextVar
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
