@@ -225,3 +225,45 @@ def test_a_reused_tracker_warns_once_per_threshold_across_runs() -> None:
 def test_a_cached_input_price_of_zero_is_a_price() -> None:
     book = PriceBook(Budget(model_prices={"m": {"input": 1, "output": 1, "cached_input": 0}}))
     assert book.model_price("m").cost(1_000_000, 0, cached_input_tokens=1_000_000) == Decimal(0)
+
+
+def test_a_plain_subgraph_that_runs_tools_is_budgeted_as_a_child() -> None:
+    counter = Counter()
+    inner = create_react_agent(ToolCallingFake(max_tool_turns=6), [make_search(counter)])
+    g = StateGraph(State)
+    g.add_node("research", inner)
+    g.add_edge(START, "research")
+    g.add_edge("research", END)
+    agent = with_budget(
+        g.compile(checkpointer=InMemorySaver()),
+        budget(tool_calls={"search": 2}),
+        final_model=ToolCallingFake(),
+    )
+    cfg = {"configurable": {"thread_id": "plain-sub"}, **CFG}
+    agent.invoke({"messages": [("user", "x")]}, cfg)
+    assert counter.n == 2
+    spend = agent.get_spend(cfg)
+    assert spend is not None and spend.tool_calls == {"search": 2}
+
+
+def test_a_budgeted_sub_agent_as_the_last_node_keeps_the_thread_spend() -> None:
+    counter = Counter()
+    inner = with_budget(
+        create_react_agent(ToolCallingFake(max_tool_turns=30), [make_search(counter)]),
+        budget(tool_calls={"search": 3}, name="research"),
+    )
+    g = StateGraph(State)
+    g.add_node("research", inner)
+    g.add_edge(START, "research")
+    g.add_edge("research", END)
+    parent = with_budget(
+        g.compile(checkpointer=InMemorySaver()),
+        budget(tool_calls={"search": 4}),
+        final_model=ToolCallingFake(),
+    )
+    cfg = {"configurable": {"thread_id": "last-node"}, **CFG}
+    for _ in range(3):
+        parent.invoke({"messages": [("user", "x")]}, cfg)
+    assert counter.n == 4  # the thread's 4, across turns: not 3 a turn
+    spend = parent.get_spend(cfg)
+    assert spend is not None and spend.tool_calls == {"search": 4}

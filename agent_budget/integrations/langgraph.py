@@ -24,7 +24,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict, TypeGuard
 
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.language_models import BaseChatModel
@@ -150,10 +150,24 @@ def with_budget(
 
     new._add_schema(BudgetChannel)
     for name, spec in list(new.nodes.items()):
+        runnable = spec.runnable
         if name in tool_nodes:
-            new.nodes[name] = replace(spec, runnable=_guarded_tool_node(tool_nodes[name]))
-        elif not isinstance(spec.runnable, Pregel):
-            new.nodes[name] = replace(spec, runnable=_model_node(spec.runnable, messages_key))
+            runnable = _guarded_tool_node(tool_nodes[name])
+        else:
+            if _unbudgeted_tool_user(runnable):
+                # A plain subgraph that runs tools: budget it as a child with no limits of
+                # its own, so its tool calls are guarded and counted against this budget.
+                runnable = with_budget(
+                    runnable,
+                    final_model=final_model,
+                    tool_retry=tool_retry,
+                    token_counter=token_counter,
+                    messages_key=messages_key,
+                )
+                runnable.name = name  # its spend shows under the node's name
+            # Subgraphs too: the node then writes this graph's spend after it ran.
+            runnable = _model_node(runnable, messages_key)
+        new.nodes[name] = replace(spec, runnable=runnable)
     for tool_node in tool_nodes:
         tracker = TRACKER_NODE if len(tool_nodes) == 1 else f"{TRACKER_NODE}_{tool_node}"
         _insert_tracker(new, tool_node, tracker, messages_key)
@@ -209,9 +223,10 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         callbacks = conf.get("callbacks")
         if parent is not None:
             # A budgeted graph inside a budgeted run (a subgraph node, a Send target, a
-            # sub-agent called by a tool) spends from the parent's budget as a child.
-            budget = setup.budget or Budget.from_env()
-            name = budget.name or self.name or "subgraph"
+            # sub-agent called by a tool) spends from the parent's budget as a child; with
+            # no budget of its own, as a child with the parent's prices and no own limits.
+            name = (setup.budget and setup.budget.name) or self.name or "subgraph"
+            budget = setup.budget or parent.tracker.budget.child(name)
             tracker = parent.tracker.child(name, budget, reuse=True)
             callbacks = _without_budget_handlers(callbacks)  # the child charges the parent
         elif not isinstance(tracker, BudgetTracker):
@@ -293,6 +308,16 @@ def _snapshot(run: BudgetRun) -> dict[str, Any]:
 
 
 # --- graph surgery ------------------------------------------------------------------------
+
+
+def _unbudgeted_tool_user(
+    runnable: Any,
+) -> TypeGuard[CompiledStateGraph[Any, Any, Any, Any]]:
+    return (
+        isinstance(runnable, CompiledStateGraph)
+        and not isinstance(runnable, BudgetedGraph)
+        and any(isinstance(s.runnable, ToolNode) for s in runnable.builder.nodes.values())
+    )
 
 
 def _copy_builder(builder: StateGraph[Any, Any, Any, Any]) -> StateGraph[Any, Any, Any, Any]:
@@ -460,12 +485,15 @@ def _model_node(inner: Any, key: str) -> Any:
         if inner.afunc is not None:
             node.afunc = _guard_async(inner.afunc, key)
         return node
-    return RunnableCallable(
-        _guard_sync(inner.invoke, key),
-        _guard_async(inner.ainvoke, key),
-        name=getattr(inner, "name", None),
-        trace=False,
-    )
+    sync, async_ = _guard_sync(inner.invoke, key), _guard_async(inner.ainvoke, key)
+
+    def run(state: Any, config: RunnableConfig) -> Any:
+        return sync(state, config)
+
+    async def arun(state: Any, config: RunnableConfig) -> Any:
+        return await async_(state, config)
+
+    return RunnableCallable(run, arun, name=getattr(inner, "name", None), trace=False)
 
 
 def current_run() -> BudgetRun | None:
