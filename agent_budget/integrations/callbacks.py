@@ -10,6 +10,7 @@ message's ``usage_metadata``. It works for any code that runs LangChain chat mod
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -110,6 +111,22 @@ class _PrefixCounter:
 def _identity(message: BaseMessage) -> Any:
     # A system prompt is rebuilt on every call (no id): compare its text instead.
     return message.id or (message.type, str(message.content))
+
+
+class _QuietRefusals(logging.Filter):
+    """LangChain logs a warning for every exception a callback raises, even one that is
+    meant to stop the call. A budget refusal is the budget working: not worth a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (
+            len(args) == 3
+            and args[0] == "BudgetCallbackHandler"
+            and "BudgetExceeded" in str(args[2])
+        )
+
+
+logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietRefusals())
 
 
 class BudgetCallbackHandler(BaseCallbackHandler):
