@@ -11,6 +11,7 @@ overhead grows with the length of the run (it must not).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -57,6 +58,7 @@ def build(steps: int, delay_s: float, budgeted: bool, empty_node: bool = False) 
         from langgraph.graph import StateGraph
 
         builder: StateGraph[Any, Any, Any, Any] = graph.builder
+        builder.compiled = False  # a fresh graph of our own: rebuilding it is fine
         builder.edges.discard(("tools", "agent"))
         builder.add_node("empty", lambda state: {})
         builder.add_edge("tools", "empty")
@@ -75,6 +77,7 @@ def build(steps: int, delay_s: float, budgeted: bool, empty_node: bool = False) 
 
 def time_run(steps: int, delay_s: float, budgeted: bool, empty_node: bool = False) -> float:
     graph, _model = build(steps, delay_s, budgeted, empty_node)
+    gc.collect()  # start each timed run from the same heap state
     start = time.perf_counter()
     out = graph.invoke({"messages": [("user", "go")]}, {"recursion_limit": 10 * steps + 20})
     elapsed = time.perf_counter() - start
@@ -104,6 +107,7 @@ def main() -> None:
                 wrapped.append(time_run(steps, delay, True))
                 progress.advance(task, 3)
             b, e, w = (statistics.median(x) for x in (bare, empty, wrapped))
+            spread = statistics.quantiles([x / b for x in wrapped], n=4) if len(wrapped) > 3 else []
             rows.append(
                 {
                     "steps": steps,
@@ -112,6 +116,7 @@ def main() -> None:
                     "empty_node_s": e,
                     "budgeted_s": w,
                     "ratio": w / b,
+                    "ratio_iqr": [round(q, 3) for q in spread[::2]] if spread else None,
                     "empty_node_ratio": e / b,
                     "overhead_us_per_step": (w - b) / steps * 1e6,
                     "bare_us_per_step": b / steps * 1e6,
