@@ -175,10 +175,9 @@ def with_budget(
     new.add_edge(FINALIZE_NODE, END)
 
     compiled = new.compile(**compile_kwargs)
-    budgeted = BudgetedGraph.__new__(BudgetedGraph)
-    budgeted.__dict__.update(compiled.__dict__)
-    budgeted._budget_setup = setup
-    return budgeted
+    # Re-class the compiled graph the way Pregel.copy() does, with our run setup added.
+    attrs = {k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"}
+    return BudgetedGraph(_budget_setup=setup, **attrs)
 
 
 class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
