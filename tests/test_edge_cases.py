@@ -267,3 +267,14 @@ def test_a_budgeted_sub_agent_as_the_last_node_keeps_the_thread_spend() -> None:
     assert counter.n == 4  # the thread's 4, across turns: not 3 a turn
     spend = parent.get_spend(cfg)
     assert spend is not None and spend.tool_calls == {"search": 4}
+
+
+def test_the_final_model_is_found_inside_a_subgraph_node() -> None:
+    model = ToolCallingFake(max_tool_turns=0)
+    inner = create_react_agent(model, [make_search(Counter())])
+    g = StateGraph(State)
+    g.add_node("research", inner)
+    g.add_edge(START, "research")
+    g.add_edge("research", END)
+    agent = with_budget(g, budget())
+    assert agent._budget_setup.final_model is model

@@ -42,6 +42,9 @@ def _search(obj: Any, seen: set[int], depth: int) -> BaseChatModel | None:
         children.extend(obj.steps)
     elif isinstance(obj, functools.partial):
         children.extend([obj.func, *obj.args, *obj.keywords.values()])
+    builder = getattr(obj, "builder", None)  # a compiled subgraph: look in its nodes
+    if builder is not None and isinstance(getattr(builder, "nodes", None), dict):
+        children.extend(spec.runnable for spec in builder.nodes.values())
     for attr in ("func", "afunc", "bound", "model", "llm"):
         value = getattr(obj, attr, None)
         if value is not None and not isinstance(obj, BaseChatModel):
