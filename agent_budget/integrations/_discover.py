@@ -14,7 +14,7 @@ from langchain_core.runnables import RunnableBinding, RunnableSequence
 from agent_budget.budget import Budget, misspelled
 from agent_budget.errors import InvalidBudget
 
-_MAX_DEPTH = 4
+_MAX_DEPTH = 7
 
 
 def find_chat_model(roots: Iterable[Any]) -> BaseChatModel | None:
