@@ -339,13 +339,10 @@ class BudgetRun:
         tokens = estimate_prompt_tokens(prompt, {})
         declared = getattr(model, "max_tokens", None)
         want = declared or t.budget.default_max_output_tokens
-        try:
-            if t.fits(t.model_worst_case(name, tokens, want), final=True):
-                return model
-            price = t.prices.model_price(name)
-        except UnknownPrice:
-            raise
-        b, s = t.budget, t.spent
+        if t.fits(t.model_worst_case(name, tokens, want), final=True):
+            return model
+        price = t.prices.model_price(name)
+        b, s = t.limits, t.spent
         caps: list[float] = [want]
         if b.usd is not None and price.output_per_token > 0:
             left = b.usd - s.usd - t.held.usd - price.input_per_token * tokens
