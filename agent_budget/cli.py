@@ -61,11 +61,11 @@ def demo(
     if name != "basic":
         print_error(f"unknown demo {name!r}; available: basic")
         raise typer.Exit(2)
-    from agent_budget.demos.basic import run
+    from agent_budget.demos.basic import run_both
     from agent_budget.errors import AgentBudgetError
 
     try:
-        run(model_spec=model, console=console)
+        run_both(model_spec=model, console=console)
     except AgentBudgetError as exc:
         print_error(exc)
         raise typer.Exit(1) from None

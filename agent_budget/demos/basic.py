@@ -82,7 +82,10 @@ BUDGET = {
 
 
 def run(
-    model_spec: str = "local:smollm2-135m", question: str = QUESTION, console: Console | None = None
+    model_spec: str = "local:smollm2-135m",
+    question: str = QUESTION,
+    console: Console | None = None,
+    budget_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the demo; returns the final answer and the spend (also printed)."""
     from langgraph.prebuilt import create_react_agent
@@ -91,7 +94,7 @@ def run(
     from agent_budget.models import resolve
 
     console = console or Console()
-    budget = Budget.from_dict(BUDGET)
+    budget = Budget.from_dict({**BUDGET, **(budget_overrides or {})})
     console.print(Panel.fit(question, title="question"))
     with console.status(f"loading {model_spec} ..."):
         model = resolve(model_spec, max_tokens=96, n_ctx=2048)
@@ -113,12 +116,24 @@ def run(
     )
     console.print(spend_table(tracker.spent))
     console.print(f"final budget: {tracker.message()}  regime: {tracker.regime().value}")
+    return {"answer": None if answer is None else answer.content, "spent": tracker.spent}
+
+
+def run_both(model_spec: str = "local:smollm2-135m", console: Console | None = None) -> None:
+    """The demo: the agent with its budget, then again with no lookups left, where the
+    refused call ends the run in one last model call without tools."""
+    console = console or Console()
+    console.rule("1. a budgeted run")
+    run(model_spec, console=console)
+    console.rule("2. the same question, with the lookup budget already spent")
+    run(
+        model_spec, console=console, budget_overrides={"tool_calls": {"lookup": 0, "calculator": 2}}
+    )
     if model_spec.startswith("local:"):
         console.print(
             "[dim]The embedded 135M-parameter model exercises the real path offline; its "
             "answers are not the point. Try --model openai/gpt-4.1-mini with a key.[/dim]"
         )
-    return {"answer": None if answer is None else answer.content, "spent": tracker.spent}
 
 
 def _show(console: Console, node: str, msg: BaseMessage) -> None:
