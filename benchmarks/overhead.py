@@ -47,13 +47,24 @@ def search(query: str) -> str:
     return "ok"
 
 
-def build(steps: int, delay_s: float, budgeted: bool, empty_node: bool = False) -> tuple[Any, Any]:
+def build(
+    steps: int,
+    delay_s: float,
+    budgeted: bool,
+    empty_node: bool = False,
+    checkpointer: bool = False,
+) -> tuple[Any, Any]:
     from langgraph.prebuilt import create_react_agent
 
     from agent_budget import Budget, with_budget
 
     model = SleepyFake(max_tool_turns=steps, delay_s=delay_s)
-    graph = create_react_agent(model, [search])
+    saver = None
+    if checkpointer:
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        saver = InMemorySaver()
+    graph = create_react_agent(model, [search], checkpointer=saver)
     if empty_node:  # LangGraph's own cost of one more node after the tools: the floor
         from langgraph.graph import StateGraph
 
@@ -63,7 +74,7 @@ def build(steps: int, delay_s: float, budgeted: bool, empty_node: bool = False) 
         builder.add_node("empty", lambda state: {})
         builder.add_edge("tools", "empty")
         builder.add_edge("empty", "agent")
-        graph = builder.compile()
+        graph = builder.compile(checkpointer=saver)
     if budgeted:
         budget = Budget(
             usd=1000,
@@ -75,11 +86,14 @@ def build(steps: int, delay_s: float, budgeted: bool, empty_node: bool = False) 
     return graph, model
 
 
-def time_run(steps: int, delay_s: float, budgeted: bool, empty_node: bool = False) -> float:
-    graph, _model = build(steps, delay_s, budgeted, empty_node)
+def time_run(
+    steps: int, delay_s: float, budgeted: bool, empty_node: bool = False, checkpointer: bool = False
+) -> float:
+    graph, _model = build(steps, delay_s, budgeted, empty_node, checkpointer)
     gc.collect()  # start each timed run from the same heap state
     start = time.perf_counter()
-    out = graph.invoke({"messages": [("user", "go")]}, {"recursion_limit": 10 * steps + 20})
+    config = {"recursion_limit": 10 * steps + 20, "configurable": {"thread_id": "bench"}}
+    out = graph.invoke({"messages": [("user", "go")]}, config)
     elapsed = time.perf_counter() - start
     tools_run = sum(1 for m in out["messages"] if m.type == "tool")
     assert tools_run == steps, f"expected {steps} tool steps, got {tools_run}"
@@ -99,18 +113,21 @@ def main() -> None:
     rows = []
     with Progress(console=console) as progress:
         task = progress.add_task("bare vs budgeted", total=len(args.steps) * args.repeats * 3)
-        for steps in args.steps:
+        cases = [(steps, False) for steps in args.steps] + [(args.steps[0], True)]
+        progress.update(task, total=len(cases) * args.repeats * 3)
+        for steps, saver in cases:
             bare, empty, wrapped = [], [], []
             for _ in range(args.repeats):  # interleaved, so drift hits all three alike
-                bare.append(time_run(steps, delay, False))
-                empty.append(time_run(steps, delay, False, empty_node=True))
-                wrapped.append(time_run(steps, delay, True))
+                bare.append(time_run(steps, delay, False, checkpointer=saver))
+                empty.append(time_run(steps, delay, False, empty_node=True, checkpointer=saver))
+                wrapped.append(time_run(steps, delay, True, checkpointer=saver))
                 progress.advance(task, 3)
             b, e, w = (statistics.median(x) for x in (bare, empty, wrapped))
             spread = statistics.quantiles([x / b for x in wrapped], n=4) if len(wrapped) > 3 else []
             rows.append(
                 {
                     "steps": steps,
+                    "checkpointer": "InMemorySaver" if saver else None,
                     "model_ms": args.model_ms,
                     "bare_s": b,
                     "empty_node_s": e,
@@ -137,7 +154,7 @@ def main() -> None:
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
-            str(r["steps"]),
+            f"{r['steps']}" + (" + saver" if r["checkpointer"] else ""),
             f"{r['bare_us_per_step']:.0f}",
             f"x{r['empty_node_ratio']:.3f}",
             f"{r['budgeted_s'] / r['steps'] * 1e6:.0f}",
@@ -176,7 +193,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             ha="center",
             va="bottom",
         )
-    ax.set_xticks(x, [f"{r['steps']} steps" for r in rows])
+    ax.set_xticks(
+        x, [f"{r['steps']} steps" + ("\n+ checkpointer" if r["checkpointer"] else "") for r in rows]
+    )
     ax.set_ylabel("µs per step (median)")
     ax.set_title(f"Per-step time, {rows[0]['model_ms']} ms model (one run, interleaved)")
     ax.legend(loc="upper left", fontsize=8)

@@ -81,6 +81,7 @@ class BudgetRun:
         self.guard_reason: str | None = None  # set when a guard trips
         self.stop_limit: str | None = None  # the limit behind the last stop reason
         self.downgraded = False
+        self.persist = True  # write the spend to graph state (a checkpointer keeps it)
         self._lock = threading.Lock()
         self._failed: dict[str, int] = {}  # failed attempts per tool call id
         self._results: dict[str | None, Any] = {}  # what each paid call returned, by key

@@ -31,6 +31,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config
+from langgraph._internal._constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.config import get_config
 from langgraph.constants import END
 from langgraph.graph import StateGraph
@@ -250,6 +251,11 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
             annotate_results=True,
             on_warning=setup.on_warning,
         )
+        # Without a checkpointer nothing of the state outlives the run: the spend then
+        # lives in the tracker alone, and no step pays for writing it to state.
+        run.persist = self.checkpointer not in (None, True, False) or (
+            self.checkpointer is not False and CONFIG_KEY_CHECKPOINTER in configurable
+        )
         configurable[RUN_KEY] = run
         handler = BudgetCallbackHandler(tracker, token_counter=setup.token_counter)
         callbacks = _with_handler(callbacks, handler)
@@ -399,7 +405,7 @@ def _guarded_tool_node(node: ToolNode) -> ToolNode:
     def persisted(run: BudgetRun, out: Any) -> Any:
         # The spend is written in the same step as the tool result that incurred it, so a
         # checkpoint never holds one without the other (resume, crash, interrupt).
-        if isinstance(out, ToolMessage):
+        if isinstance(out, ToolMessage) and run.persist:
             return Command(update={key: [out], SPEND_KEY: _snapshot(run)})
         return _with_spend(run, out, -1)
 
@@ -589,7 +595,7 @@ def _with_spend(run: BudgetRun, out: Any, seq: int) -> Any:
     """A node's output with the spend added when it spent something (``seq`` moved): a
     dict update, or a ``Command``'s update. Other outputs (lists, pydantic state) are left
     as they are; the next node that spends writes the snapshot."""
-    if run.tracker.seq == seq:
+    if run.tracker.seq == seq or not run.persist:
         return out
     if isinstance(out, dict):
         return {**out, SPEND_KEY: _snapshot(run)}
