@@ -48,6 +48,9 @@ class ParentLink:
     def reserve(self, charge: Charge) -> Reservation:
         return self.parent.reserve(self._tagged(charge))
 
+    def fits(self, charge: Charge) -> bool:
+        return self.parent.fits(charge)
+
     def commit(self, handle: Reservation, actual: Charge) -> None:
         handle.commit(self._tagged(actual))
 

@@ -243,12 +243,14 @@ class BudgetTracker:
             return None
 
     def fits(self, charge: Charge, *, final: bool = False) -> bool:
+        """Whether ``charge`` would be reserved now: this tracker's limits, and those of
+        the shared budgets that can tell without reserving (parents can; a ledger cannot)."""
         with self._lock:
             try:
                 self._check(charge, final)
             except BudgetExceeded:
                 return False
-        return True
+        return all(getattr(s, "fits", lambda c: True)(charge) for s in self.shared)
 
     def _settle(self, res: Reservation, actual: Charge | None) -> Charge:
         with self._lock:

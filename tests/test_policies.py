@@ -569,3 +569,11 @@ def test_with_budget_downgrades_through_a_budget_router_reading_the_run_regime()
     assert "expensive" in tiers and tiers[-1] == "cheap"
     assert any(r in ("LOW", "CRITICAL") for r in regimes if r)
     assert tracker.spent.usd <= Decimal("0.10")
+
+
+def test_fits_asks_the_parents_too() -> None:
+    parent = BudgetTracker(Budget(usd="0.10", prices={"s": "0.05"}))
+    child = parent.child("kid", usd="0.10")
+    parent.reserve(parent.tool_charge("s")).commit()
+    parent.reserve(parent.tool_charge("s")).commit()
+    assert not child.fits(child.tool_charge("s"))  # the child has room, its parent does not
