@@ -577,3 +577,45 @@ def test_fits_asks_the_parents_too() -> None:
     parent.reserve(parent.tool_charge("s")).commit()
     parent.reserve(parent.tool_charge("s")).commit()
     assert not child.fits(child.tool_charge("s"))  # the child has room, its parent does not
+
+
+def test_cli_spend_draws_a_checkpointed_threads_tree(tmp_path: Any) -> None:
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from typer.testing import CliRunner
+
+    from agent_budget.cli import app
+
+    db = tmp_path / "checkpoints.sqlite"
+    run_budget = Budget(usd="1.00", prices={"search": "0.05"}, model_prices=PRICES, name="run")
+    sub = with_budget(
+        create_react_agent(ToolCallingFake(max_tool_turns=2), [make_search(Counter())]),
+        run_budget.child("research", usd="0.20"),
+    )
+
+    @tool
+    def research(query: str) -> str:
+        """Research with a sub-agent."""
+        return str(sub.invoke({"messages": [("user", query)]})["messages"][-1].content)
+
+    conn = sqlite3.connect(db, check_same_thread=False)
+    top = with_budget(
+        create_react_agent(
+            ToolCallingFake(tool_name="research", max_tool_turns=1),
+            [research],
+            checkpointer=SqliteSaver(conn),
+        ),
+        run_budget,
+    )
+    top.invoke({"messages": [("user", "go")]}, {"configurable": {"thread_id": "t1"}, **CFG})
+    conn.close()
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["spend", "t1", "--checkpoints", str(db)])
+    assert out.exit_code == 0, out.output
+    assert "research: $0.1" in out.stdout and "t1: $0.1" in out.stdout
+    out = runner.invoke(app, ["spend", "nope", "--checkpoints", str(db)])
+    assert out.exit_code == 1 and "no budget state" in out.stderr
+    out = runner.invoke(app, ["spend", "t1", "--checkpoints", str(tmp_path / "missing.db")])
+    assert out.exit_code == 2

@@ -278,6 +278,13 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         return _newest_spend(saved)
 
 
+def thread_snapshot(checkpointer: Any, thread_id: str) -> dict[str, Any] | None:
+    """The budget snapshot a checkpointed thread holds (spend, top-ups, sub-budget tree,
+    events), read straight from any LangGraph checkpointer; None if it has none."""
+    saved = checkpointer.get_tuple(RunnableConfig(configurable={"thread_id": thread_id}))
+    return _newest_spend(saved)
+
+
 def _newest_spend(saved: Any) -> dict[str, Any] | None:
     """The thread's spend: the checkpoint's, or newer from writes of an interrupted step
     (tasks that finished before the interrupt keep their writes and are not run again)."""
