@@ -97,7 +97,7 @@ def run(
     budget = Budget.from_dict({**BUDGET, **(budget_overrides or {})})
     console.print(Panel.fit(question, title="question"))
     with console.status(f"loading {model_spec} ..."):
-        local = {"n_ctx": 2048} if model_spec.startswith("local:") else {}
+        local: dict[str, Any] = {"n_ctx": 2048} if model_spec.startswith("local:") else {}
         model = resolve(model_spec, max_tokens=96, **local)
     agent = with_budget(create_react_agent(model, [lookup, calculator]), budget)
     # A tracker passed in the run config is used as-is, so we can read the spend after.

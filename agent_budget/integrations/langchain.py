@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any, NotRequired, cast
 
 from langchain.agents.middleware.types import (
@@ -169,14 +170,8 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
 
         def attempt() -> Any:
             held = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
-            token = CHARGED_BY.set(run.tracker)
-            try:
+            with _model_call(run, held):
                 response = handler(request)
-            except BaseException:
-                held.release()  # no response, no usage to bill
-                raise
-            finally:
-                CHARGED_BY.reset(token)
             return self._commit(run, held, response)
 
         if self.model_retry is None or self.model_retry.attempts <= 1:
@@ -200,14 +195,8 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
 
         async def attempt() -> Any:
             held = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
-            token = CHARGED_BY.set(run.tracker)
-            try:
+            with _model_call(run, held):
                 response = await handler(request)
-            except BaseException:
-                held.release()
-                raise
-            finally:
-                CHARGED_BY.reset(token)
             return self._commit(run, held, response)
 
         if self.model_retry is None or self.model_retry.attempts <= 1:
@@ -295,14 +284,8 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         if isinstance(prepared, ModelResponse):
             return prepared
         request, res = prepared
-        token = CHARGED_BY.set(run.tracker)
-        try:
+        with _model_call(run, res):
             response = handler(request)
-        except BaseException:
-            res.release()
-            raise
-        finally:
-            CHARGED_BY.reset(token)
         return _strip_tool_calls(self._commit(run, res, response))
 
     async def _afinal_call(
@@ -312,14 +295,8 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         if isinstance(prepared, ModelResponse):
             return prepared
         request, res = prepared
-        token = CHARGED_BY.set(run.tracker)
-        try:
+        with _model_call(run, res):
             response = await handler(request)
-        except BaseException:
-            res.release()
-            raise
-        finally:
-            CHARGED_BY.reset(token)
         return _strip_tool_calls(self._commit(run, res, response))
 
     @staticmethod
@@ -354,6 +331,21 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         if isinstance(out, ToolMessage):
             return Command(update={"messages": [out], SPEND_KEY: self._snapshot(run)})
         return out
+
+
+@contextlib.contextmanager
+def _model_call(run: BudgetRun, held: Any) -> Iterator[None]:
+    """Around a model call the middleware pays for itself: handlers inherited from a calling
+    run skip it (`CHARGED_BY`), and a call that fails gives its reservation back (no
+    response, no usage to bill)."""
+    token = CHARGED_BY.set(run.tracker)
+    try:
+        yield
+    except BaseException:
+        held.release()
+        raise
+    finally:
+        CHARGED_BY.reset(token)
 
 
 def _config() -> RunnableConfig:
