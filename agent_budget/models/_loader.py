@@ -3,6 +3,15 @@
 Loading is slow and a Llama is not safe to use from two threads at once, so each loaded model
 carries the lock every generation holds. llama_cpp is imported here, lazily, and nowhere at
 module import time.
+
+Determinism: llama-cpp-python reuses the KV cache of the longest common prefix with the last
+prompt and evaluates only the rest, in a batch that starts wherever the prefix ended. Logits of
+the same prompt then depend on what was asked before (different batch splits, different
+rounding), and a greedy answer can change. Here every prompt is evaluated in blocks of
+`PREFIX_BLOCK` tokens aligned at position 0, and a cached prefix is kept only as far as it was
+itself evaluated as whole aligned blocks of the same tokens: the computation is then the one a
+fresh evaluation would do, so the answer is the same whatever came before, while a conversation
+that continues still skips the blocks it already paid for.
 """
 
 from __future__ import annotations
@@ -14,11 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent_budget.models.errors import InvalidModelFile, ModelNotAvailable
 
 GGUF_MAGIC = b"GGUF"
 # A GGUF declaring more than this many tensors or metadata keys is corrupt, not large.
 _MAX_COUNT = 1 << 24
+
+# Prompt tokens are evaluated in aligned blocks of this size (llama.cpp's n_batch); a cached
+# prefix is reused in whole blocks only. benchmarks/local_model.py measures the trade-off.
+PREFIX_BLOCK = 128
 
 # Turn-end markers of common chat templates: generation stops on whichever the template uses.
 _TURN_ENDS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "</s>")
@@ -74,6 +89,34 @@ class LoadedModel:
     stop: list[str]
     has_own_template: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
+    aligned: int = 0
+    """Leading cached tokens whose KV was computed as whole aligned blocks (reusable as is)."""
+
+    def begin(self, tokens: list[int], *, reuse: bool = True) -> int:
+        """Set the KV cache up for `tokens`; returns how many cached tokens are reused.
+
+        Call with `lock` held, right before `create_completion(prompt=tokens)`, and call
+        `end(tokens)` once its prompt has been evaluated.
+        """
+        llama = self.llama
+        block = int(llama.n_batch)
+        keep = 0
+        limit = min(self.aligned, int(llama.n_tokens), len(tokens) - 1) if reuse else 0
+        if limit > 0:
+            same = np.asarray(llama.input_ids[:limit]) == np.asarray(tokens[:limit])
+            keep = limit if bool(same.all()) else int(np.argmin(same))
+            keep = keep // block * block
+        self.aligned = 0  # until this evaluation is done, nothing cached is known good
+        if keep == 0:
+            llama.reset()
+        else:
+            llama.n_tokens = keep  # generate() keeps this prefix and drops the rest of the cache
+        return keep
+
+    def end(self, tokens: list[int]) -> None:
+        """The prompt's whole blocks are now in the cache; generated tokens never are reused."""
+        block = int(self.llama.n_batch)
+        self.aligned = len(tokens) // block * block
 
     def render(self, messages: list[dict[str, Any]]) -> list[int]:
         """Chat messages -> prompt tokens, through the GGUF's own chat template."""
@@ -109,6 +152,7 @@ def load(path: Path, n_ctx: int, n_threads: int | None = None) -> LoadedModel:
             llama = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
+                n_batch=PREFIX_BLOCK,
                 n_threads=n_threads,
                 n_gpu_layers=0,
                 verbose=False,

@@ -77,6 +77,9 @@ class LocalChatModel(BaseChatModel):
     """If set, ``response_metadata["compute_usd"]`` reports seconds of compute x this price."""
     report_confidence: bool = True
     """Report the mean token probability of each reply (the router's default signal)."""
+    reuse_prefix: bool = True
+    """Reuse the KV cache of a prompt that continues the previous one, in whole aligned blocks
+    only, so the answer is the one a fresh evaluation gives (see `models._loader`)."""
     disable_streaming: bool | Literal["tool_calling"] = Field(default=False)
 
     _loaded: LoadedModel | None = PrivateAttr(default=None)
@@ -294,6 +297,7 @@ class LocalChatModel(BaseChatModel):
             start = time.perf_counter()
             tokens, max_tokens, dropped = self._prepare(lm, messages, kwargs, tool_prompt)
             probe = ConfidenceProbe() if self.report_confidence else None
+            reused = lm.begin(tokens, reuse=self.reuse_prefix)
             out = lm.llama.create_completion(
                 prompt=tokens,
                 max_tokens=max_tokens if max_tokens else -1,
@@ -301,12 +305,14 @@ class LocalChatModel(BaseChatModel):
                 logits_processor=probe.as_list() if probe else None,
                 **self._sampling(stop, kwargs, lm),
             )
+            lm.end(tokens)
             seconds = time.perf_counter() - start
         choice = out["choices"][0]
         usage = out["usage"]
         meta = self._metadata(
             usage["prompt_tokens"], usage["completion_tokens"], seconds, choice["finish_reason"]
         )
+        meta["reused_prompt_tokens"] = reused
         if probe is not None:
             meta.update(probe.summary())
         if dropped:
@@ -330,6 +336,7 @@ class LocalChatModel(BaseChatModel):
         with lm.lock:
             start = time.perf_counter()
             tokens, max_tokens, dropped = self._prepare(lm, messages, kwargs, None)
+            reused = lm.begin(tokens, reuse=self.reuse_prefix)
             stream = lm.llama.create_completion(
                 prompt=tokens,
                 max_tokens=max_tokens if max_tokens else -1,
@@ -343,8 +350,10 @@ class LocalChatModel(BaseChatModel):
                 finish = choice.get("finish_reason") or finish
                 if choice["text"]:
                     yield choice["text"]
+            lm.end(tokens)
             seconds = time.perf_counter() - start
         meta.update(self._metadata(len(tokens), probe.tokens, seconds, finish))
+        meta["reused_prompt_tokens"] = reused
         if self.report_confidence:
             meta.update(probe.summary())
         if dropped:

@@ -250,3 +250,57 @@ def test_user_price_per_token_is_charged(local_model: LocalChatModel) -> None:
     expected = (Decimal(u["input_tokens"]) * 1 + Decimal(u["output_tokens"]) * 2) / 1_000_000
     assert tracker.spent.usd == expected
     assert Decimal(reply.response_metadata["compute_usd"]) > 0
+
+
+# ---- determinism: the same messages give the same answer, whatever was asked before --------
+
+_LONG = "Budgets matter for agents that call paid tools. " * 30
+
+
+def _answer(model: LocalChatModel, messages: list[Any]) -> tuple[str, Any, Any]:
+    reply = model.invoke(messages, max_tokens=16)
+    meta = reply.response_metadata
+    return str(reply.content), meta.get("mean_logprob"), meta.get("reused_prompt_tokens")
+
+
+def test_same_prompt_three_times_interleaved_gives_one_answer(local_model: LocalChatModel) -> None:
+    # Asking the same long prompt again right away is the case llama-cpp-python's own prefix
+    # reuse gets wrong: the whole prompt is cached, it re-evaluates one token alone, and a
+    # one-token batch takes other kernels than a full prefill (logits differ by ~0.5 here).
+    sky = [SystemMessage(_LONG), HumanMessage("What color is the sky?")]
+    fruit = [SystemMessage(_LONG), HumanMessage("Name a fruit.")]
+    other = [HumanMessage("Count to three.")]
+    seen = [_answer(local_model, sky)]
+    seen.append(_answer(local_model, sky))
+    _answer(local_model, fruit)
+    seen.append(_answer(local_model, sky))
+    _answer(local_model, other)
+    seen.append(_answer(local_model, sky))
+    assert len({(text, logprob) for text, logprob, _ in seen}) == 1, seen
+    fresh = LocalChatModel(n_ctx=local_model.n_ctx, max_tokens=16, reuse_prefix=False)
+    assert _answer(fresh, sky)[:2] == seen[0][:2]
+
+
+def test_a_continuing_conversation_reuses_whole_blocks_and_answers_as_fresh(
+    local_model: LocalChatModel,
+) -> None:
+    first = [SystemMessage(_LONG), HumanMessage("Summarize that in five words.")]
+    text, _, _ = _answer(local_model, first)
+    second = [*first, AIMessage(text), HumanMessage("Shorter, please.")]
+    again, logprob, reused = _answer(local_model, second)
+    assert reused > 0 and reused % 128 == 0  # the system prompt's blocks were not paid twice
+    fresh = LocalChatModel(n_ctx=local_model.n_ctx, max_tokens=16, reuse_prefix=False)
+    fresh_text, fresh_logprob, fresh_reused = _answer(fresh, second)
+    assert fresh_reused == 0
+    assert (again, logprob) == (fresh_text, fresh_logprob)
+
+
+async def test_async_and_stream_match_invoke_after_other_prompts(
+    local_model: LocalChatModel,
+) -> None:
+    local_model.invoke("Name an animal.", max_tokens=8)
+    sync = local_model.invoke("Name a color.", max_tokens=8).content
+    local_model.invoke([SystemMessage(_LONG), HumanMessage("Name a city.")], max_tokens=8)
+    reply = await local_model.ainvoke("Name a color.", max_tokens=8)
+    parts = [c async for c in local_model.astream("Name a color.", max_tokens=8)]
+    assert reply.content == sync == "".join(str(p.content) for p in parts)
