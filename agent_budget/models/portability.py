@@ -79,7 +79,9 @@ def scan_library(path: Path, objdump: str = "objdump") -> LibraryScan:
         text=True,
         check=False,
     ).stdout
-    return LibraryScan(path, len(AMX.findall(out)), len(AVX512.findall(out)))
+    lines = out.splitlines()  # one instruction per line, as objdump prints them
+    amx = sum(1 for line in lines if AMX.search(line))
+    return LibraryScan(path, amx, sum(1 for line in lines if AVX512.search(line)))
 
 
 def scan_libraries(paths: list[Path]) -> BuildReport:
