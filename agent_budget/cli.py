@@ -64,6 +64,8 @@ def demo(
     from agent_budget.demos.basic import run_both
     from agent_budget.errors import AgentBudgetError
 
+    if model.startswith("local:"):
+        _probe_or_exit(model)
     try:
         run_both(model_spec=model, console=console)
     except AgentBudgetError as exc:
@@ -304,6 +306,34 @@ def models_list() -> None:
     for name, description, path in available():
         table.add_row(name, description, path or "[red]not installed[/red]")
     console.print(table)
+
+
+def _probe_or_exit(model: str) -> None:
+    """Run the on-device model once in a child process: a bad build ends with a clear message,
+    not with "Illegal instruction" from this process."""
+    from agent_budget.models.selfcheck import probe
+
+    result = probe(model)
+    if not result.ok:
+        print_error(result.message)
+        raise typer.Exit(1)
+
+
+@models_app.command("check")
+def models_check(
+    model: Annotated[str, typer.Argument(help="The on-device model to probe")] = (
+        "local:smollm2-135m"
+    ),
+) -> None:
+    """Is the installed llama.cpp build portable, and does the on-device model run here?"""
+    from agent_budget.models.portability import check_installed_llama
+
+    report = check_installed_llama()
+    console.print(report.render(), markup=False, highlight=False)
+    _probe_or_exit(model)
+    console.print(f"{model} runs on this machine.")
+    if report.verdict == "not-portable":
+        raise typer.Exit(1)
 
 
 @models_app.command("price")

@@ -131,13 +131,15 @@ class LoadedModel:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
-_loaded: dict[tuple[str, int], LoadedModel] = {}
+_loaded: dict[tuple[str, int, int], LoadedModel] = {}
 _loading_lock = threading.Lock()
 
 
-def load(path: Path, n_ctx: int, n_threads: int | None = None) -> LoadedModel:
-    """The process-wide loaded model for (path, n_ctx), loading it on first use."""
-    key = (str(path.resolve()), n_ctx)
+def load(
+    path: Path, n_ctx: int, n_threads: int | None = None, n_batch: int = PREFIX_BLOCK
+) -> LoadedModel:
+    """The process-wide loaded model for (path, n_ctx, n_batch), loading it on first use."""
+    key = (str(path.resolve()), n_ctx, n_batch)
     found = _loaded.get(key)
     if found is not None:
         return found
@@ -152,7 +154,7 @@ def load(path: Path, n_ctx: int, n_threads: int | None = None) -> LoadedModel:
             llama = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
-                n_batch=PREFIX_BLOCK,
+                n_batch=n_batch,
                 n_threads=n_threads,
                 n_gpu_layers=0,
                 verbose=False,

@@ -10,6 +10,7 @@ bad build is what crashes). Without ``objdump`` the answer is "unknown", never "
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import re
 import shutil
@@ -109,12 +110,12 @@ def check_installed_llama() -> BuildReport:
     lib = llama_library_dir()
     if lib is None:
         return BuildReport("unknown", reason="llama-cpp-python is not installed")
-    seen: set[tuple[int, int]] = set()
+    seen: set[str] = set()
     paths: list[Path] = []
-    for path in sorted(lib.glob("*.so*")):
-        st = path.stat()
-        if path.is_file() and (st.st_dev, st.st_ino) not in seen:  # symlinked sonames
-            seen.add((st.st_dev, st.st_ino))
+    for path in sorted(lib.glob("*.so*")):  # wheels install each soname as its own copy
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        if digest and digest not in seen:
+            seen.add(digest)
             paths.append(path)
     if not paths:
         return BuildReport("unknown", reason=f"no shared libraries in {lib}")
