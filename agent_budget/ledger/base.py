@@ -260,6 +260,17 @@ class Ledger:
         """Settle the held row ``handle``; insert ``row`` if it is gone (pruned)."""
         raise NotImplementedError
 
+    def _lock_tables(self, run: Execute) -> None:
+        """Keep other writers out of a many-row change (before it locks any totals row)."""
+        raise NotImplementedError
+
+    def _insert_many(self, run: Execute, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def _after_bulk(self, run: Execute) -> None:
+        """After rows were written with explicit ids or in bulk (sequences, statistics)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -383,10 +394,13 @@ class Ledger:
             usd_left = left(lim.usd_nanos, used.usd_nanos)
             out.append(
                 LimitHeadroom(
-                    lim, used, None if usd_left is None else from_nanos(usd_left),
-                    left(lim.total_tokens, used.tokens), left(lim.model_calls, used.model_calls),
+                    lim,
+                    used,
+                    None if usd_left is None else from_nanos(usd_left),
+                    left(lim.total_tokens, used.tokens),
+                    left(lim.model_calls, used.model_calls),
                     left(lim.total_tool_calls, used.tool_calls),
-                )  # fmt: skip
+                )
             )
         return Headroom(tuple(out))
 

@@ -102,8 +102,8 @@ def rebuild(ledger: Ledger) -> None:
 def verify(ledger: Ledger, *, repair: bool = False) -> list[dict[str, Any]]:
     n = ledger.sql.names
     with ledger._autocommit() as run:
-        expected = {tuple(r[:4]): tuple(int(v) for v in r[4:]) for r in run(s.expected_totals(n), ()).fetchall()}  # fmt: skip
-        stored = {tuple(r[:4]): tuple(int(v) for v in r[4:]) for r in run(s.stored_totals(n), ()).fetchall()}  # fmt: skip
+        expected = _by_bucket(run(s.expected_totals(n), ()).fetchall())
+        stored = _by_bucket(run(s.stored_totals(n), ()).fetchall())
     zero = (0,) * len(s.TOTAL_COLUMNS)
     diffs = []
     for key in sorted(set(expected) | set(stored), key=lambda k: (k[0], k[1], k[2], k[3])):
@@ -112,10 +112,20 @@ def verify(ledger: Ledger, *, repair: bool = False) -> list[dict[str, Any]]:
             if w != h:
                 scope, name, span, bucket = key
                 diffs.append(
-                    {"scope": scope, "key": name, "span_s": int(span) // 10**6,
-                     "bucket": iso(int(bucket)) if span else "all time", "column": column,
-                     "totals": h, "rows": w}  # fmt: skip
+                    {
+                        "scope": scope,
+                        "key": name,
+                        "span_s": int(span) // 10**6,
+                        "bucket": iso(int(bucket)) if span else "all time",
+                        "column": column,
+                        "totals": h,
+                        "rows": w,
+                    }
                 )
     if diffs and repair:
         rebuild(ledger)
     return diffs
+
+
+def _by_bucket(rows: list[Any]) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    return {(r[0], r[1], int(r[2]), int(r[3])): tuple(int(v) for v in r[4:]) for r in rows}

@@ -10,6 +10,15 @@ different users never wait for each other's locks. A commit is one statement too
 
 Selected by a ``postgresql://user@host:5432/db`` URL; ``?schema=name`` (default
 ``agent_budget``) keeps the tables in their own schema.
+
+Durability: the ledger's sessions run with ``synchronous_commit=off`` unless the URL says
+``?synchronous_commit=on``. A commit then returns once it is visible to every other session
+(so the limits hold exactly), without waiting for its WAL flush: a crash of the database
+server itself may lose the last ~0.6 s of charges (three ``wal_writer_delay``s), the same
+class of risk as SQLite's ``synchronous=NORMAL`` on a power loss, and never leaves totals
+and rows disagreeing. With ``on`` every reserve and commit waits for a flush, and since a
+user's reservations queue on that user's lock, one user's rate is bounded by the disk's
+flush time (measured here: 4 ms per flush, so ~125 reserve+commit/s per user).
 """
 
 from __future__ import annotations
@@ -42,11 +51,20 @@ def redact(url: str) -> str:
 
 def split_schema(url: str) -> tuple[str, str | None]:
     """Take our ``schema`` query parameter out of a URL (libpq would reject it)."""
+    rest, ours = split_params(url)
+    return rest, ours.get("schema")
+
+
+def split_params(url: str) -> tuple[str, dict[str, str]]:
+    """Take our query parameters (``schema``, ``synchronous_commit``) out of a URL."""
     parts = urlsplit(url)
     params = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in params if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in params if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
+    ours = {k: v for k, v in params if k in _OURS}
+    rest = urlencode([(k, v) for k, v in params if k not in _OURS])
+    return urlunsplit(parts._replace(query=rest)), ours
+
+
+_OURS = ("schema", "synchronous_commit")
 
 
 def _lock_id(text: str) -> int:
@@ -65,10 +83,16 @@ class PostgresLedger(Ledger):
         reservation_ttl: float = DEFAULT_TTL,
         schema: str | None = None,
         connect_timeout: float = 5.0,
+        synchronous_commit: str | None = None,
     ) -> None:
         super().__init__(reservation_ttl=reservation_ttl)
-        self._conninfo, from_url = split_schema(url)
-        self.schema = schema or from_url or DEFAULT_SCHEMA
+        self._conninfo, ours = split_params(url)
+        self.schema = schema or ours.get("schema") or DEFAULT_SCHEMA
+        self.synchronous_commit = synchronous_commit or ours.get("synchronous_commit", "off")
+        if self.synchronous_commit not in ("on", "off"):
+            raise InvalidBudget(
+                f"ledger synchronous_commit={self.synchronous_commit!r}: use on or off"
+            )
         if not _SCHEMA_RE.match(self.schema):
             raise InvalidBudget(
                 f"ledger schema {self.schema!r}: use letters, digits and underscores "
@@ -83,12 +107,14 @@ class PostgresLedger(Ledger):
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(
+            conn = psycopg.connect(
                 self._conninfo,
                 autocommit=True,
                 connect_timeout=max(1, round(self.connect_timeout)),
                 application_name="agent-budget",
             )
+            conn.execute(f"SET synchronous_commit = {self.synchronous_commit}")
+            return conn
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise LedgerUnavailable(
@@ -209,6 +235,7 @@ class PostgresLedger(Ledger):
         run(f"LOCK TABLE {self.sql.charges}, {self.sql.totals} IN SHARE ROW EXCLUSIVE MODE", ())
 
     def _after_bulk(self, run: Execute) -> None:
+        run(f"ANALYZE {self.sql.charges}, {self.sql.totals}", ())
         run(
             f"SELECT setval(pg_get_serial_sequence('{self.sql.charges}', 'id'), "
             f"COALESCE(MAX(id), 0) + 1, false) FROM {self.sql.charges}",
@@ -247,9 +274,13 @@ def reserve_function(n: sch.Names) -> str:
     trigger updates the totals); returns (id, -1, 0...) or (NULL, refusing limit, used...)."""
     params = ",\n".join(f"p_{c} {sch.COLUMN_TYPES[c]}" for c in sch.COLUMNS)
     values = ", ".join(f"p_{c}" for c in sch.COLUMNS)
-    ranges = " OR ".join(
-        f"(t.span = p_ranges[j + {3 * k + 1}] AND t.bucket >= p_ranges[j + {3 * k + 2}] "
-        f"AND t.bucket < p_ranges[j + {3 * k + 3}])"
+    # One index range per span (an OR of the three would scan all of a key's buckets).
+    ranges = " UNION ALL ".join(
+        f"SELECT t.usd_nanos + t.held_usd_nanos AS u, t.tokens + t.held_tokens AS tk, "
+        f"t.model_calls + t.held_model_calls AS m, t.tool_calls + t.held_tool_calls AS c "
+        f"FROM {n.totals} AS t WHERE t.scope = p_scopes[i] AND t.key = p_keys[i] "
+        f"AND t.span = p_ranges[j + {3 * k + 1}] AND t.bucket >= p_ranges[j + {3 * k + 2}] "
+        f"AND t.bucket < p_ranges[j + {3 * k + 3}]"
         for k in range(3)
     )
     return f"""CREATE OR REPLACE FUNCTION "{n.schema}".reserve(
@@ -271,13 +302,10 @@ BEGIN
     PERFORM pg_advisory_xact_lock(l) FROM unnest(p_locks) AS l ORDER BY l;
     FOR i IN 1 .. coalesce(array_length(p_scopes, 1), 0) LOOP
         j := 9 * (i - 1);
-        SELECT COALESCE(SUM(t.usd_nanos + t.held_usd_nanos), 0),
-               COALESCE(SUM(t.tokens + t.held_tokens), 0),
-               COALESCE(SUM(t.model_calls + t.held_model_calls), 0),
-               COALESCE(SUM(t.tool_calls + t.held_tool_calls), 0)
+        SELECT COALESCE(SUM(r.u), 0), COALESCE(SUM(r.tk), 0), COALESCE(SUM(r.m), 0),
+               COALESCE(SUM(r.c), 0)
           INTO b_u, b_t, b_m, b_c
-          FROM {n.totals} AS t
-         WHERE t.scope = p_scopes[i] AND t.key = p_keys[i] AND ({ranges});
+          FROM ({ranges}) AS r;
         -- holds past their expiry stop counting even before anyone marks them expired
         SELECT COALESCE(SUM(c.usd_nanos), 0), COALESCE(SUM(c.input_tokens + c.output_tokens), 0),
                COALESCE(SUM(CASE WHEN c.kind = 'model' THEN 1 ELSE 0 END), 0),

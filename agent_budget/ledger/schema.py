@@ -191,7 +191,8 @@ def expected_totals(n: Names) -> str:
 
 def stored_totals(n: Names) -> str:
     nonzero = " OR ".join(f"{c} <> 0" for c in TOTAL_COLUMNS)
-    return f"SELECT scope, key, span, bucket, {', '.join(TOTAL_COLUMNS)} FROM {n.totals} WHERE {nonzero}"
+    columns = ", ".join(TOTAL_COLUMNS)
+    return f"SELECT scope, key, span, bucket, {columns} FROM {n.totals} WHERE {nonzero}"
 
 
 def triggers(n: Names) -> list[str]:

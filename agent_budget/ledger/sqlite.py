@@ -124,7 +124,8 @@ class SQLiteLedger(Ledger):
 
     def _migrate(self) -> None:
         with self._transaction() as run:
-            run(f"CREATE TABLE IF NOT EXISTS {self.sql.meta} (key TEXT PRIMARY KEY, value TEXT)", ())
+            meta = f"CREATE TABLE IF NOT EXISTS {self.sql.meta} (key TEXT PRIMARY KEY, value TEXT)"
+            run(meta, ())
             run(self.sql["init_version"], ("0",))
             version = int(run(self.sql["get_version"], ()).fetchone()[0])
             if version > q.SCHEMA_VERSION:
@@ -236,4 +237,3 @@ class SQLiteLedger(Ledger):
                 with suppress(OSError):
                     os.close(self._flock)
                 self._flock = None
-
