@@ -172,19 +172,46 @@ def create_indexes(n: Names) -> list[str]:
     return [n.fmt(ddl) for ddl in INDEXES]
 
 
+def _from_rows(n: Names, where: str, sign: int) -> str:
+    """The totals of the rows matching ``where`` (alias ``r``), times ``sign``: summed per
+    (user, tenant, minute) first, so a million rows explode into scopes x spans only as
+    many times as they have distinct minutes."""
+    parts = []
+    for cond, prefix in (("r.outcome IN ('ok', 'error')", ""), ("r.outcome = 'held'", "held_")):
+        parts += [
+            f"SUM(CASE WHEN {cond} THEN r.usd_nanos ELSE 0 END) AS {prefix}usd_nanos",
+            f"SUM(CASE WHEN {cond} THEN r.input_tokens + r.output_tokens ELSE 0 END) "
+            f"AS {prefix}tokens",
+            f"SUM(CASE WHEN {cond} AND r.kind = 'model' THEN 1 ELSE 0 END) AS {prefix}model_calls",
+            f"SUM(CASE WHEN {cond} AND r.kind = 'tool' THEN 1 ELSE 0 END) AS {prefix}tool_calls",
+        ]
+    base = (
+        f"SELECT r.user_id AS user_id, r.tenant_id AS tenant_id, "
+        f"r.ts / {MINUTE} * {MINUTE} AS ts, {', '.join(parts)} FROM {n.charges} AS r "
+        f"WHERE r.outcome IN ('held', 'ok', 'error') AND ({where}) "
+        f"GROUP BY r.user_id, r.tenant_id, r.ts / {MINUTE}"
+    )
+    key = "CASE s.scope WHEN 'user' THEN b.user_id WHEN 'tenant' THEN b.tenant_id ELSE '' END"
+    values = ", ".join(f"{sign} * b.{c} AS {c}" for c in TOTAL_COLUMNS)
+    return (
+        f"SELECT s.scope AS scope, {key} AS key, l.span AS span, "
+        f"COALESCE(b.ts / NULLIF(l.span, 0) * l.span, 0) AS bucket, {values} "
+        f"FROM ({base}) AS b CROSS JOIN {_SCOPES} AS s CROSS JOIN {_SPANS} AS l "
+        f"WHERE {key} IS NOT NULL"
+    )
+
+
 def rebuild_totals(n: Names, where: str = "true", sign: int = 1) -> str:
     """Add the totals of every row matching ``where`` (over alias ``r``) times ``sign``."""
-    part = _contributions("r", sign, f"{n.charges} AS r CROSS JOIN ")
-    return _apply(n.totals, [f"{part} AND ({where})"])
+    return _apply(n.totals, [_from_rows(n, where, sign)])
 
 
 def expected_totals(n: Names) -> str:
     """The totals the rows say there should be (for `Ledger.verify`), non-zero ones only."""
     sums = ", ".join(f"SUM({c})" for c in TOTAL_COLUMNS)
-    part = _contributions("r", 1, f"{n.charges} AS r CROSS JOIN ")
     nonzero = " OR ".join(f"SUM({c}) <> 0" for c in TOTAL_COLUMNS)
     return (
-        f"SELECT scope, key, span, bucket, {sums} FROM ({part}) AS d "
+        f"SELECT scope, key, span, bucket, {sums} FROM ({_from_rows(n, 'true', 1)}) AS d "
         f"GROUP BY scope, key, span, bucket HAVING {nonzero}"
     )
 
