@@ -27,6 +27,11 @@ RESULTS = Path(__file__).parent / "results"
 USER = "hist-user"
 WINDOW_DAYS = 30
 US = 1_000_000
+V1_COLUMNS = (
+    "ts", "settled_ts", "expires_ts", "outcome", "run_id", "thread_id", "user_id", "tenant_id",
+    "node", "kind", "name", "input_tokens", "output_tokens", "usd_nanos", "reserved_nanos",
+    "attempt", "call_key", "worker", "detail",
+)  # fmt: skip
 LABELS = {0: "0", 10_000: "10k", 100_000: "100k", 300_000: "300k", 1_000_000: "1M"}
 
 
@@ -56,11 +61,7 @@ def seed(ledger: Any, n: int, tick: Callable[[int], None]) -> None:
         ledger.bulk_insert(counted(), batch=250_000)
         return
     rows = [r[:-1] for r in counted()]  # version 1 has no price_source
-    cols = ", ".join(
-        "ts settled_ts expires_ts outcome run_id thread_id user_id tenant_id node kind name "
-        "input_tokens output_tokens usd_nanos reserved_nanos attempt call_key worker "
-        "detail".split()
-    )
+    cols = ", ".join(V1_COLUMNS)
     with ledger._transaction([]) as run:
         if ledger.sql.dialect == "postgres":
             with ledger._conn.cursor().copy(f"COPY {ledger.sql.charges} ({cols}) FROM STDIN") as cp:
@@ -233,7 +234,7 @@ def _before() -> None:  # pragma: no cover - a manual measurement of an older re
     parser.add_argument("--samples", type=int, default=100)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    from ledger import find_postgres
+    from ledger import find_postgres, throughput
 
     import agent_budget
     from agent_budget.ledger import Ledger
@@ -261,6 +262,17 @@ def _before() -> None:  # pragma: no cover - a manual measurement of an older re
                 b: round_trips(ledgers[(b, 0)]) for b in ("sqlite", "postgres") if (b, 0) in ledgers
             },
         }
+    tput: dict[str, dict[str, float]] = {}
+    for backend, loc in (("sqlite", str(tmp / "tput.db")),
+                         ("postgres (durable)", f"{pg}?schema=ab_before_tput_{os.getpid()}"),
+                         ("postgres", f"{pg}?schema=ab_before_tput_{os.getpid()}"
+                                      "&options=-csynchronous_commit%3Doff")):  # fmt: skip
+        if backend != "sqlite" and not pg:
+            continue
+        tput[backend] = {str(p): round(throughput(loc, p, 2.0), 1) for p in (1, 8)}
+    result["throughput"] = tput
+    if pg:
+        Ledger.open(f"{pg}?schema=ab_before_tput_{os.getpid()}").drop()
     for (backend, _), led in ledgers.items():
         if backend == "postgres (durable)":
             with led._autocommit() as run:

@@ -65,6 +65,9 @@ class SQLiteLedger(Ledger):
             self._db = sqlite_utils.Database(self._conn)
             self._db.enable_wal()
             self._conn.execute(f"PRAGMA synchronous={synchronous}")
+            # A reservation reads the table it inserts into, so SQLite stages its SELECT in
+            # a temporary table: keep that in memory, not in a fresh temp file per call.
+            self._conn.execute("PRAGMA temp_store = MEMORY")
             self._migrate()
         except sqlite3.Error as exc:
             self._conn.close()
