@@ -98,28 +98,6 @@ _SCOPES = "(SELECT 'global' AS scope UNION ALL SELECT 'tenant' UNION ALL SELECT 
 _SPANS = "(" + " UNION ALL ".join(f"SELECT {s} AS span" for s in SPANS) + ")"
 
 
-def _contributions(r: str, sign: int, source: str) -> str:
-    """What rows (``r`` is ``NEW`` / ``OLD`` in a trigger, or an alias over ``source``) add to
-    the totals, times ``sign``: one row per (scope, key, span, bucket) they fall in."""
-    committed = f"CASE WHEN {r}.outcome IN ('ok', 'error') THEN {sign} ELSE 0 END"
-    held = f"CASE WHEN {r}.outcome = 'held' THEN {sign} ELSE 0 END"
-    amounts = (
-        f"{r}.usd_nanos",
-        f"({r}.input_tokens + {r}.output_tokens)",
-        f"CASE WHEN {r}.kind = 'model' THEN 1 ELSE 0 END",
-        f"CASE WHEN {r}.kind = 'tool' THEN 1 ELSE 0 END",
-    )
-    values = [f"{committed} * {a}" for a in amounts] + [f"{held} * {a}" for a in amounts]
-    key = f"CASE s.scope WHEN 'user' THEN {r}.user_id WHEN 'tenant' THEN {r}.tenant_id ELSE '' END"
-    named = ", ".join(f"{v} AS {c}" for v, c in zip(values, TOTAL_COLUMNS, strict=True))
-    return (
-        f"SELECT s.scope AS scope, {key} AS key, l.span AS span, "
-        f"COALESCE({r}.ts / NULLIF(l.span, 0) * l.span, 0) AS bucket, {named} "
-        f"FROM {source}{_SCOPES} AS s CROSS JOIN {_SPANS} AS l "
-        f"WHERE {r}.outcome IN ('held', 'ok', 'error') AND {key} IS NOT NULL"
-    )
-
-
 def _apply(totals: str, parts: Sequence[str], extra: str = "") -> str:
     """Add the union of ``parts`` to the totals, in key order (concurrent writers lock the
     same rows in the same order, so they queue instead of deadlocking)."""
@@ -222,86 +200,104 @@ def stored_totals(n: Names) -> str:
     return f"SELECT scope, key, span, bucket, {columns} FROM {n.totals} WHERE {nonzero}"
 
 
+def _upsert(totals: str, user: str, tenant: str, ts: str, deltas: list[str], guard: str) -> str:
+    """Add ``deltas`` (one per `TOTAL_COLUMNS`) to the 12 buckets of a row of ``user`` /
+    ``tenant`` at ``ts``: the keys listed in sort order, so concurrent writers lock the same
+    rows in the same order (they queue instead of deadlocking); no join, sort or grouping."""
+    keys = []
+    for scope, key in (("global", "''"), ("tenant", tenant), ("user", user)):
+        for span in sorted(SPANS):
+            bucket = f"{ts} / {span} * {span}" if span else "0"
+            keys.append(
+                f"SELECT '{scope}' AS scope, {key} AS key, "
+                f"CAST({span} AS BIGINT) AS span, CAST({bucket} AS BIGINT) AS bucket"
+            )
+    values = ", ".join(f"{d} AS {c}" for d, c in zip(deltas, TOTAL_COLUMNS, strict=True))
+    update = ", ".join(f"{c} = totals.{c} + excluded.{c}" for c in TOTAL_COLUMNS)
+    return (
+        f"INSERT INTO {totals} (scope, key, span, bucket, {', '.join(TOTAL_COLUMNS)}) "
+        f"SELECT v.scope, v.key, v.span, v.bucket, {values} "
+        f"FROM ({' UNION ALL '.join(keys)}) AS v WHERE v.key IS NOT NULL AND {guard} "
+        f"ON CONFLICT (scope, key, span, bucket) DO UPDATE SET {update}"
+    )
+
+
+def _parts(r: str, sign: str) -> list[str]:
+    """What row ``r`` (NEW / OLD) adds to each total, times ``sign``."""
+    tokens, model, tool = (
+        f"{r}.input_tokens + {r}.output_tokens",
+        f"CASE WHEN {r}.kind = 'model' THEN 1 ELSE 0 END",
+        f"CASE WHEN {r}.kind = 'tool' THEN 1 ELSE 0 END",
+    )
+    c = f"CASE WHEN {r}.outcome IN ('ok', 'error') THEN {sign} ELSE 0 END"
+    h = f"CASE WHEN {r}.outcome = 'held' THEN {sign} ELSE 0 END"
+    return [f"{f} * ({v})" for f in (c, h) for v in (f"{r}.usd_nanos", tokens, model, tool)]
+
+
+def _sum(*rows: list[str]) -> list[str]:
+    return [" + ".join(f"({x})" for x in xs) for xs in zip(*rows, strict=True)]
+
+
 COUNTED = "('held', 'ok', 'error')"
+_SAME_BUCKETS = (
+    "OLD.user_id {same} NEW.user_id AND OLD.tenant_id {same} NEW.tenant_id "
+    f"AND OLD.ts / {MINUTE} = NEW.ts / {MINUTE}"
+)
+"""The row stays in the same buckets (null-safe ``=`` is ``IS`` in SQLite)."""
 
 
 def triggers(n: Names) -> list[str]:
-    """The triggers that keep the totals (dropped and created again by bulk loads)."""
-    counted = COUNTED
-    on_insert = _apply(n.totals, [_contributions("NEW", 1, "")])
-    on_delete = _apply(n.totals, [_contributions("OLD", -1, "")])
-    on_update = _apply(n.totals, [_contributions("OLD", -1, ""), _contributions("NEW", 1, "")])
+    """The triggers that keep the totals (dropped and created again by bulk loads). A row's
+    change is eight deltas and one 12-row upsert; an update that keeps the row in the same
+    buckets (a commit, an expiry) is one upsert of the difference."""
+    old, new = _parts("OLD", "-1"), _parts("NEW", "1")
+    same_buckets = _SAME_BUCKETS.format(
+        same="IS" if n.dialect == "sqlite" else "IS NOT DISTINCT FROM"
+    )
     if n.dialect == "sqlite":
+        t = n.totals
+        ins = _upsert(t, "NEW.user_id", "NEW.tenant_id", "NEW.ts", new, "true")
+        dele = _upsert(t, "OLD.user_id", "OLD.tenant_id", "OLD.ts", old, "true")
+        same = _upsert(t, "NEW.user_id", "NEW.tenant_id", "NEW.ts", _sum(old, new), "true")
+        moved_old = _upsert(t, "OLD.user_id", "OLD.tenant_id", "OLD.ts", old,
+                            f"OLD.outcome IN {COUNTED}")  # fmt: skip
+        moved_new = _upsert(t, "NEW.user_id", "NEW.tenant_id", "NEW.ts", new,
+                            f"NEW.outcome IN {COUNTED}")  # fmt: skip
+        either = f"(OLD.outcome IN {COUNTED} OR NEW.outcome IN {COUNTED})"
         return [
             f"CREATE TRIGGER charges_totals_insert AFTER INSERT ON charges "
-            f"WHEN NEW.outcome IN {counted} BEGIN {on_insert}; END",
+            f"WHEN NEW.outcome IN {COUNTED} BEGIN {ins}; END",
             f"CREATE TRIGGER charges_totals_delete AFTER DELETE ON charges "
-            f"WHEN OLD.outcome IN {counted} BEGIN {on_delete}; END",
+            f"WHEN OLD.outcome IN {COUNTED} BEGIN {dele}; END",
             f"CREATE TRIGGER charges_totals_update AFTER UPDATE ON charges "
-            f"WHEN OLD.outcome IN {counted} OR NEW.outcome IN {counted} BEGIN {on_update}; END",
+            f"WHEN {either} AND {same_buckets} BEGIN {same}; END",
+            f"CREATE TRIGGER charges_totals_move AFTER UPDATE ON charges "
+            f"WHEN {either} AND NOT ({same_buckets}) BEGIN {moved_old}; {moved_new}; END",
         ]
-    return [*_postgres_trigger(n)]
-
-
-def _postgres_trigger(n: Names) -> list[str]:
-    """PostgreSQL's trigger, written out in PL/pgSQL: one row's change becomes eight deltas
-    and one 12-row upsert (VALUES in key order), with no join, sort or grouping per row."""
     add, fn = f'"{n.schema}".add_totals', f'"{n.schema}".charges_totals'
-    deltas = ", ".join(f"d_{c} BIGINT" for c in TOTAL_COLUMNS)
-    keys = []
-    for scope, key in (("global", "''"), ("tenant", "p_tenant"), ("user", "p_user")):
-        for span in sorted(SPANS):
-            bucket = f"p_ts / {span} * {span}" if span else "0"
-            keys.append(f"('{scope}', {key}, {span}::BIGINT, {bucket}::BIGINT)")
-    update = ", ".join(f"{c} = totals.{c} + excluded.{c}" for c in TOTAL_COLUMNS)
+    params = ", ".join(f"d_{c} BIGINT" for c in TOTAL_COLUMNS)
+    body = _upsert(
+        n.totals, "p_user", "p_tenant", "p_ts", [f"d_{c}" for c in TOTAL_COLUMNS], "true"
+    )
 
-    def parts(r: str, sign: str) -> list[str]:
-        tokens, model, tool = (
-            f"{r}.input_tokens + {r}.output_tokens",
-            f"CASE WHEN {r}.kind = 'model' THEN 1 ELSE 0 END",
-            f"CASE WHEN {r}.kind = 'tool' THEN 1 ELSE 0 END",
-        )
-        c = f"CASE WHEN {r}.outcome IN ('ok', 'error') THEN {sign} ELSE 0 END"
-        h = f"CASE WHEN {r}.outcome = 'held' THEN {sign} ELSE 0 END"
-        return [f"{f} * ({v})" for f in (c, h) for v in (f"{r}.usd_nanos", tokens, model, tool)]
+    def call(r: str, deltas: list[str]) -> str:
+        return f"PERFORM {add}({r}.user_id, {r}.tenant_id, {r}.ts, {', '.join(deltas)})"
 
-    def args(*rows: list[str]) -> str:
-        return ", ".join(" + ".join(f"({x})" for x in xs) for xs in zip(*rows, strict=True))
-
-    call = f"PERFORM {add}"
     return [
-        f"""CREATE OR REPLACE FUNCTION {add}(p_user TEXT, p_tenant TEXT, p_ts BIGINT, {deltas})
-        RETURNS void LANGUAGE plpgsql AS $body$ BEGIN
-            INSERT INTO {n.totals} (scope, key, span, bucket, {", ".join(TOTAL_COLUMNS)})
-            SELECT v.scope, v.key, v.span, v.bucket, {", ".join(f"d_{c}" for c in TOTAL_COLUMNS)}
-              FROM (VALUES {", ".join(keys)}) AS v (scope, key, span, bucket)
-             WHERE v.key IS NOT NULL
-            ON CONFLICT (scope, key, span, bucket) DO UPDATE SET {update};
-        END $body$""",
+        f"""CREATE OR REPLACE FUNCTION {add}(p_user TEXT, p_tenant TEXT, p_ts BIGINT, {params})
+        RETURNS void LANGUAGE plpgsql AS $body$ BEGIN {body}; END $body$""",
         f"""CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $body$
         BEGIN
             IF TG_OP = 'INSERT' THEN
-                IF NEW.outcome IN {COUNTED} THEN
-                    {call}(NEW.user_id, NEW.tenant_id, NEW.ts, {args(parts("NEW", "1"))});
-                END IF;
+                IF NEW.outcome IN {COUNTED} THEN {call("NEW", new)}; END IF;
             ELSIF TG_OP = 'DELETE' THEN
-                IF OLD.outcome IN {COUNTED} THEN
-                    {call}(OLD.user_id, OLD.tenant_id, OLD.ts, {args(parts("OLD", "-1"))});
-                END IF;
-            ELSIF OLD.user_id IS NOT DISTINCT FROM NEW.user_id
-                  AND OLD.tenant_id IS NOT DISTINCT FROM NEW.tenant_id
-                  AND OLD.ts / {MINUTE} = NEW.ts / {MINUTE} THEN
-                IF OLD.outcome IN {COUNTED} OR NEW.outcome IN {COUNTED} THEN
-                    -- same buckets (a commit, an expiry): one upsert of the difference
-                    {call}(NEW.user_id, NEW.tenant_id, NEW.ts,
-                           {args(parts("OLD", "-1"), parts("NEW", "1"))});
-                END IF;
-            ELSE
-                IF OLD.outcome IN {COUNTED} THEN
-                    {call}(OLD.user_id, OLD.tenant_id, OLD.ts, {args(parts("OLD", "-1"))});
-                END IF;
-                IF NEW.outcome IN {COUNTED} THEN
-                    {call}(NEW.user_id, NEW.tenant_id, NEW.ts, {args(parts("NEW", "1"))});
+                IF OLD.outcome IN {COUNTED} THEN {call("OLD", old)}; END IF;
+            ELSIF OLD.outcome IN {COUNTED} OR NEW.outcome IN {COUNTED} THEN
+                IF {same_buckets} THEN
+                    {call("NEW", _sum(old, new))};
+                ELSE
+                    IF OLD.outcome IN {COUNTED} THEN {call("OLD", old)}; END IF;
+                    IF NEW.outcome IN {COUNTED} THEN {call("NEW", new)}; END IF;
                 END IF;
             END IF;
             RETURN NULL;
@@ -314,6 +310,7 @@ def _postgres_trigger(n: Names) -> list[str]:
 def drop_triggers(n: Names) -> list[str]:
     if n.dialect == "sqlite":
         return [
-            f"DROP TRIGGER IF EXISTS charges_totals_{op}" for op in ("insert", "delete", "update")
+            f"DROP TRIGGER IF EXISTS charges_totals_{op}"
+            for op in ("insert", "delete", "update", "move")
         ]
     return [f"DROP TRIGGER IF EXISTS charges_totals ON {n.charges}"]
