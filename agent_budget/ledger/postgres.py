@@ -102,6 +102,7 @@ class PostgresLedger(Ledger):
         self.connect_timeout = connect_timeout
         self.sql = q.render("postgres", self.schema)
         self._pid = os.getpid()
+        self._commit_sql = ""
         self._conn = self._connect()
         self._migrate()
 
@@ -222,11 +223,12 @@ class PostgresLedger(Ledger):
         # One statement: settle the held row, or (pruned meanwhile) insert the charge.
         cols = ", ".join(sch.COLUMNS)
         fresh = ", ".join(f"CAST(%(c_{c})s AS {sch.COLUMN_TYPES[c]})" for c in sch.COLUMNS)
-        sql = (
+        sql = self._commit_sql or (
             f"WITH settled AS ({self.sql['commit']} RETURNING id) "
             f"INSERT INTO {self.sql.charges} ({cols}) SELECT {fresh} "
             "WHERE NOT EXISTS (SELECT 1 FROM settled)"
         )
+        self._commit_sql = sql
         with self._autocommit(write=True) as run:
             run(sql, {**values, **row})
 
