@@ -379,3 +379,24 @@ def test_rows_stream_in_pages_across_equal_timestamps(location: str) -> None:
         assert write_export(ledger, "json", buf) == 11
         assert len(json.loads(buf.getvalue())) == 11
         assert list(COLUMNS)[-1] == "price_source"
+
+
+def test_rows_changed_by_hand_move_their_totals(location: str) -> None:
+    """The totals follow any write to the rows, not only the ledger's own statements."""
+    ann = ChargeContext("r", "t", "ann", "acme")
+    with Ledger.open(location) as ledger:
+        ledger.reserve(Charge("model", "m", Decimal("0.02"), 100, 10), ann)
+        ledger.record(Charge("tool", "s", Decimal("0.03")), ann)
+        ledger.record(Charge("tool", "s", Decimal("0.05")), ChargeContext(user_id="ben"))
+        with ledger._autocommit(write=True) as run:  # to another user, a day earlier
+            shift = DAY + 2 * MINUTE  # past the window's edge minute too
+            run(ledger.sql.fmt("UPDATE {charges} SET user_id = 'ben', ts = ts - ?"), (shift,))
+        assert ledger.verify() == []
+        now = now_us()
+        assert used_tuple(ledger, "user", "ann", None, now) == (0, 0, 0, 0)
+        assert used_tuple(ledger, "user", "ben", None, now)[0] == 100_000_000
+        assert used_tuple(ledger, "user", "ben", "24h", now)[0] == 0  # all a day old now
+        with ledger._autocommit(write=True) as run:
+            run(ledger.sql.fmt("DELETE FROM {charges} WHERE kind = 'tool'"), ())
+        assert ledger.verify() == []
+        assert used_tuple(ledger, "global", None, None, now) == (20_000_000, 110, 1, 0)
