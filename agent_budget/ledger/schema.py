@@ -274,30 +274,31 @@ def triggers(n: Names) -> list[str]:
             f"CREATE TRIGGER charges_totals_move AFTER UPDATE ON charges "
             f"WHEN {either} AND NOT ({same_buckets}) BEGIN {moved_old}; {moved_new}; END",
         ]
-    add, fn = f'"{n.schema}".add_totals', f'"{n.schema}".charges_totals'
-    params = ", ".join(f"d_{c} BIGINT" for c in TOTAL_COLUMNS)
-    body = _upsert(
-        n.totals, "p_user", "p_tenant", "p_ts", [f"d_{c}" for c in TOTAL_COLUMNS], "true"
+    fn = f'"{n.schema}".charges_totals'
+    upsert = _upsert(
+        n.totals, "v_user", "v_tenant", "v_ts", [f"d_{c}" for c in TOTAL_COLUMNS], "true"
     )
+    declare = " ".join(f"d_{c} BIGINT;" for c in TOTAL_COLUMNS)
 
-    def call(r: str, deltas: list[str]) -> str:
-        return f"PERFORM {add}({r}.user_id, {r}.tenant_id, {r}.ts, {', '.join(deltas)})"
+    def up(r: str, deltas: list[str]) -> str:
+        # Deltas into variables first: the one upsert statement (planned once) reads them.
+        sets = " ".join(f"d_{c} := {d};" for c, d in zip(TOTAL_COLUMNS, deltas, strict=True))
+        return f"v_user := {r}.user_id; v_tenant := {r}.tenant_id; v_ts := {r}.ts; {sets} {upsert}"
 
     return [
-        f"""CREATE OR REPLACE FUNCTION {add}(p_user TEXT, p_tenant TEXT, p_ts BIGINT, {params})
-        RETURNS void LANGUAGE plpgsql AS $body$ BEGIN {body}; END $body$""",
         f"""CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $body$
+        DECLARE v_user TEXT; v_tenant TEXT; v_ts BIGINT; {declare}
         BEGIN
             IF TG_OP = 'INSERT' THEN
-                IF NEW.outcome IN {COUNTED} THEN {call("NEW", new)}; END IF;
+                IF NEW.outcome IN {COUNTED} THEN {up("NEW", new)}; END IF;
             ELSIF TG_OP = 'DELETE' THEN
-                IF OLD.outcome IN {COUNTED} THEN {call("OLD", old)}; END IF;
+                IF OLD.outcome IN {COUNTED} THEN {up("OLD", old)}; END IF;
             ELSIF OLD.outcome IN {COUNTED} OR NEW.outcome IN {COUNTED} THEN
                 IF {same_buckets} THEN
-                    {call("NEW", _sum(old, new))};
+                    {up("NEW", _sum(old, new))};
                 ELSE
-                    IF OLD.outcome IN {COUNTED} THEN {call("OLD", old)}; END IF;
-                    IF NEW.outcome IN {COUNTED} THEN {call("NEW", new)}; END IF;
+                    IF OLD.outcome IN {COUNTED} THEN {up("OLD", old)}; END IF;
+                    IF NEW.outcome IN {COUNTED} THEN {up("NEW", new)}; END IF;
                 END IF;
             END IF;
             RETURN NULL;
