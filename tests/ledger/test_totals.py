@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from agent_budget.budget import Budget, SharedLimit
 from agent_budget.cli import app
-from agent_budget.errors import BudgetExceeded, InvalidBudget
+from agent_budget.errors import BudgetExceeded, InvalidBudget, LedgerUnavailable
 from agent_budget.ledger import ChargeContext, Ledger, ScopedLimit, to_nanos
 from agent_budget.ledger import sql as q
 from agent_budget.ledger.schema import COLUMNS, V1_COLUMNS
@@ -400,3 +400,31 @@ def test_rows_changed_by_hand_move_their_totals(location: str) -> None:
             run(ledger.sql.fmt("DELETE FROM {charges} WHERE kind = 'tool'"), ())
         assert ledger.verify() == []
         assert used_tuple(ledger, "global", None, None, now) == (20_000_000, 110, 1, 0)
+
+
+def test_both_backends_enforce_the_same_rules_and_keep_the_price_source(location: str) -> None:
+    ctx = ChargeContext("r", "t", "ann", "acme")
+    with Ledger.open(location) as ledger:
+        priced = Charge("model", "m", Decimal("0.01"), 10, 5, price_source="litellm:1.74")
+        kept = ledger.reserve(priced, ctx)
+        ledger.commit(kept, Charge("model", "m", Decimal("0.008"), 10, 4), ctx)  # no source
+        moved = ledger.reserve(priced, ctx)
+        ledger.commit(moved, Charge("model", "m", Decimal("0.009"), price_source="table:2"), ctx)
+        sources = {r["id"]: r["price_source"] for r in ledger.rows()}
+        assert sources == {kept: "litellm:1.74", moved: "table:2"}
+        bad = [
+            "UPDATE {charges} SET usd_nanos = -1",
+            "UPDATE {charges} SET input_tokens = -5",
+            "UPDATE {charges} SET outcome = 'maybe'",
+            "UPDATE {charges} SET kind = 'agent'",
+            "UPDATE {charges} SET outcome = 'held', expires_ts = NULL",
+            "INSERT INTO {totals} (scope, key, span, bucket) VALUES ('team', 'x', 0, 0)",
+            "INSERT INTO {totals} (scope, key, span, bucket) VALUES ('user', 'x', 7, 0)",
+        ]
+        for sql in bad:
+            with (
+                pytest.raises(LedgerUnavailable, match=r"(?i)check"),
+                ledger._autocommit(write=True) as run,
+            ):
+                run(ledger.sql.fmt(sql), ())
+        assert ledger.verify() == []
