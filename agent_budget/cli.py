@@ -6,6 +6,7 @@ commands that need them, so `agent-budget --help` stays fast.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -178,7 +179,7 @@ LedgerOption = Annotated[
     ),
 ]
 ledger_app = typer.Typer(
-    help="The spend ledger: export and prune its records.", no_args_is_help=True
+    help="The spend ledger: export, prune and verify its records.", no_args_is_help=True
 )
 app.add_typer(ledger_app, name="ledger")
 
@@ -252,21 +253,51 @@ def ledger_export(
     until: Annotated[str | None, typer.Option()] = None,
     ledger: LedgerOption = None,
 ) -> None:
-    """Every ledger row (charges, refusals, reservations) as CSV or JSON."""
-    from agent_budget.ledger.report import export
+    """Every ledger row (charges, refusals, reservations) as CSV or JSON, streamed."""
+    from agent_budget.ledger.report import write_export
 
     _choice(fmt, ("csv", "json"), "--format")
     led = _ledger_or_exit(ledger)
     try:
-        text = export(led, fmt, since=since, until=until)
+        if output is None:
+            write_export(led, fmt, sys.stdout, since=since, until=until)
+        else:
+            with output.open("w", encoding="utf-8", newline="") as fh:
+                n = write_export(led, fmt, fh, since=since, until=until)
+            err_console.print(f"wrote {n} rows to {output}")
     except ValueError as exc:
         print_error(exc)
         raise typer.Exit(2) from None
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        err_console.print(f"wrote {output}")
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Rebuild the running totals from the rows")
+    ] = False,
+    ledger: LedgerOption = None,
+) -> None:
+    """Check the running totals (what shared limits read) against the rows they sum."""
+    from rich.table import Table
+
+    led = _ledger_or_exit(ledger)
+    led.expire()
+    diffs = led.verify(repair=repair)
+    if not diffs:
+        console.print(f"[green]ok[/green]: the totals of {led.location} match its rows")
+        return
+    table = Table(title=f"{len(diffs)} totals differ from the rows", title_justify="left")
+    for col in ("scope", "key", "span_s", "bucket", "column", "totals", "rows"):
+        table.add_column(col, justify="right" if col in ("totals", "rows") else "left")
+    for d in diffs[:30]:
+        table.add_row(*(str(d[c]) for c in ("scope", "key", "span_s", "bucket", "column",
+                                            "totals", "rows")))  # fmt: skip
+    console.print(table)
+    if repair:
+        console.print("[green]repaired[/green]: the totals were rebuilt from the rows")
+        return
+    console.print("run `agent-budget ledger verify --repair` to rebuild them from the rows")
+    raise typer.Exit(1)
 
 
 @ledger_app.command("prune")

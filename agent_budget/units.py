@@ -121,7 +121,13 @@ def _window(value: Any) -> Any:
             f"{value!r} is not a window; write a rolling one ('24h', '1d', '7d', '30m') or "
             "'calendar-day' / 'calendar-week' / 'calendar-month' (UTC)"
         )
-    return f"{int(m.group(1))}{m.group(2).lower()}"
+    n, unit = int(m.group(1)), m.group(2).lower()
+    if unit == "s" and n % 60:
+        raise ValueError(
+            f"{value!r}: the spend ledger keeps shared-limit totals per minute, so a rolling "
+            f"window must be a whole number of minutes; write '{-(-n // 60)}m'"
+        )
+    return f"{n}{unit}"
 
 
 def _ledger(value: Any) -> Any:

@@ -1,6 +1,13 @@
-"""What the spend ledger costs: reserve+commit throughput with 1, 2, 4 and 8 worker processes
-sharing one user budget (SQLite and PostgreSQL), and the time it adds per agent step
-against the in-memory tracker, all in one run.
+"""What the spend ledger costs, all in one run: reserve+commit latency against a user's
+30-day limit with 0, 10k, 100k and 1M committed charges already in the window (the history
+axis: a check reads running totals, so it should not grow), round trips per reserve and
+commit, reserve+commit throughput with 1, 2, 4 and 8 worker processes sharing one user
+budget (SQLite and PostgreSQL), and the time it adds per agent step against the in-memory
+tracker.
+
+History: each (backend, size) ledger is seeded in bulk first (rich progress), then all of
+them are measured in the same rounds of 10 calls, so drift hits every point alike; the
+number that matters is each point's ratio to the empty ledger of its backend.
 
 Throughput: each worker is a fresh interpreter (spawn) that reserves and commits $0.0001
 charges against one shared user limit for ``--seconds``; every reserve is a real
@@ -10,7 +17,8 @@ sleep) runs interleaved without a ledger, with SQLite and with PostgreSQL, and t
 are compared; a step is one charged model or tool call. On these shared machines the
 ratios mean something and the absolute times do not.
 
-    python benchmarks/ledger.py [--seconds 2] [--repeats 5] [--steps 20]
+    python benchmarks/ledger.py [--history 0,10000,100000,1000000] [--samples 200]
+                                [--seconds 2] [--repeats 7] [--steps 20]
 """
 
 from __future__ import annotations
@@ -29,11 +37,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ledger_history as lh
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
 
 RESULTS = Path(__file__).parent / "results"
@@ -161,6 +171,29 @@ def replay_week(ledger: Any, runs: list[list[dict[str, Any]]]) -> None:
                     ledger.record(charge, ChargeContext(run, run, user, "acme"), now=start + i)
 
 
+def history_ledgers(
+    tmp: Path, pg: str | None, schema: str, sizes: list[int], progress: Progress
+) -> dict[tuple[str, int], Any]:
+    """One seeded ledger per (backend, history size); "postgres (durable)" is a second
+    session on the postgres ledger that waits for every WAL flush."""
+    from agent_budget.ledger import Ledger
+
+    out: dict[tuple[str, int], Any] = {}
+    total = sum(sizes) * (2 if pg else 1)
+    task = progress.add_task("seeding history", total=max(total, 1))
+    for n in sizes:
+        progress.update(task, description=f"seeding sqlite {n:,}")
+        out[("sqlite", n)] = Ledger.open(tmp / f"history_{n}.db")
+        lh.seed(out[("sqlite", n)], n, lambda k: progress.advance(task, k))
+        if pg:
+            progress.update(task, description=f"seeding postgres {n:,}")
+            url = f"{pg}?schema={schema}_h{n}"
+            out[("postgres", n)] = Ledger.open(url)
+            lh.seed(out[("postgres", n)], n, lambda k: progress.advance(task, k))
+            out[("postgres (durable)", n)] = Ledger.open(url + "&synchronous_commit=on")
+    return out
+
+
 def find_postgres() -> str | None:
     try:
         import psycopg
@@ -215,7 +248,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="per throughput point")
     parser.add_argument("--repeats", type=int, default=7, help="agent runs per variant")
     parser.add_argument("--steps", type=int, default=20, help="tool turns per agent run")
+    parser.add_argument(
+        "--history",
+        default="0,10000,100000,1000000",
+        help="committed rows already in the window, comma-separated",
+    )
+    parser.add_argument("--samples", type=int, default=200, help="calls per history point")
     args = parser.parse_args()
+    sizes = [int(x) for x in args.history.split(",")]
     console = Console()
     RESULTS.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
@@ -224,6 +264,7 @@ def main() -> None:
     backends = {"sqlite": str(tmp / "throughput.db")}
     if pg:
         backends["postgres"] = f"{pg}?schema={schema}"
+        backends["postgres (durable)"] = f"{pg}?schema={schema}_durable&synchronous_commit=on"
     else:
         console.print("[yellow]no PostgreSQL server on 127.0.0.1:5432: PostgreSQL skipped[/yellow]")
 
@@ -238,7 +279,24 @@ def main() -> None:
                    "cpus": os.cpu_count()},
         "throughput": {},
     }  # fmt: skip
+    from agent_budget.ledger import Ledger
+
     with Progress(console=console) as progress:
+        ledgers = history_ledgers(tmp, pg, schema, sizes, progress)
+        task0 = progress.add_task("history latency", total=max(1, args.samples // 10))
+        results["history_ms"] = lh.latencies(ledgers, args.samples, lambda: progress.advance(task0))
+        results["history_ratio"] = {
+            b: {n: round(v / rows[str(sizes[0])], 2) for n, v in rows.items()}
+            for b, rows in results["history_ms"].items()
+        }
+        results["round_trips"] = {
+            f"{b}, {k} limit{'s' if k > 1 else ''}": lh.round_trips(ledgers[(b, sizes[0])], k)
+            for b in ("sqlite", "postgres") if (b, sizes[0]) in ledgers for k in (1, 3)
+        }  # fmt: skip
+        for (b, _), led in ledgers.items():
+            if b == "postgres":
+                led.drop()
+            led.close()
         task = progress.add_task("throughput", total=len(backends) * len(PROCS))
         for backend, location in backends.items():
             results["throughput"][backend] = {}
@@ -252,7 +310,6 @@ def main() -> None:
             variants, args.steps, args.repeats, lambda: progress.advance(task2)
         )
 
-    from agent_budget.ledger import Ledger
     from agent_budget.ledger.report import write_plot
 
     # The report screenshot for the README: the benchmark's real agent runs, replayed over a
@@ -266,11 +323,35 @@ def main() -> None:
     write_plot(week, "user", RESULTS / "ledger_report.png", since="7d")
     week.close()
     if pg:
-        for s in (schema, f"{schema}_agent"):
+        for s in (schema, f"{schema}_durable", f"{schema}_agent"):
             Ledger.open(f"{pg}?schema={s}").drop()  # type: ignore[attr-defined]
 
+    before_path = RESULTS / "ledger_history_before.json"
+    before = json.loads(before_path.read_text()) if before_path.exists() else None
+    if before:
+        results["before_schema_1"] = before
     (RESULTS / "ledger.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, RESULTS / "ledger.png")
+    lh.plot_history(results["history_ms"], before, RESULTS / "ledger_history.png")
+
+    table = Table(title=f"reserve+commit median ms, {args.samples} calls per point "
+                  "(x = ratio to the empty ledger)")  # fmt: skip
+    table.add_column("backend")
+    for n in sizes:
+        table.add_column(f"{n:,} rows", justify="right")
+    for backend, rows in results["history_ms"].items():
+        ratio = results["history_ratio"][backend]
+        table.add_row(backend, *(f"{rows[str(n)]:.3f} ({ratio[str(n)]:.2f}x)" for n in sizes))
+    console.print(table)
+    table = Table(title="round trips (PostgreSQL) / statements (SQLite) per call")
+    for col in ("backend, limits", "reserve", "commit"):
+        table.add_column(col)
+    for name, rt in results["round_trips"].items():
+        table.add_row(name, str(rt["reserve"]), str(rt["commit"]))
+    if before:
+        for name, rt in before["round_trips"].items():
+            table.add_row(f"{name}, 1 limit (schema 1)", str(rt["reserve"]), str(rt["commit"]))
+    console.print(table)
 
     table = Table(title="reserve+commit per second (all workers together)")
     table.add_column("backend")
@@ -287,7 +368,7 @@ def main() -> None:
                       f"{row['added_us_per_step']:.0f}")  # fmt: skip
     console.print(table)
     console.print(f"wrote {RESULTS / 'ledger.json'}, {RESULTS / 'ledger.png'}, "
-                  f"{RESULTS / 'ledger_report.png'}")  # fmt: skip
+                  f"{RESULTS / 'ledger_history.png'}, {RESULTS / 'ledger_report.png'}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from agent_budget.errors import BudgetExceeded, InvalidBudget, LedgerUnavailable
 from agent_budget.tracker import BudgetTracker, Charge
 
 if TYPE_CHECKING:
-    from agent_budget.ledger.base import ChargeContext, Ledger, ScopedLimit
+    from agent_budget.ledger.base import ChargeContext, Headroom, Ledger, ScopedLimit
 
 ENV_LEDGER = "AGENT_BUDGET_LEDGER"
 """Where the ledger is when the budget does not say: a SQLite path or a postgresql:// URL."""
@@ -169,25 +169,38 @@ class LedgerBudget:
                 "could not record a refused %s call to %r: %s", charge.kind, charge.name, exc
             )
 
+    def fits(self, charge: Charge) -> bool:
+        """Whether ``charge`` fits every shared limit now, read without reserving (so
+        retries and the final answer are sized against the ledger too). A ledger that
+        cannot be read says yes: the reservation that follows fails loudly instead."""
+        try:
+            return self.ledger.headroom(self.limits).fits(charge)
+        except LedgerUnavailable:
+            return True
+
+    def headroom(self) -> Headroom:
+        """What is left of this run's shared limits now (read-only)."""
+        return self.ledger.headroom(self.limits)
+
     def remaining(self) -> list[dict[str, Any]]:
         """What is left of each shared limit now, as plain dicts (for a node or a UI)."""
         from agent_budget.ledger.base import from_nanos
 
         out = []
-        for lim in self.limits:
-            used = self.ledger.used(lim)
+        for h in self.ledger.headroom(self.limits).limits:
+            lim, used = h.limit, h.used
             item: dict[str, Any] = {"scope": lim.scope, "key": lim.key, "window": lim.window}
             if lim.usd_nanos is not None:
                 item["usd_limit"] = from_nanos(lim.usd_nanos)
                 item["usd_used"] = from_nanos(used.usd_nanos)
-                item["usd_left"] = from_nanos(max(lim.usd_nanos - used.usd_nanos, 0))
-            for name, limit, have in (
-                ("total_tokens", lim.total_tokens, used.tokens),
-                ("model_calls", lim.model_calls, used.model_calls),
-                ("total_tool_calls", lim.total_tool_calls, used.tool_calls),
+                item["usd_left"] = h.usd
+            for name, value in (
+                ("total_tokens", h.tokens),
+                ("model_calls", h.model_calls),
+                ("total_tool_calls", h.tool_calls),
             ):
-                if limit is not None:
-                    item[f"{name}_left"] = max(limit - have, 0)
+                if value is not None:
+                    item[f"{name}_left"] = value
             out.append(item)
         return out
 

@@ -16,34 +16,38 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, Protocol
 
-from agent_budget.errors import BudgetExceeded, InvalidBudget
+from agent_budget.errors import InvalidBudget
 from agent_budget.ledger import sql as q
-from agent_budget.ledger.timeutil import US, iso, now_us, parse_moment, window_start
+from agent_budget.ledger.limits import (
+    NANOS,
+    Headroom,
+    LimitHeadroom,
+    ScopedLimit,
+    Used,
+    check_limits,
+    from_nanos,
+    limit_params,
+    refusal,
+    to_nanos,
+    want_params,
+)
+from agent_budget.ledger.timeutil import US, iso, now_us, parse_moment
 from agent_budget.tracker import Charge
 
-NANOS = 10**9
+__all__ = [
+    "DEFAULT_TTL", "NANOS", "ChargeContext", "Headroom", "Ledger", "LimitHeadroom",
+    "ScopedLimit", "Used", "from_nanos", "limit_params", "refusal", "to_nanos", "want_params",
+]  # fmt: skip
+
 DEFAULT_TTL = 900.0
 """Seconds a reservation counts against shared limits without being settled (a crashed
 worker's); a call running longer than this may let its user overspend by its own cost."""
-
-
-def to_nanos(usd: Decimal, *, up: bool = True) -> int:
-    """USD as integer billionths. Costs round up, so the ledger never under-counts."""
-    scaled = Decimal(usd) * NANOS
-    return int(scaled.to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR))
-
-
-def from_nanos(nanos: int | Decimal) -> Decimal:
-    """Exact USD from billionths, with trailing zeros trimmed (at least two decimals)."""
-    value = Decimal(int(nanos)).scaleb(-9).normalize()
-    return value.quantize(Decimal("0.01")) if value.as_tuple().exponent > -2 else value  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
@@ -56,37 +60,6 @@ class ChargeContext:
     tenant_id: str | None = None
 
 
-@dataclass(frozen=True)
-class ScopedLimit:
-    """A `SharedLimit` bound to one user / tenant (or to everyone, ``key=None``)."""
-
-    scope: str
-    key: str | None
-    window: str | None
-    usd_nanos: int | None = None
-    total_tokens: int | None = None
-    model_calls: int | None = None
-    total_tool_calls: int | None = None
-
-    @property
-    def lock_key(self) -> str:
-        return f"{self.scope}:{self.key or ''}"
-
-    def describe(self) -> str:
-        who = "everyone" if self.scope == "global" else f"{self.scope} {self.key!r}"
-        return f"{who} ({'all time' if self.window is None else self.window})"
-
-
-@dataclass(frozen=True)
-class Used:
-    """What counts against a scoped limit right now (committed + live reservations)."""
-
-    usd_nanos: int
-    tokens: int
-    model_calls: int
-    tool_calls: int
-
-
 class Cursor(Protocol):
     rowcount: int
 
@@ -95,7 +68,7 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
-Execute = Callable[[str, Sequence[Any]], Cursor]
+Execute = Callable[[str, Any], Cursor]
 
 
 class Ledger:
@@ -104,6 +77,8 @@ class Ledger:
 
     location: str
     sql: q.Statements
+    held_hint = ""
+    """How the backend names the holds-only index in a FROM clause (SQLite: INDEXED BY)."""
 
     def __init__(self, *, reservation_ttl: float = DEFAULT_TTL) -> None:
         if reservation_ttl <= 0:
@@ -128,13 +103,33 @@ class Ledger:
 
     # --- what a backend provides ----------------------------------------------------------
 
-    def _transaction(self, lock_keys: Sequence[str]) -> AbstractContextManager[Execute]:
+    def _transaction(self, lock_keys: Sequence[str] = ()) -> AbstractContextManager[Execute]:
         """A write transaction holding the locks that serialise ``lock_keys`` across
         processes; committed on exit, rolled back on error."""
         raise NotImplementedError
 
-    def _autocommit(self) -> AbstractContextManager[Execute]:
-        """Single statements, each its own transaction."""
+    def _autocommit(self, *, write: bool = False) -> AbstractContextManager[Execute]:
+        """Single statements, each its own transaction (``write``: it changes rows)."""
+        raise NotImplementedError
+
+    def _reserve(self, row: dict[str, Any], charge: Charge, limits: Sequence[ScopedLimit],
+                 now: int) -> int:  # fmt: skip
+        """Insert the hold if it fits every limit, atomically; raise `BudgetExceeded`."""
+        raise NotImplementedError
+
+    def _commit(self, handle: int, values: dict[str, Any], row: dict[str, Any]) -> None:
+        """Settle the held row ``handle``; insert ``row`` if it is gone (pruned)."""
+        raise NotImplementedError
+
+    def _lock_tables(self, run: Execute) -> None:
+        """Keep other writers out of a many-row change (before it locks any totals row)."""
+        raise NotImplementedError
+
+    def _insert_many(self, run: Execute, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def _after_bulk(self, run: Execute) -> None:
+        """After rows were written with explicit ids or in bulk (sequences, statistics)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -163,16 +158,26 @@ class Ledger:
     ) -> int:
         """Hold ``charge`` (a ``held`` row) if it fits every limit; return the row id.
         Raises `BudgetExceeded` naming the first limit it does not fit, or
-        `LedgerUnavailable` when the ledger cannot record it."""
+        `LedgerUnavailable` when the ledger cannot record it. One statement on SQLite, one
+        function call on PostgreSQL; the check reads running totals, never the history."""
         now = now_us() if now is None else now
         row = self._row(charge, ctx, "held", now, expires=now + int(self.reservation_ttl * US))
         if not limits:
-            with self._autocommit() as run:
+            with self._autocommit(write=True) as run:
                 return int(run(self.sql["insert"], row).fetchone()[0])
-        with self._transaction(sorted({lim.lock_key for lim in limits})) as run:
-            for lim in limits:
-                self._check(run, lim, charge, now)
-            return int(run(self.sql["insert"], row).fetchone()[0])
+        check_limits(limits)
+        named = {f"c_{c}": v for c, v in zip(q.COLUMNS, row, strict=True)}
+        return self._reserve(named, charge, limits, now)
+
+    def _refuse_or_none(self, rows: list[Any], charge: Charge, limits: Sequence[ScopedLimit]
+                        ) -> None:  # fmt: skip
+        """Raise the refusal of the first limit ``charge`` does not fit, given rows of
+        `sql.check_query` (i, lu, lt, lm, lc, used...)."""
+        for r in sorted(rows, key=lambda r: int(r[0])):
+            used = Used(*(int(v) for v in r[5:9]))
+            exc = refusal(limits[int(r[0])], used, charge)
+            if exc is not None:
+                raise exc
 
     def commit(
         self, handle: int, actual: Charge, ctx: ChargeContext, *, now: int | None = None
@@ -180,25 +185,17 @@ class Ledger:
         """Turn a held row into the charge's real cost (outcome from ``actual.meta``)."""
         now = now_us() if now is None else now
         outcome = "error" if actual.meta.get("outcome") == "error" else "ok"
-        with self._autocommit() as run:
-            cur = run(
-                self.sql["commit"],
-                (
-                    outcome,
-                    actual.name,
-                    actual.input_tokens,
-                    actual.output_tokens,
-                    to_nanos(actual.usd),
-                    now,
-                    handle,
-                ),
-            )
-            if cur.rowcount == 0:  # the held row was pruned meanwhile: the money still counts
-                run(self.sql["insert"], self._row(actual, ctx, outcome, now, settled=now))
+        values = {
+            "outcome": outcome, "name": actual.name, "input_tokens": actual.input_tokens,
+            "output_tokens": actual.output_tokens, "usd_nanos": to_nanos(actual.usd),
+            "settled_ts": now, "price_source": actual.price_source, "id": handle,
+        }  # fmt: skip
+        row = self._row(actual, ctx, outcome, now, settled=now)
+        self._commit(handle, values, {f"c_{c}": v for c, v in zip(q.COLUMNS, row, strict=True)})
 
     def release(self, handle: int) -> None:
         """The call was not made: the held row goes away."""
-        with self._autocommit() as run:
+        with self._autocommit(write=True) as run:
             run(self.sql["release"], (handle,))
 
     def record(
@@ -214,62 +211,69 @@ class Ledger:
         if outcome not in {"ok", "error", "refused"}:
             raise ValueError(f"outcome must be ok, error or refused, not {outcome!r}")
         now = now_us() if now is None else now
-        with self._autocommit() as run:
+        with self._autocommit(write=True) as run:
             row = self._row(charge, ctx, outcome, now, settled=now, detail=detail)
             return int(run(self.sql["insert"], row).fetchone()[0])
 
     def expire(self, *, now: int | None = None) -> int:
-        """Mark reservations past their expiry ``expired``; returns how many."""
+        """Mark reservations past their expiry ``expired``; returns how many. (They stopped
+        counting at their expiry already; this makes the rows and totals say so.)"""
         now = now_us() if now is None else now
-        with self._autocommit() as run:
+        with self._transaction() as run:
             return int(run(self.sql["expire"], (now, now)).rowcount)
 
     def used(self, limit: ScopedLimit, *, now: int | None = None) -> Used:
         """What counts against ``limit`` now: committed charges and live reservations."""
+        return self.headroom([limit], now=now).limits[0].used
+
+    def headroom(
+        self,
+        limits: Sequence[Any],
+        ctx: ChargeContext | None = None,
+        *,
+        now: int | None = None,
+    ) -> Headroom:
+        """What is left of each shared limit now, read-only (no reservation, no lock): one
+        statement over the running totals. ``limits`` are `ScopedLimit`s, or
+        `agent_budget.budget.SharedLimit`s bound to ``ctx``'s user / tenant."""
         now = now_us() if now is None else now
+        bound = self._bind(limits, ctx)
+        if not bound:
+            return Headroom(())
+        check_limits(bound)
+        params = limit_params(bound, now)
+        sql = self.sql.fmt(q.check_query(tuple(lim.scope for lim in bound), self.held_hint))
         with self._autocommit() as run:
-            return self._used(run, limit, now)
+            rows = sorted(run(sql, params).fetchall(), key=lambda r: int(r[0]))
+        out = []
+        for lim, r in zip(bound, rows, strict=True):
+            used = Used(*(int(v) for v in r[5:9]))
 
-    def _used(self, run: Execute, lim: ScopedLimit, now: int) -> Used:
-        since = window_start(lim.window, now)
-        if lim.scope == "global":
-            params: tuple[Any, ...] = (since, now)
-        else:
-            params = (lim.key, since, now)
-        row = run(self.sql[f"used_{lim.scope}"], params).fetchone()
-        return Used(*(int(v) for v in row))
+            def left(limit: int | None, have: int) -> int | None:
+                return None if limit is None else max(limit - have, 0)
 
-    def _check(self, run: Execute, lim: ScopedLimit, c: Charge, now: int) -> None:
-        used = self._used(run, lim, now)
-        want = to_nanos(c.usd)
-        who = lim.describe()
-        if lim.usd_nanos is not None and used.usd_nanos + want > lim.usd_nanos:
-            raise BudgetExceeded(
-                f"{lim.scope}.usd",
-                from_nanos(want),
-                from_nanos(max(lim.usd_nanos - used.usd_nanos, 0)),
-                from_nanos(used.usd_nanos),
-                from_nanos(lim.usd_nanos),
-                detail=(
-                    f"The limit is shared by all runs of {who}. Wait for the window to move "
-                    "on, or raise the shared limit."
-                ),
-            )
-        tokens = c.input_tokens + c.output_tokens
-        for name, limit, have, want_n in (
-            ("total_tokens", lim.total_tokens, used.tokens, tokens),
-            ("model_calls", lim.model_calls, used.model_calls, int(c.kind == "model")),
-            ("total_tool_calls", lim.total_tool_calls, used.tool_calls, int(c.kind == "tool")),
-        ):
-            if limit is not None and want_n and have + want_n > limit:
-                raise BudgetExceeded(
-                    f"{lim.scope}.{name}",
-                    want_n,
-                    max(limit - have, 0),
-                    have,
-                    limit,
-                    detail=f"The limit is shared by all runs of {who}.",
+            usd_left = left(lim.usd_nanos, used.usd_nanos)
+            out.append(
+                LimitHeadroom(
+                    lim,
+                    used,
+                    None if usd_left is None else from_nanos(usd_left),
+                    left(lim.total_tokens, used.tokens),
+                    left(lim.model_calls, used.model_calls),
+                    left(lim.total_tool_calls, used.tool_calls),
                 )
+            )
+        return Headroom(tuple(out))
+
+    @staticmethod
+    def _bind(limits: Sequence[Any], ctx: ChargeContext | None) -> list[ScopedLimit]:
+        if all(isinstance(lim, ScopedLimit) for lim in limits):
+            return list(limits)
+        from agent_budget.ledger.attach import bind_limits
+
+        scoped = [lim for lim in limits if isinstance(lim, ScopedLimit)]
+        specs = [lim for lim in limits if not isinstance(lim, ScopedLimit)]
+        return scoped + bind_limits(specs, ctx or ChargeContext())
 
     def _row(
         self,
@@ -293,7 +297,7 @@ class Ledger:
             c.kind, c.name, c.input_tokens, c.output_tokens,
             nanos, nanos if outcome == "held" else None,
             None if attempt is None else int(attempt),
-            c.key, self.worker, detail,
+            c.key, self.worker, detail, c.price_source,
         )  # fmt: skip
 
     # --- reading --------------------------------------------------------------------------
@@ -363,29 +367,57 @@ class Ledger:
         *,
         since: str | datetime | date | float | None = None,
         until: str | datetime | date | float | None = None,
+        page: int = 5000,
     ) -> Iterator[dict[str, Any]]:
-        """Every row in time order, as plain dicts (times ISO 8601 UTC, ``usd`` exact)."""
+        """Every row in time order, as plain dicts (times ISO 8601 UTC, ``usd`` exact).
+        Streams: read ``page`` rows at a time (keyset pagination, each page its own short
+        query), so memory stays flat on a ledger of millions of rows."""
         now = now_us()
         start = parse_moment(since, now, what="since")
         end = parse_moment(until, now, what="until") if until is not None else now + 1
-        with self._autocommit() as run:
-            fetched = run(self.sql["rows"], (start, end)).fetchall()
-        for r in fetched:
-            rec = dict(zip(("id", *q.COLUMNS), r, strict=True))
-            for k in ("ts", "settled_ts", "expires_ts"):
-                rec[k] = iso(rec[k])
-            rec["usd"] = from_nanos(rec.pop("usd_nanos"))
-            reserved = rec.pop("reserved_nanos")
-            rec["reserved_usd"] = None if reserved is None else from_nanos(reserved)
-            yield rec
+        last_ts, last_id = start - 1, 0
+        names = ("id", *q.COLUMNS)
+        while True:
+            with self._autocommit() as run:
+                fetched = run(self.sql["rows_page"], (end, last_ts, last_ts, last_id, page))
+                batch = fetched.fetchall()
+            for r in batch:
+                rec = dict(zip(names, r, strict=True))
+                for k in ("ts", "settled_ts", "expires_ts"):
+                    rec[k] = iso(rec[k])
+                rec["usd"] = from_nanos(rec.pop("usd_nanos"))
+                reserved = rec.pop("reserved_nanos")
+                rec["reserved_usd"] = None if reserved is None else from_nanos(reserved)
+                yield rec
+            if len(batch) < page:
+                return
+            last_ts, last_id = int(batch[-1][1]), int(batch[-1][0])
 
     def count(self) -> int:
         with self._autocommit() as run:
             return int(run(self.sql["count"], ()).fetchone()[0])
 
     def prune(self, before: str | datetime | date | float) -> int:
-        """Delete rows older than ``before`` (live reservations are kept); returns how many."""
+        """Delete rows older than ``before`` (live reservations are kept); returns how many.
+        Their totals go with them, so a limit over all time counts what is left."""
         now = now_us()
         cutoff = parse_moment(before, now, what="before")
-        with self._autocommit() as run:
-            return int(run(self.sql["prune"], (cutoff, now)).rowcount)
+        from agent_budget.ledger import maintenance
+
+        return maintenance.prune(self, cutoff, now)
+
+    # --- upkeep ---------------------------------------------------------------------------
+
+    def verify(self, *, repair: bool = False) -> list[dict[str, Any]]:
+        """Compare the running totals with the rows they summarise; returns the buckets that
+        differ (empty: they agree). ``repair=True`` rebuilds the totals from the rows."""
+        from agent_budget.ledger import maintenance
+
+        return maintenance.verify(self, repair=repair)
+
+    def bulk_insert(self, rows: Iterable[Sequence[Any]], *, batch: int = 50_000) -> int:
+        """Append settled rows fast (values in `agent_budget.ledger.schema.COLUMNS` order):
+        for seeding and restoring. Totals are added in one pass at the end of each batch."""
+        from agent_budget.ledger import maintenance
+
+        return maintenance.bulk_insert(self, rows, batch=batch)

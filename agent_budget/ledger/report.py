@@ -8,11 +8,11 @@ import io
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.table import Table
 
@@ -104,12 +104,37 @@ def to_csv(rows: Iterable[dict[str, Any]]) -> str:
 
 def export(ledger: Ledger, fmt: str, *, since: Any = None, until: Any = None) -> str:
     """Every row of the ledger in the window, as CSV or JSON (one object per row)."""
-    rows = list(ledger.rows(since=since, until=until))
-    if fmt == "csv":
-        return to_csv(rows)
+    buf = io.StringIO()
+    write_export(ledger, fmt, buf, since=since, until=until)
+    return buf.getvalue()
+
+
+def write_export(
+    ledger: Ledger, fmt: str, out: IO[str], *, since: Any = None, until: Any = None
+) -> int:
+    """Stream every row in the window to ``out`` as CSV or a JSON array, a page at a time:
+    memory stays flat however many rows there are. Returns how many rows were written."""
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"format {fmt!r}: use csv or json")
+    n = 0
+    writer: csv.DictWriter[str] | None = None
+    for row in plain_rows(ledger.rows(since=since, until=until)):
+        if fmt == "csv":
+            if writer is None:
+                writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
+                writer.writeheader()
+            writer.writerow(row)
+        else:
+            out.write(("[\n  " if n == 0 else ",\n  ") + json.dumps(row))
+        n += 1
     if fmt == "json":
-        return json.dumps(plain(rows), indent=2)
-    raise ValueError(f"format {fmt!r}: use csv or json")
+        out.write("\n]\n" if n else "[]\n")
+    return n
+
+
+def plain_rows(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        yield {k: usd_text(v) if isinstance(v, Decimal) else v for k, v in row.items()}
 
 
 def write_plot(

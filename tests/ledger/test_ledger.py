@@ -197,11 +197,11 @@ def test_rows_and_prune(ledger: Ledger) -> None:
 
 def test_schema_is_versioned_and_migrated_once(location: str) -> None:
     first = Ledger.open(location)
-    assert first.schema_version() == 1
+    assert first.schema_version() == 2
     first.record(tool("0.01"), ALICE)
     first.close()
     again = Ledger.open(location)  # reopening does not re-create or lose anything
-    assert again.schema_version() == 1 and again.count() == 1
+    assert again.schema_version() == 2 and again.count() == 1
     with again._autocommit() as run:
         run(again.sql["set_version"], ("99",))
     again.close()

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 import ledger_workers
@@ -15,17 +16,42 @@ import pytest
 from agent_budget.budget import Budget
 from agent_budget.errors import BudgetExceeded
 from agent_budget.ledger import Ledger, attach_ledger
+from agent_budget.ledger.timeutil import US, now_us
 from agent_budget.tracker import BudgetTracker
 
 WORKERS = 8
 
 
-def test_eight_workers_never_pass_a_shared_one_dollar_budget(location: str) -> None:
+HISTORY = 100_000
+
+
+def seed_history(location: str, rows: int) -> Decimal:
+    """``rows`` committed $0.001 charges of the shared user over the last 23 hours (inside
+    the workers' 1-day window), written in bulk; returns their sum."""
+    now = now_us()
+    span = 23 * 3600 * US
+
+    def gen() -> Iterator[tuple[object, ...]]:
+        for i in range(rows):
+            ts = now - 60 * US - (i * span) // rows
+            yield (ts, ts, None, "ok", f"old{i % 97}", None, ledger_workers.SHARED_USER,
+                   "acme", None, "tool", "call", 0, 0, 1_000_000, None, 1, None, "seed",
+                   None, None)  # fmt: skip
+
+    with Ledger.open(location) as ledger:
+        assert ledger.bulk_insert(gen()) == rows
+    return Decimal(rows) / 1000
+
+
+@pytest.mark.parametrize("history", [0, HISTORY], ids=["empty", "100k-rows"])
+def test_eight_workers_never_pass_a_shared_one_dollar_budget(location: str, history: int) -> None:
+    seeded = seed_history(location, history) if history else Decimal(0)
+    limit = str(seeded + Decimal("1.00"))
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Manager().Barrier(WORKERS)  # every worker has its ledger open before any spends
     with ctx.Pool(WORKERS) as pool:
         jobs = [
-            pool.apply_async(ledger_workers.spend_until_refused, (location, "1.00", start))
+            pool.apply_async(ledger_workers.spend_until_refused, (location, limit, start))
             for _ in range(WORKERS)
         ]
         results = [job.get(timeout=120) for job in jobs]
@@ -35,10 +61,11 @@ def test_eight_workers_never_pass_a_shared_one_dollar_budget(location: str) -> N
     with Ledger.open(location) as ledger:
         total = ledger.spend(user=ledger_workers.SHARED_USER)[0]
         by_outcome = {r["outcome"]: r for r in ledger.spend(by="outcome")}
-        rows = list(ledger.rows())
-    assert total["usd"] <= Decimal("1.00")
-    assert total["usd"] == Decimal("1.00")  # nothing crashed, so the whole dollar was spent
-    assert committed == total["calls"] == 100
+        rows = [r for r in ledger.rows() if r["worker"] != "seed"]
+        assert ledger.verify() == []  # the totals the workers read agree with the rows
+    assert total["usd"] <= Decimal(limit)
+    assert total["usd"] == Decimal(limit)  # nothing crashed, so the whole dollar was spent
+    assert committed == total["calls"] - history == 100
     assert sum(Decimal(r["usd"]) for r in rows if r["outcome"] == "ok") == Decimal("1.00")
     assert refused == total["refused"] == by_outcome["refused"]["refused"] == WORKERS * 3
     assert not [r for r in rows if r["outcome"] == "held"]
@@ -69,6 +96,7 @@ def test_a_worker_killed_between_reserve_and_commit(
     # The dead worker's $0.03 is still in flight: another $0.03 does not fit the $0.05.
     with pytest.raises(BudgetExceeded, match=r"user\.usd"):
         tracker.reserve(tracker.tool_charge("call"))
+    assert ledger.verify() == []  # the dead worker's hold is in the totals, as in the rows
     held = [r for r in ledger.rows() if r["outcome"] == "held"]
     assert len(held) == 1 and held[0]["worker"].endswith(f":{worker.pid}")
 
@@ -81,6 +109,7 @@ def test_a_worker_killed_between_reserve_and_commit(
             assert time.monotonic() < deadline, "the dead worker's reservation never expired"
             time.sleep(0.2)
     assert ledger.expire() == 1
+    assert ledger.verify() == []  # expired: out of the totals exactly as it is out of the rows
     outcomes = [r["outcome"] for r in ledger.rows()]
     assert outcomes.count("expired") == 1 and outcomes.count("ok") == 1
     assert set(outcomes) == {"expired", "ok", "refused"}  # every refusal while it was held
