@@ -42,6 +42,7 @@ class Charge:
     output_tokens: int = 0
     key: str | None = None  # idempotency key: tool_call_id, model run id, ...
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    price_source: str | None = None
 
 
 @dataclass
