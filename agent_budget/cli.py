@@ -400,13 +400,12 @@ def prices_show(
 ) -> None:
     """A model's whole price (input, output, cache read/write, reasoning, tiers above a
     prompt size, per-query prices) and where each number comes from."""
-    from agent_budget.budget import Budget
-    from agent_budget.errors import AgentBudgetError
-    from agent_budget.models import model_price
-    from agent_budget.prices.report import price_rows
     from rich.table import Table
 
-    from agent_budget.errors import UnknownPrice
+    from agent_budget.budget import Budget
+    from agent_budget.errors import AgentBudgetError, UnknownPrice
+    from agent_budget.models import model_price
+    from agent_budget.prices.report import price_rows
 
     unknown: UnknownPrice | None = None
     try:
@@ -456,6 +455,8 @@ def prices_check(
     import dataclasses
     import json
 
+    from rich.table import Table
+
     from agent_budget.budget import Budget
     from agent_budget.errors import AgentBudgetError
     from agent_budget.prices.report import (
@@ -464,7 +465,6 @@ def prices_check(
         models_in_ledger,
         problems,
     )
-    from rich.table import Table
 
     if budget_file is None and ledger is None:
         print_error("give --budget FILE, --ledger LOCATION, or both")

@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 ZERO = Decimal(0)
+FREE = ModelPrice(input=ZERO, output=ZERO)
 _registered: dict[str, ModelPrice] = {}
 _registered_lock = threading.Lock()
 
@@ -182,7 +183,7 @@ class PriceBook:
         own = self.budget.model_prices.get(name)
         source = "budget"
         if own is None and name and name in self.budget.free_models:
-            own, source = ModelPrice(input=0, output=0), "free"
+            own, source = FREE, "free"
         if own is None:
             own, source = registered_model_price(name), "registered"
         if own is not None:

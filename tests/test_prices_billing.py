@@ -25,6 +25,7 @@ from litellm.types.utils import (
     PromptTokensDetailsWrapper,
     Usage,
 )
+from pydantic import Field
 
 from agent_budget import Budget, BudgetExceeded, BudgetTracker, with_budget
 from agent_budget.errors import UnknownPrice
@@ -37,7 +38,7 @@ class UsageFake(ToolCallingFake):
     """A provider at the edge: answers (after ``max_tool_turns`` tool calls) and reports
     ``usage`` as its ``usage_metadata``, details included."""
 
-    usage: dict[str, Any] = {}
+    usage: dict[str, Any] = Field(default_factory=dict)
     calls: int = 0
 
     def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any):
@@ -105,9 +106,10 @@ def litellm_bills(model: str, usage: dict[str, Any]) -> Decimal:
 def flat_price(model: str, usage: dict[str, Any]) -> Decimal:
     """What multiplying the map's two flat prices gives (what agent-budget used to do)."""
     info = litellm.model_cost[model]
-    return Decimal(repr(info.get("input_cost_per_token") or 0)) * usage["input_tokens"] + Decimal(
-        repr(info.get("output_cost_per_token") or 0)
-    ) * usage["output_tokens"]
+    return (
+        Decimal(repr(info.get("input_cost_per_token") or 0)) * usage["input_tokens"]
+        + Decimal(repr(info.get("output_cost_per_token") or 0)) * usage["output_tokens"]
+    )
 
 
 def run_once(
@@ -149,7 +151,11 @@ TABLE: list[tuple[str, str, dict[str, Any]]] = [
         "above tier + cache write",
         metadata(250_000, 1_000, cache_write=50_000),
     ),
-    ("anthropic.claude-3-5-sonnet-20240620-v1:0", "cache write", metadata(9_000, 400, cache_write=8_000)),
+    (
+        "anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "cache write",
+        metadata(9_000, 400, cache_write=8_000),
+    ),
     ("gemini/gemini-2.5-pro", "above tier", metadata(300_000, 2_000)),
     ("gemini/gemini-2.5-pro", "below tier", metadata(100_000, 2_000)),
     ("gemini/gemini-2.5-flash", "reasoning", metadata(5_000, 3_000, reasoning=2_500)),
@@ -221,14 +227,17 @@ def test_a_300k_token_prompt_is_reserved_at_the_tier_price_and_refused() -> None
     seen: list[tuple[Charge, str]] = []
     tracker.add_listener(lambda t, c, outcome: seen.append((c, outcome)))
     with pytest.raises(BudgetExceeded) as info_exc:
-        agent.invoke({"messages": [("user", prompt)]}, {"configurable": {"budget_tracker": tracker}})
+        agent.invoke(
+            {"messages": [("user", prompt)]}, {"configurable": {"budget_tracker": tracker}}
+        )
     assert fake.calls == 0  # refused before the call
     assert info_exc.value.limit == "usd"
-    (refused, outcome), = seen
+    ((refused, outcome),) = seen
     assert outcome == "refused" and refused.input_tokens > 300_000
-    flat = Decimal(repr(info["input_cost_per_token"])) * refused.input_tokens + Decimal(
-        repr(info["output_cost_per_token"])
-    ) * 2_000
+    flat = (
+        Decimal(repr(info["input_cost_per_token"])) * refused.input_tokens
+        + Decimal(repr(info["output_cost_per_token"])) * 2_000
+    )
     tier = Decimal(repr(info["input_cost_per_token_above_200k_tokens"])) * refused.input_tokens + (
         Decimal(repr(info["output_cost_per_token_above_200k_tokens"])) * 2_000
     )
@@ -293,7 +302,9 @@ def test_a_zero_price_is_a_price_when_the_user_says_so() -> None:
         assert tracker.spent.usd == 0 and not tracker.spent.unpriced
     # and when user prices it, the price wins
     tracker, seen, _, _ = run_once(
-        STUB, metadata(50_000, 1_000), Budget(usd=1, model_prices={STUB: {"input": 3, "output": 15}})
+        STUB,
+        metadata(50_000, 1_000),
+        Budget(usd=1, model_prices={STUB: {"input": 3, "output": 15}}),
     )
     assert tracker.spent.usd == Decimal("0.165")
     assert [c.price_source for c, _ in seen if c.kind == "model"] == ["budget"]

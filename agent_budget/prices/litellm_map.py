@@ -32,6 +32,7 @@ _DIGITS = Context(prec=13, rounding=ROUND_HALF_EVEN)
 LOCAL_PROVIDERS = frozenset({"ollama", "ollama_chat", "lm_studio", "llamafile", "lemonade"})
 """Providers that run the model on the user's own machine: a $0 price there is true."""
 
+
 def import_litellm() -> Any:
     """Import LiteLLM lazily, with its bundled price map (it would fetch one otherwise)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -167,9 +168,7 @@ class MapEntry:
         ):
             reasons.append(max_output_tokens)
         return max(
-            self.cost(
-                TokenUsage(prompt_tokens, max_output_tokens, cache_write=w, reasoning=r)
-            )
+            self.cost(TokenUsage(prompt_tokens, max_output_tokens, cache_write=w, reasoning=r))
             for w in writes
             for r in reasons
         )

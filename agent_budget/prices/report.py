@@ -224,7 +224,9 @@ def check_models(budget: Budget, models: dict[str, str]) -> list[ModelCheck]:
             status = "free"
             detail = detail or "priced at $0 on purpose"
         source = "" if price.unpriced else price.price_source
-        out.append(ModelCheck(name, status, source, detail or f"{len(price_rows(price))} prices", where))
+        out.append(
+            ModelCheck(name, status, source, detail or f"{len(price_rows(price))} prices", where)
+        )
     return out
 
 

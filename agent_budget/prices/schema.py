@@ -176,8 +176,8 @@ class ModelPrice(_Strict):
         """The most a call of this size can cost: every prompt token at the dearer of a
         plain and a cache-written token, every output token at the dearer of a plain and a
         reasoning token, all at the tier the prompt falls in."""
-        return prompt_tokens * max(self.rate("input", prompt_tokens), self.rate(
-            "cache_write", prompt_tokens
-        )) + max_output_tokens * max(
+        return prompt_tokens * max(
+            self.rate("input", prompt_tokens), self.rate("cache_write", prompt_tokens)
+        ) + max_output_tokens * max(
             self.rate("output", prompt_tokens), self.rate("reasoning", prompt_tokens)
         )
