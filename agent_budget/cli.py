@@ -327,6 +327,7 @@ def models_ask(
     """Ask one question and print the reply with its tokens and cost."""
     from agent_budget.errors import AgentBudgetError
     from agent_budget.models import model_price, resolve
+    from agent_budget.prices.usage import TokenUsage
 
     try:
         given = tuple(price.split(",")) if price else None
@@ -334,7 +335,7 @@ def models_ask(
         reply = chat.invoke(prompt)
         usage = reply.usage_metadata or {"input_tokens": 0, "output_tokens": 0}
         name = reply.response_metadata.get("model_name", model)
-        cost = model_price(name).cost(usage["input_tokens"], usage["output_tokens"])
+        cost = model_price(name).cost_of(TokenUsage.from_usage_metadata(usage))
     except (AgentBudgetError, ValueError) as exc:
         print_error(exc)
         raise typer.Exit(2) from None
@@ -492,6 +493,37 @@ def prices_check(
         console.print(table)
     if bad:
         raise typer.Exit(1)
+
+
+@prices_app.command("pin")
+def prices_pin(
+    out: Annotated[Path, typer.Argument(help="The price map file to write (JSON)")],
+    models: Annotated[
+        list[str] | None, typer.Option("--model", help="Only these models (repeatable)")
+    ] = None,
+) -> None:
+    """Write the installed LiteLLM's price map (or some of its entries) to a file a budget
+    can pin with `price_map:`, so later LiteLLM upgrades do not change what runs cost."""
+    import json
+
+    from agent_budget.prices.litellm_map import bundled_entry, import_litellm, litellm_version
+
+    entries: dict[str, object] = {}
+    if models:
+        for name in models:
+            entry = bundled_entry(name)
+            if entry is None or entry.is_zero:
+                print_error(f"LiteLLM {litellm_version()} has no real price for {name!r}")
+                raise typer.Exit(2)
+            entries[entry.name] = dict(entry.info)
+    else:
+        entries = dict(import_litellm().model_cost)
+    out.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    console.print(
+        f"wrote {len(entries)} entries of LiteLLM {litellm_version()}'s price map to {out}",
+        markup=False,
+        highlight=False,
+    )
 
 
 def main() -> None:

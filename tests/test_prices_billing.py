@@ -18,6 +18,7 @@ import litellm
 from fakes import Counter, ToolCallingFake, make_search
 from langchain_core.messages import ToolMessage
 from langchain_core.outputs import ChatResult
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.prebuilt import create_react_agent
 from litellm.types.utils import (
     CacheCreationTokenDetails,
@@ -29,7 +30,7 @@ from pydantic import Field
 
 from agent_budget import Budget, BudgetExceeded, BudgetTracker, with_budget
 from agent_budget.errors import UnknownPrice
-from agent_budget.tracker import Charge
+from agent_budget.tracker import Charge, Spend
 
 VERSION = f"litellm@{importlib.metadata.version('litellm')}"
 
@@ -315,3 +316,33 @@ def test_a_local_model_at_zero_is_free_but_ollama_cloud_is_not() -> None:
     assert tracker.spent.usd == 0 and not tracker.spent.unpriced
     with pytest.raises(UnknownPrice, match="gpt-oss:120b-cloud"):
         run_once("ollama/gpt-oss:120b-cloud", metadata(5_000, 500), Budget(usd=1))
+
+
+@pytest.mark.parametrize(
+    ("model", "usage"),
+    [
+        ("claude-sonnet-4-5", metadata(12_000, 800, cache_write=10_000)),
+        ("gemini/gemini-2.5-pro", metadata(300_000, 2_000)),
+        ("dashscope/qwen-turbo", metadata(1_000, 5_000, reasoning=4_000)),
+    ],
+)
+def test_budget_middleware_on_create_agent_charges_the_same(
+    model: str, usage: dict[str, Any]
+) -> None:
+    from langchain.agents import create_agent
+
+    from agent_budget.integrations.langchain import SPEND_KEY, BudgetMiddleware
+
+    fake = UsageFake(model_name=model, usage=usage, max_tool_turns=0, max_tokens=2000)
+    agent = create_agent(
+        fake,
+        [make_search(Counter())],
+        middleware=[BudgetMiddleware(Budget(usd=10))],
+        checkpointer=InMemorySaver(),
+    )
+    cfg = {"configurable": {"thread_id": f"mw-{model}"}}
+    agent.invoke({"messages": [("user", "go")]}, cfg)
+    spent = Spend.from_dict(agent.get_state(cfg).values[SPEND_KEY]["spent"])
+    expected = litellm_bills(model, usage)
+    assert fake.calls == 1
+    assert abs(spent.usd - expected) <= expected * Decimal("1e-9")

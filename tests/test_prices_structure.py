@@ -348,3 +348,18 @@ def test_prices_check_reads_the_models_a_ledger_charged(tmp_path: Path) -> None:
 def test_prices_check_needs_something_to_check() -> None:
     out = runner.invoke(app, ["prices", "check"], env=ENV)
     assert out.exit_code == 2 and "--budget" in flat(out.output)
+
+
+def test_prices_pin_writes_a_map_a_budget_can_pin(tmp_path: Path) -> None:
+    out = tmp_path / "pinned.json"
+    res = runner.invoke(
+        app, ["prices", "pin", str(out), "--model", "gemini/gemini-2.5-pro", "--model", "gpt-4o"]
+    )
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(out.read_text())) == {"gemini/gemini-2.5-pro", "gpt-4o"}
+    book = PriceBook(Budget(price_map=str(out)))
+    assert book.model_cost("gemini/gemini-2.5-pro", usage_of(metadata(300_000, 2_000))) == Decimal(
+        "0.78"
+    )
+    res = runner.invoke(app, ["prices", "pin", str(tmp_path / "x.json"), "--model", STUB], env=ENV)
+    assert res.exit_code == 2 and "no real price" in flat(res.output)
