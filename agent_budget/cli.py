@@ -401,6 +401,8 @@ def prices_show(
 ) -> None:
     """A model's whole price (input, output, cache read/write, reasoning, tiers above a
     prompt size, per-query prices) and where each number comes from."""
+    from decimal import Decimal
+
     from rich.table import Table
 
     from agent_budget.budget import Budget
@@ -422,10 +424,20 @@ def prices_show(
         raise typer.Exit(2) from None
     if unknown is not None:
         print_error(unknown)
-    note = f" - {price.note}" if price.note else ""
+        if price.entry is None:
+            raise typer.Exit(2)
+
+    def per_m(value: Decimal) -> str:
+        return f"${(value * 1_000_000).normalize():f}"
+
+    cached = price.cached_input_per_token
+    note = f" ({price.note})" if price.note else ""
     entry = f", entry {price.entry.name!r}" if price.entry is not None else ""
     console.print(
-        f"{price.model}: {price.source} [{price.price_source}{entry}]{note}",
+        f"{price.model}: {per_m(price.input_per_token)} in"
+        + ("" if cached is None else f" ({per_m(cached)} cached)")
+        + f" / {per_m(price.output_per_token)} out per million tokens  [{price.source}]"
+        + f"\nsource: {price.price_source}{entry}{note}",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -438,7 +450,7 @@ def prices_show(
     if rows:
         console.print(table)
     if unknown is not None:
-        raise typer.Exit(1)
+        raise typer.Exit(2)
 
 
 @prices_app.command("check")

@@ -194,10 +194,15 @@ class PriceBook:
             kind = "litellm" if not entry.pinned else "pricemap"
             if not entry.is_zero or entry.is_local:
                 note = "a local model: free" if entry.is_zero else ""
+                # The untiered rates as LiteLLM bills them (entries priced by a
+                # `tiered_pricing` table have no flat input/output price to read).
+                prompt = entry.cost(TokenUsage(1000, 0))
+                per_in = prompt / 1000
+                per_out = (entry.cost(TokenUsage(1000, 1_000_000)) - prompt) / 1_000_000
                 return ResolvedPrice(
                     asked,
-                    entry.rate("input_cost_per_token") or ZERO,
-                    entry.rate("output_cost_per_token") or ZERO,
+                    per_in.normalize(),
+                    per_out.normalize(),
                     kind + via,
                     entry.rate("cache_read_input_token_cost"),
                     entry=entry,

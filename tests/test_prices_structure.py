@@ -301,9 +301,10 @@ def test_prices_show_a_budget_price_with_tiers(tmp_path: Path) -> None:
 
 def test_prices_show_a_zero_stub_says_why_it_is_refused() -> None:
     out = runner.invoke(app, ["prices", "show", STUB], env=ENV)
-    assert out.exit_code == 1
+    assert out.exit_code == 2
     text = flat(out.output)
     assert "lists it at $0" in text and "free_models" in text and "model_prices" in text
+    assert "[unpriced]" in text and "input $0 per 1M tokens input_cost_per_token" in text
 
 
 def test_prices_check_lists_a_budget_files_models_without_a_real_price(tmp_path: Path) -> None:
