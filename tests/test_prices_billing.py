@@ -346,3 +346,32 @@ def test_budget_middleware_on_create_agent_charges_the_same(
     expected = litellm_bills(model, usage)
     assert fake.calls == 1
     assert abs(spent.usd - expected) <= expected * Decimal("1e-9")
+
+
+class TieredServiceFake(UsageFake):
+    """A provider that reports the service tier it ran the call at (OpenAI: priority)."""
+
+    service_tier: str = "priority"
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any):
+        result = super()._generate(messages, stop, run_manager, **kw)
+        result.generations[0].message.response_metadata["service_tier"] = self.service_tier
+        return result
+
+
+def test_a_call_run_at_the_priority_service_tier_is_charged_at_its_price() -> None:
+    usage = metadata(10_000, 1_000)
+    fake = TieredServiceFake(
+        model_name="gpt-4o-mini", usage=usage, max_tokens=2000, max_tool_turns=0
+    )
+    tracker = BudgetTracker(Budget(usd=1))
+    agent = with_budget(create_react_agent(fake, [make_search(Counter())]), Budget(usd=1))
+    agent.invoke({"messages": [("user", "go")]}, {"configurable": {"budget_tracker": tracker}})
+    block = Usage(prompt_tokens=10_000, completion_tokens=1_000, total_tokens=11_000)
+    bill = sum(
+        litellm.cost_per_token(model="gpt-4o-mini", usage_object=block, service_tier="priority")
+    )
+    assert tracker.spent.usd == Decimal(repr(bill)).normalize() or abs(
+        tracker.spent.usd - Decimal(repr(bill))
+    ) <= Decimal("1e-12")
+    assert tracker.spent.usd > litellm_bills("gpt-4o-mini", usage)  # priority costs more

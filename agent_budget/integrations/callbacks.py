@@ -204,8 +204,9 @@ def actual_charge(
     usage = getattr(message, "usage_metadata", None) if message is not None else None
     if not usage:
         return reserved
-    reported = (getattr(message, "response_metadata", None) or {}).get("model_name")
-    used = TokenUsage.from_usage_metadata(usage)
+    response = getattr(message, "response_metadata", None) or {}
+    reported = response.get("model_name")
+    used = TokenUsage.from_usage_metadata(usage, service_tier=response.get("service_tier"))
     requested = requested_model or reserved.name or None
     for name in (reported, requested) if reported else (requested,):
         try:

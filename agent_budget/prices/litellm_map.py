@@ -137,19 +137,26 @@ class MapEntry:
         """What LiteLLM bills for ``usage``, as an exact Decimal."""
         litellm = import_litellm()
         block = litellm_usage(usage)
+        tier = usage.service_tier
         if self.pinned:
             prompt, completion = litellm.cost_per_token(
                 model=self.name,
                 custom_llm_provider=self.provider,
                 usage_object=block,
+                service_tier=tier,
                 requested_model_info_override={**self.info, "key": self.name},
             )
         else:
             try:
-                prompt, completion = litellm.cost_per_token(model=self.name, usage_object=block)
+                prompt, completion = litellm.cost_per_token(
+                    model=self.name, usage_object=block, service_tier=tier
+                )
             except Exception:  # LiteLLM raises plain Exceptions for names it cannot route
                 prompt, completion = litellm.cost_per_token(
-                    model=self.name, custom_llm_provider=self.provider, usage_object=block
+                    model=self.name,
+                    custom_llm_provider=self.provider,
+                    usage_object=block,
+                    service_tier=tier,
                 )
         return to_decimal(prompt) + to_decimal(completion)
 

@@ -27,14 +27,21 @@ class TokenUsage:
     audio_input: int = 0
     reasoning: int = 0
     audio_output: int = 0
+    service_tier: str | None = None
+    """The provider's service tier the call ran at, as reported (OpenAI's ``priority`` and
+    ``flex``, Gemini's): LiteLLM prices those apart. Prices written by the user ignore it."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
+            if name == "service_tier":
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"TokenUsage.{name} must be a whole number >= 0, got {value!r}")
 
     @classmethod
-    def from_usage_metadata(cls, usage: Mapping[str, Any]) -> TokenUsage:
+    def from_usage_metadata(
+        cls, usage: Mapping[str, Any], *, service_tier: Any = None
+    ) -> TokenUsage:
         """From a LangChain ``AIMessage.usage_metadata`` (``input_token_details``:
         ``cache_read``, ``cache_creation``, ``audio``, Anthropic's
         ``ephemeral_1h_input_tokens``; ``output_token_details``: ``reasoning``, ``audio``)."""
@@ -55,6 +62,7 @@ class TokenUsage:
             audio_input=n(inp, "audio"),
             reasoning=n(out, "reasoning"),
             audio_output=n(out, "audio"),
+            service_tier=service_tier if isinstance(service_tier, str) and service_tier else None,
         )
 
     @property
