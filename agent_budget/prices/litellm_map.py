@@ -135,6 +135,11 @@ class MapEntry:
 
     def cost(self, usage: TokenUsage) -> Decimal:
         """What LiteLLM bills for ``usage``, as an exact Decimal."""
+        prompt, completion = self.costs(usage)
+        return prompt + completion
+
+    def costs(self, usage: TokenUsage) -> tuple[Decimal, Decimal]:
+        """(prompt, completion) USD as LiteLLM's cost function bills them."""
         litellm = import_litellm()
         block = litellm_usage(usage)
         tier = usage.service_tier
@@ -158,27 +163,31 @@ class MapEntry:
                     usage_object=block,
                     service_tier=tier,
                 )
-        return to_decimal(prompt) + to_decimal(completion)
+        return to_decimal(prompt), to_decimal(completion)
 
     def worst_case(self, prompt_tokens: int, max_output_tokens: int) -> Decimal:
         """The most a call of this size can be billed, at the tier its prompt falls in:
         the prompt as plain or as cache-written tokens, the output as plain or as reasoning
-        tokens, whichever is dearer (the prices that exist are the only ones tried)."""
-        writes = [0]
-        if self.info.get("cache_creation_input_token_cost") is not None or any(
+        tokens, whichever is dearer. The prompt's and the output's costs are apart in
+        LiteLLM's answer, so two calls of its cost function find both maxima."""
+        plain = self.costs(TokenUsage(prompt_tokens, max_output_tokens))
+        writes = self.info.get("cache_creation_input_token_cost") is not None or any(
             "cache_creation" in k for k in _tier_keys(self.info)
-        ):
-            writes.append(prompt_tokens)
-        reasons = [0]
-        if any("reasoning" in k for k in self.info) or any(
-            "reasoning" in k for k in _tier_keys(self.info)
-        ):
-            reasons.append(max_output_tokens)
-        return max(
-            self.cost(TokenUsage(prompt_tokens, max_output_tokens, cache_write=w, reasoning=r))
-            for w in writes
-            for r in reasons
         )
+        reasons = any("reasoning" in k for k in self.info) or any(
+            "reasoning" in k for k in _tier_keys(self.info)
+        )
+        if not (writes or reasons):
+            return plain[0] + plain[1]
+        dear = self.costs(
+            TokenUsage(
+                prompt_tokens,
+                max_output_tokens,
+                cache_write=prompt_tokens if writes else 0,
+                reasoning=max_output_tokens if reasons else 0,
+            )
+        )
+        return max(plain[0], dear[0]) + max(plain[1], dear[1])
 
     @property
     def is_zero(self) -> bool:
