@@ -157,12 +157,21 @@ class MapEntry:
                     model=self.name, usage_object=block, service_tier=tier
                 )
             except Exception:  # LiteLLM raises plain Exceptions for names it cannot route
-                prompt, completion = litellm.cost_per_token(
-                    model=self.name,
-                    custom_llm_provider=self.provider,
-                    usage_object=block,
-                    service_tier=tier,
-                )
+                try:
+                    prompt, completion = litellm.cost_per_token(
+                        model=self.name,
+                        custom_llm_provider=self.provider,
+                        usage_object=block,
+                        service_tier=tier,
+                    )
+                except Exception as exc:
+                    from agent_budget.errors import UnknownPrice
+
+                    # A caller charging a finished call falls back to its reserved worst
+                    # case on UnknownPrice rather than losing the reservation.
+                    raise UnknownPrice(
+                        self.name, hint=f"LiteLLM could not cost the call: {exc}"
+                    ) from None
         return to_decimal(prompt), to_decimal(completion)
 
     def worst_case(self, prompt_tokens: int, max_output_tokens: int) -> Decimal:
