@@ -364,3 +364,12 @@ def test_prices_pin_writes_a_map_a_budget_can_pin(tmp_path: Path) -> None:
     )
     res = runner.invoke(app, ["prices", "pin", str(tmp_path / "x.json"), "--model", STUB], env=ENV)
     assert res.exit_code == 2 and "no real price" in flat(res.output)
+
+
+def test_resolving_a_zero_stub_model_says_why_before_any_call() -> None:
+    from agent_budget.models import resolve
+
+    with pytest.raises(UnknownPrice) as exc:
+        resolve(f"anthropic/{STUB}")
+    assert "lists it at $0" in str(exc.value) and "free_models" in str(exc.value)
+    assert resolve(f"anthropic/{STUB}", budget=Budget(free_models=[f"anthropic/{STUB}"]))
