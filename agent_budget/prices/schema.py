@@ -173,11 +173,10 @@ class ModelPrice(_Strict):
         )
 
     def worst_case(self, prompt_tokens: int, max_output_tokens: int) -> Decimal:
-        """The most a call of this size can cost: every prompt token at the dearer of a
-        plain and a cache-written token, every output token at the dearer of a plain and a
-        reasoning token, all at the tier the prompt falls in."""
-        return prompt_tokens * max(
-            self.rate("input", prompt_tokens), self.rate("cache_write", prompt_tokens)
-        ) + max_output_tokens * max(
-            self.rate("output", prompt_tokens), self.rate("reasoning", prompt_tokens)
-        )
+        """The most a call of this size can cost: every prompt token at the dearest of a
+        plain, a cached and a cache-written token, every output token at the dearer of a
+        plain and a reasoning token, all at the tier the prompt falls in."""
+        p = prompt_tokens
+        per_in = max(self.rate(k, p) for k in ("input", "cached_input", "cache_write"))
+        per_out = max(self.rate(k, p) for k in ("output", "reasoning"))
+        return p * per_in + max_output_tokens * per_out
