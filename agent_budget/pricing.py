@@ -182,7 +182,7 @@ class PriceBook:
         via = "" if name == asked else f" (alias of {name})"
         own = self.budget.model_prices.get(name)
         source = "budget"
-        if own is None and name and name in self.budget.free_models:
+        if own is None and name and {name, asked} & set(self.budget.free_models):
             own, source = FREE, "free"
         if own is None:
             own, source = registered_model_price(name), "registered"

@@ -373,3 +373,12 @@ def test_resolving_a_zero_stub_model_says_why_before_any_call() -> None:
         resolve(f"anthropic/{STUB}")
     assert "lists it at $0" in str(exc.value) and "free_models" in str(exc.value)
     assert resolve(f"anthropic/{STUB}", budget=Budget(free_models=[f"anthropic/{STUB}"]))
+
+
+def test_a_zero_stub_takes_the_fallback_price_and_free_models_follow_aliases() -> None:
+    book = PriceBook(Budget(price_fallback={"input": 10, "output": 30}))
+    assert book.model_price(STUB).price_source == "fallback"
+    assert book.model_cost(STUB, 100_000, 10_000) == Decimal("1.3")
+    book = PriceBook(Budget(price_aliases={"my-ft": STUB}, free_models=["my-ft"]))
+    assert book.model_price("my-ft").price_source == "free"
+    assert book.model_price("my-ft").worst_case(10**6, 10**6) == 0
