@@ -95,16 +95,19 @@ class ResolvedPrice:
             return self.entry.cost(usage)
         return ZERO  # pragma: no cover - every priced ResolvedPrice has one of the two
 
-    def worst_case(self, prompt_tokens: int, max_output_tokens: int) -> Decimal:
+    def worst_case(
+        self, prompt_tokens: int, max_output_tokens: int, service_tier: str | None = None
+    ) -> Decimal:
         """The most a call with this prompt and output cap can cost: billed at the tier
         the prompt falls in, its prompt tokens as cache writes and its output as reasoning
-        tokens where those cost more."""
+        tokens where those cost more, at the ``service_tier`` the call asks for (LiteLLM
+        prices only)."""
         if self.unpriced:
             return ZERO
         if self.structure is not None:
             return self.structure.worst_case(prompt_tokens, max_output_tokens)
         if self.entry is not None:
-            return self.entry.worst_case(prompt_tokens, max_output_tokens)
+            return self.entry.worst_case(prompt_tokens, max_output_tokens, service_tier)
         return ZERO  # pragma: no cover
 
     def rates_at(self, prompt_tokens: int) -> tuple[Decimal, Decimal]:

@@ -178,11 +178,12 @@ class BudgetTracker:
         max_output_tokens: int | None,
         *,
         key: str | None = None,
+        service_tier: str | None = None,
         **meta: Any,
     ) -> Charge:
         """The most a call can cost: its prompt and output cap, at the tier its prompt is
         billed at (a 300k-token prompt to a model priced higher above 200k is held at the
-        higher price)."""
+        higher price) and at the ``service_tier`` it asks for (OpenAI's ``priority``)."""
         out = (
             self.budget.default_max_output_tokens
             if max_output_tokens is None
@@ -191,7 +192,7 @@ class BudgetTracker:
         price = self.prices.model_price(model)
         if price.unpriced:
             meta = {**meta, "unpriced": True}
-        usd = price.worst_case(prompt_tokens, out)
+        usd = price.worst_case(prompt_tokens, out, service_tier)
         return Charge("model", model or "", usd, prompt_tokens, out, key, meta, price.price_source)
 
     # --- reserve / commit ---------------------------------------------------------------

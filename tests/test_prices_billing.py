@@ -5,6 +5,7 @@ own cost function bills for that usage."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 from decimal import Decimal
@@ -353,6 +354,11 @@ class TieredServiceFake(UsageFake):
 
     service_tier: str = "priority"
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # As ChatOpenAI does: the requested tier is an invocation parameter.
+        return {"model_name": self.model_name, "service_tier": self.service_tier}
+
     def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any):
         result = super()._generate(messages, stop, run_manager, **kw)
         result.generations[0].message.response_metadata["service_tier"] = self.service_tier
@@ -375,3 +381,44 @@ def test_a_call_run_at_the_priority_service_tier_is_charged_at_its_price() -> No
         tracker.spent.usd - Decimal(repr(bill))
     ) <= Decimal("1e-12")
     assert tracker.spent.usd > litellm_bills("gpt-4o-mini", usage)  # priority costs more
+
+
+def test_a_call_that_asks_for_the_priority_tier_is_reserved_at_its_price() -> None:
+    prompt = "x" * 30_000  # ~10k tokens by the reservation's count
+    cap = Decimal("0.0035")  # fits 10k in + 2k out at standard prices, not at priority's
+
+    def attempt(tier: str) -> tuple[UsageFake, list[tuple[Charge, str]]]:
+        fake = TieredServiceFake(
+            model_name="gpt-4o-mini",
+            usage=metadata(10_000, 1_000),
+            max_tokens=2000,
+            max_tool_turns=0,
+            service_tier=tier,
+        )
+        budget = Budget(usd=cap, on_exhausted="raise")
+        tracker = BudgetTracker(budget)
+        seen: list[tuple[Charge, str]] = []
+        tracker.add_listener(lambda t, c, outcome: seen.append((c, outcome)))
+        agent = with_budget(create_react_agent(fake, [make_search(Counter())]), budget)
+        with contextlib.suppress(BudgetExceeded):
+            agent.invoke(
+                {"messages": [("user", prompt)]}, {"configurable": {"budget_tracker": tracker}}
+            )
+        return fake, seen
+
+    fake, seen = attempt("default")
+    assert fake.calls == 1 and seen[-1][1] == "ok"
+    fake, seen = attempt("priority")
+    ((refused, outcome),) = seen
+    assert fake.calls == 0 and outcome == "refused"
+    block = Usage(
+        prompt_tokens=refused.input_tokens,
+        completion_tokens=2000,
+        total_tokens=refused.input_tokens + 2000,
+    )
+    priority = sum(
+        litellm.cost_per_token(model="gpt-4o-mini", usage_object=block, service_tier="priority")
+    )
+    standard = sum(litellm.cost_per_token(model="gpt-4o-mini", usage_object=block))
+    assert standard < cap < priority
+    assert abs(refused.usd - Decimal(repr(priority))) <= Decimal("1e-12")

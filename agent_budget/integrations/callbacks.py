@@ -169,7 +169,12 @@ class BudgetCallbackHandler(BaseCallbackHandler):
         max_tokens = meta.get("ls_max_tokens") or params.get("max_tokens")
         prompt = self.count_tokens(messages[0] if messages else [], params)
         charge = self.tracker.model_worst_case(
-            model, prompt, max_tokens, key=str(run_id), node=meta.get("langgraph_node")
+            model,
+            prompt,
+            max_tokens,
+            key=str(run_id),
+            service_tier=params.get("service_tier"),
+            node=meta.get("langgraph_node"),
         )
         res = self.tracker.reserve(charge, final=bool(meta.get(FINAL_CALL_METADATA)))
         with self._lock:

@@ -174,12 +174,15 @@ class MapEntry:
                     ) from None
         return to_decimal(prompt), to_decimal(completion)
 
-    def worst_case(self, prompt_tokens: int, max_output_tokens: int) -> Decimal:
-        """The most a call of this size can be billed, at the tier its prompt falls in:
-        the prompt as plain or as cache-written tokens, the output as plain or as reasoning
-        tokens, whichever is dearer. The prompt's and the output's costs are apart in
-        LiteLLM's answer, so two calls of its cost function find both maxima."""
-        plain = self.costs(TokenUsage(prompt_tokens, max_output_tokens))
+    def worst_case(
+        self, prompt_tokens: int, max_output_tokens: int, service_tier: str | None = None
+    ) -> Decimal:
+        """The most a call of this size can be billed, at the tier its prompt falls in (and
+        at the service tier it asks for): the prompt as plain or as cache-written tokens,
+        the output as plain or as reasoning tokens, whichever is dearer. The prompt's and
+        the output's costs are apart in LiteLLM's answer, so two calls of its cost function
+        find both maxima."""
+        plain = self.costs(TokenUsage(prompt_tokens, max_output_tokens, service_tier=service_tier))
         writes = self.info.get("cache_creation_input_token_cost") is not None or any(
             "cache_creation" in k for k in _tier_keys(self.info)
         )
@@ -194,6 +197,7 @@ class MapEntry:
                 max_output_tokens,
                 cache_write=prompt_tokens if writes else 0,
                 reasoning=max_output_tokens if reasons else 0,
+                service_tier=service_tier,
             )
         )
         return max(plain[0], dear[0]) + max(plain[1], dear[1])
