@@ -422,3 +422,41 @@ def test_a_call_that_asks_for_the_priority_tier_is_reserved_at_its_price() -> No
     standard = sum(litellm.cost_per_token(model="gpt-4o-mini", usage_object=block))
     assert standard < cap < priority
     assert abs(refused.usd - Decimal(repr(priority))) <= Decimal("1e-12")
+
+
+def test_remote_model_reports_the_usage_details_litellm_returns() -> None:
+    # A LiteLLM response (mock_response takes a whole one) with cache and reasoning details
+    # and the service tier it ran at: the reply's usage_metadata carries them, so the
+    # budget charges what LiteLLM bills.
+    from agent_budget.integrations.callbacks import BudgetCallbackHandler
+    from agent_budget.models import RemoteChatModel
+
+    response = {
+        "model": "gpt-4o-mini",
+        "choices": [{"message": {"role": "assistant", "content": "Paris."}, "index": 0}],
+        "usage": {
+            "prompt_tokens": 10_000,
+            "completion_tokens": 1_000,
+            "total_tokens": 11_000,
+            "prompt_tokens_details": {"cached_tokens": 6_000},
+            "completion_tokens_details": {"reasoning_tokens": 400},
+        },
+        "service_tier": "priority",
+    }
+    model = RemoteChatModel(model="gpt-4o-mini", model_kwargs={"mock_response": response})
+    tracker = BudgetTracker(Budget(usd=1))
+    reply = model.invoke("Capital?", config={"callbacks": [BudgetCallbackHandler(tracker)]})
+    assert reply.usage_metadata["input_token_details"] == {"cache_read": 6_000}
+    assert reply.usage_metadata["output_token_details"] == {"reasoning": 400}
+    block = Usage(
+        prompt_tokens=10_000,
+        completion_tokens=1_000,
+        total_tokens=11_000,
+        prompt_tokens_details=PromptTokensDetailsWrapper(cached_tokens=6_000),
+        completion_tokens_details=CompletionTokensDetailsWrapper(reasoning_tokens=400),
+    )
+    bill = sum(
+        litellm.cost_per_token(model="gpt-4o-mini", usage_object=block, service_tier="priority")
+    )
+    assert abs(tracker.spent.usd - Decimal(repr(bill))) <= Decimal("1e-12")
+    assert Decimal(reply.response_metadata["cost_usd"]) == tracker.spent.usd
