@@ -460,3 +460,26 @@ def test_remote_model_reports_the_usage_details_litellm_returns() -> None:
     )
     assert abs(tracker.spent.usd - Decimal(repr(bill))) <= Decimal("1e-12")
     assert Decimal(reply.response_metadata["cost_usd"]) == tracker.spent.usd
+
+
+def test_a_streamed_remote_reply_keeps_the_usage_details_of_its_last_chunk() -> None:
+    # LiteLLM streams usage on the last chunk (OpenAI: stream_options include_usage).
+    from litellm.types.utils import ModelResponseStream
+
+    from agent_budget.models import RemoteChatModel
+    from agent_budget.models.remote import _Attempts, _StreamAccumulator
+
+    usage = Usage(
+        prompt_tokens=12_000,
+        completion_tokens=800,
+        total_tokens=12_800,
+        prompt_tokens_details=PromptTokensDetailsWrapper(cache_creation_tokens=10_000),
+    )
+    model = RemoteChatModel(model="claude-sonnet-4-5")
+    attempts = _Attempts(model, {"messages": []})
+    attempts.start()
+    acc = _StreamAccumulator()
+    acc.chunk(ModelResponseStream(choices=[], usage=usage))
+    last = attempts.last_chunk(acc).message
+    assert last.usage_metadata["input_token_details"] == {"cache_creation": 10_000}
+    assert Decimal(last.response_metadata["cost_usd"]) == Decimal("0.0555")

@@ -420,6 +420,13 @@ class _Attempts:
         meta = self._succeeded(inp, out, estimated)
         usage = meta.pop("usage")
         meta["finish_reason"] = acc.finish_reason
+        details = _token_details(acc.raw_usage)
+        if details or acc.service_tier:  # as in `result`: each priced apart
+            usage = {**usage, **details}
+            if acc.service_tier:
+                meta["service_tier"] = acc.service_tier
+            cost = self.model.usage_cost(usage, acc.service_tier)
+            meta["cost_usd"] = None if cost is None else str(cost)
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content="", usage_metadata=usage, response_metadata=meta, chunk_position="last"
@@ -461,12 +468,16 @@ class _StreamAccumulator:
     def __init__(self) -> None:
         self.text = ""
         self.usage: tuple[int, int] | None = None
+        self.raw_usage: Any = None
+        self.service_tier: str | None = None
         self.finish_reason: str | None = None
 
     def chunk(self, raw: Any) -> ChatGenerationChunk | None:
         usage = getattr(raw, "usage", None)
         if usage is not None and getattr(usage, "prompt_tokens", None):
             self.usage = (int(usage.prompt_tokens), int(usage.completion_tokens or 0))
+            self.raw_usage = usage
+        self.service_tier = getattr(raw, "service_tier", None) or self.service_tier
         if not raw.choices:
             return None
         choice = raw.choices[0]
