@@ -42,6 +42,7 @@ from tenacity import (
 from agent_budget.budget import Budget
 from agent_budget.errors import UnknownPrice
 from agent_budget.models.errors import ModelCallFailed
+from agent_budget.prices.usage import TokenUsage, usage_details
 from agent_budget.pricing import PriceBook, import_litellm, register_model_price
 
 FailedAttemptCharge = Literal["prompt", "none"]
@@ -305,8 +306,6 @@ class RemoteChatModel(BaseChatModel):
 
     def usage_cost(self, usage: Any, service_tier: str | None = None) -> Decimal | None:
         """What the tracker will charge for a reply's ``usage_metadata``, details included."""
-        from agent_budget.prices.usage import TokenUsage
-
         try:
             used = TokenUsage.from_usage_metadata(usage, service_tier=service_tier)
             return PriceBook(Budget()).model_cost(self.model, used)
@@ -398,7 +397,7 @@ class _Attempts:
         meta = self._succeeded(inp, out, estimated)
         message.usage_metadata = meta.pop("usage")
         meta["finish_reason"] = choice.finish_reason
-        details = _token_details(usage)
+        details = usage_details(usage)
         tier = getattr(response, "service_tier", None)
         if details or tier:  # cache, reasoning, audio, service tier: each priced apart
             message.usage_metadata = {**message.usage_metadata, **details}  # type: ignore[assignment]
@@ -420,7 +419,7 @@ class _Attempts:
         meta = self._succeeded(inp, out, estimated)
         usage = meta.pop("usage")
         meta["finish_reason"] = acc.finish_reason
-        details = _token_details(acc.raw_usage)
+        details = usage_details(acc.raw_usage)
         if details or acc.service_tier:  # as in `result`: each priced apart
             usage = {**usage, **details}
             if acc.service_tier:
@@ -432,36 +431,6 @@ class _Attempts:
                 content="", usage_metadata=usage, response_metadata=meta, chunk_position="last"
             )
         )
-
-
-def _token_details(usage: Any) -> dict[str, Any]:
-    """LangChain's ``input_token_details`` / ``output_token_details`` from a LiteLLM usage
-    block: cache reads and writes, audio and reasoning tokens are priced apart."""
-    if usage is None:
-        return {}
-    prompt = getattr(usage, "prompt_tokens_details", None)
-    completion = getattr(usage, "completion_tokens_details", None)
-
-    def n(obj: Any, *names: str) -> int:
-        for name in names:
-            value = getattr(obj, name, None) if obj is not None else None
-            if isinstance(value, int) and value > 0:
-                return value
-        return 0
-
-    inp = {
-        "cache_read": n(prompt, "cached_tokens") or n(usage, "cache_read_input_tokens"),
-        "cache_creation": n(prompt, "cache_creation_tokens", "cache_write_tokens")
-        or n(usage, "cache_creation_input_tokens"),
-        "audio": n(prompt, "audio_tokens"),
-    }
-    out = {"reasoning": n(completion, "reasoning_tokens"), "audio": n(completion, "audio_tokens")}
-    details: dict[str, Any] = {}
-    if any(inp.values()):
-        details["input_token_details"] = {k: v for k, v in inp.items() if v}
-    if any(out.values()):
-        details["output_token_details"] = {k: v for k, v in out.items() if v}
-    return details
 
 
 class _StreamAccumulator:

@@ -70,3 +70,33 @@ class TokenUsage:
         """The non-zero details, for a charge's record."""
         names = ("cache_read", "cache_write", "cache_write_1h", "audio_input", "reasoning")
         return {k: getattr(self, k) for k in (*names, "audio_output") if getattr(self, k)}
+
+
+def usage_details(usage: Any) -> dict[str, Any]:
+    """LangChain's ``input_token_details`` / ``output_token_details`` from a LiteLLM usage
+    block: cache reads and writes, audio and reasoning tokens are priced apart."""
+    if usage is None:
+        return {}
+    prompt = getattr(usage, "prompt_tokens_details", None)
+    completion = getattr(usage, "completion_tokens_details", None)
+
+    def n(obj: Any, *names: str) -> int:
+        for name in names:
+            value = getattr(obj, name, None) if obj is not None else None
+            if isinstance(value, int) and value > 0:
+                return value
+        return 0
+
+    inp = {
+        "cache_read": n(prompt, "cached_tokens") or n(usage, "cache_read_input_tokens"),
+        "cache_creation": n(prompt, "cache_creation_tokens", "cache_write_tokens")
+        or n(usage, "cache_creation_input_tokens"),
+        "audio": n(prompt, "audio_tokens"),
+    }
+    out = {"reasoning": n(completion, "reasoning_tokens"), "audio": n(completion, "audio_tokens")}
+    details: dict[str, Any] = {}
+    if any(inp.values()):
+        details["input_token_details"] = {k: v for k, v in inp.items() if v}
+    if any(out.values()):
+        details["output_token_details"] = {k: v for k, v in out.items() if v}
+    return details
