@@ -483,3 +483,27 @@ def test_a_streamed_remote_reply_keeps_the_usage_details_of_its_last_chunk() -> 
     last = attempts.last_chunk(acc).message
     assert last.usage_metadata["input_token_details"] == {"cache_creation": 10_000}
     assert Decimal(last.response_metadata["cost_usd"]) == Decimal("0.0555")
+
+
+class RenamingFake(UsageFake):
+    """A provider that reports a dated model name (a $0 stub in LiteLLM's map) for the
+    model it was asked for."""
+
+    reported: str = STUB
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any):
+        result = super()._generate(messages, stop, run_manager, **kw)
+        result.generations[0].message.response_metadata["model_name"] = self.reported
+        return result
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_reported_stub_name_does_not_hide_the_requested_models_price(strict: bool) -> None:
+    budget = Budget(
+        usd=1, strict_prices=strict, model_prices={"my-claude": {"input": 3, "output": 15}}
+    )
+    fake = RenamingFake(model_name="my-claude", usage=metadata(50_000, 1_000), max_tool_turns=0)
+    tracker = BudgetTracker(budget)
+    agent = with_budget(create_react_agent(fake, [make_search(Counter())]), budget)
+    agent.invoke({"messages": [("user", "go")]}, {"configurable": {"budget_tracker": tracker}})
+    assert tracker.spent.usd == Decimal("0.165") and not tracker.spent.unpriced

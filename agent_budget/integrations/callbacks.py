@@ -213,9 +213,10 @@ def actual_charge(
     reported = response.get("model_name")
     used = TokenUsage.from_usage_metadata(usage, service_tier=response.get("service_tier"))
     requested = requested_model or reserved.name or None
+    unpriced: Charge | None = None
     for name in (reported, requested) if reported else (requested,):
         try:
-            return tracker.model_charge(
+            charge = tracker.model_charge(
                 name,
                 used.input_tokens,
                 used.output_tokens,
@@ -225,7 +226,10 @@ def actual_charge(
             )
         except UnknownPrice:
             continue
-    return reserved
+        if not charge.meta.get("unpriced"):
+            return charge
+        unpriced = unpriced or charge  # a name with a price (the requested one) wins
+    return unpriced or reserved
 
 
 def _first_message(response: LLMResult) -> BaseMessage | None:
