@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from agent_budget.errors import InvalidBudget
 from agent_budget.policies import Downgrade, Guards, check_warn_at, resolve_alias
+from agent_budget.prices.schema import ModelPrice
 from agent_budget.units import (
     Count,
     LedgerLocation,
@@ -68,27 +69,6 @@ class TokenLimits(_Strict):
     total: Count | None = None
 
 
-class ModelPrice(_Strict):
-    """A model's price in USD per million tokens (the unit provider price pages use)."""
-
-    input: Money
-    output: Money
-    cached_input: Money | None = None
-    """Prompt tokens served from the provider's cache, when it prices them apart."""
-
-    @property
-    def input_per_token(self) -> Decimal:
-        return self.input / 1_000_000
-
-    @property
-    def output_per_token(self) -> Decimal:
-        return self.output / 1_000_000
-
-    @property
-    def cached_input_per_token(self) -> Decimal | None:
-        return None if self.cached_input is None else self.cached_input / 1_000_000
-
-
 class SharedLimit(_Strict):
     """A limit shared by every run of a user, of a tenant, or of everyone, kept in the spend
     ledger and checked atomically across worker processes and hosts.
@@ -133,7 +113,14 @@ class Budget(_Strict):
     default_tool_price: Money | None = Decimal(0)
     """Price of a tool not listed in `prices`. ``None`` makes an unlisted tool an `UnknownPrice`."""
     model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
-    """Prices of custom or local models, which win over LiteLLM's price map."""
+    """Prices of custom or local models, which win over LiteLLM's price map: input, output,
+    cached_input, cache_write, reasoning, ... and ``tiers`` for long prompts (`ModelPrice`)."""
+    free_models: list[str] = Field(default_factory=list)
+    """Models that really cost nothing. LiteLLM lists some hosted models at $0 as a
+    placeholder; such a model is an `UnknownPrice` unless listed here or priced."""
+    price_map: str | None = None
+    """A LiteLLM-format price map file (JSON) to price models by instead of the installed
+    LiteLLM's own map: pins prices, so a run months later charges what it did today."""
     price_fallback: ModelPrice | None = None
     """Price of a model nobody knows. Without one, such a model raises `UnknownPrice`."""
 
@@ -176,6 +163,15 @@ class Budget(_Strict):
     @classmethod
     def _warn_at(cls, value: list[float]) -> list[float]:
         return check_warn_at(value)
+
+    @field_validator("price_map")
+    @classmethod
+    def _price_map(cls, value: str | None) -> str | None:
+        if value is not None:
+            from agent_budget.prices.litellm_map import load_price_map
+
+            load_price_map(value)  # a missing or malformed file fails here, naming the field
+        return value
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Budget:
@@ -258,7 +254,7 @@ class Budget(_Strict):
             raise
         except Exception as exc:  # each parser has its own error type; all mean "not parseable"
             raise InvalidBudget(f"{p}: cannot parse {suffix[1:].upper()}: {exc}") from None
-        return cls.from_dict(data or {}, source=str(p))
+        return cls.from_dict(_relative_to(data or {}, p.parent), source=str(p))
 
     @classmethod
     def from_env(
@@ -324,6 +320,8 @@ class Budget(_Strict):
                 "prices",
                 "default_tool_price",
                 "model_prices",
+                "free_models",
+                "price_map",
                 "price_fallback",
                 "on_exhausted",
                 "default_max_output_tokens",
@@ -386,6 +384,18 @@ def limit_pairs(parent: Budget, child: Budget) -> list[tuple[str, Any, Any]]:
     return pairs
 
 
+def _relative_to(data: Any, folder: Path) -> Any:
+    """A budget file's relative ``price_map`` path is relative to the file, not the cwd."""
+    if not isinstance(data, dict):
+        return data
+    if set(data) == {"budget"} and isinstance(data["budget"], dict):
+        return {"budget": _relative_to(data["budget"], folder)}
+    pinned = data.get("price_map")
+    if isinstance(pinned, str) and pinned and not Path(pinned).expanduser().is_absolute():
+        return {**data, "price_map": str(folder / pinned)}
+    return data
+
+
 def _env_value(value: str) -> Any:
     """Environment values are strings; JSON-looking ones (tables, lists) are decoded."""
     stripped = value.strip()
@@ -421,13 +431,17 @@ def _explain(exc: ValidationError, source: str) -> str:
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     model: type[BaseModel] = Budget
+    skip = False
     for part in loc:
-        if isinstance(part, int):  # an item of a list of models (Budget.shared)
+        if isinstance(part, int) or skip:  # an item of a list or a dict of models
+            skip = False
             continue
         field = model.model_fields.get(str(part))
         ann = field.annotation if field else None
         if get_origin(ann) is list:
             ann = get_args(ann)[0]
+        elif get_origin(ann) is dict:  # model_prices: the next part is the model's name
+            ann, skip = get_args(ann)[1], True
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             model = ann
         else:

@@ -36,9 +36,16 @@ def budget_table(budget: Budget, title: str | None = None) -> Table:
     for tool, price in budget.prices.items():
         rows.append((f"prices.{tool}", f"{price}", "USD per call"))
     for model, p in budget.model_prices.items():
-        rows.append(
-            (f"model_prices.{model}", f"{p.input} / {p.output}", "USD per 1M tokens in / out")
-        )
+        more = [f"{len(p.tiers)} tier{'s' if len(p.tiers) > 1 else ''}"] if p.tiers else []
+        more += [
+            k for k in ("cached_input", "cache_write", "reasoning") if getattr(p, k) is not None
+        ]
+        unit = "USD per 1M tokens in / out" + (f" (+ {', '.join(more)})" if more else "")
+        rows.append((f"model_prices.{model}", f"{p.input} / {p.output}", unit))
+    if budget.free_models:
+        rows.append(("free_models", ", ".join(budget.free_models), "priced at $0 on purpose"))
+    if budget.price_map is not None:
+        rows.append(("price_map", budget.price_map, "pinned LiteLLM price map"))
     if budget.reserve_usd:
         rows.append(("reserve_usd", f"{budget.reserve_usd}", "USD held for the final answer"))
     rows.append(("on_exhausted", budget.on_exhausted, ""))

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from agent_budget.budget import SHARED_SCOPES, Budget
 from agent_budget.errors import AgentBudgetError, BudgetExceeded
 from agent_budget.message import budget_message, escape_budget_tags
-from agent_budget.pricing import PriceBook
+from agent_budget.pricing import PriceBook, TokenUsage
 from agent_budget.spend import ZERO, Charge, Regime, Spend, json_safe, usd_exact, usd_text
 
 STATE_VERSION = 1
@@ -154,23 +154,46 @@ class BudgetTracker:
         *,
         key: str | None = None,
         cached_input_tokens: int = 0,
+        usage: TokenUsage | None = None,
         **meta: Any,
     ) -> Charge:
+        """What a call that used these tokens costs; ``usage`` (cache reads and writes,
+        reasoning, audio) wins over the plain counts when given."""
         price = self.prices.model_price(model)
-        usd = price.cost(input_tokens, output_tokens, cached_input_tokens)
+        if usage is None:
+            usd = price.cost(input_tokens, output_tokens, cached_input_tokens)
+        else:
+            usd = price.cost_of(usage)
+            input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
         if price.unpriced:
             meta = {**meta, "unpriced": True}
-        return Charge("model", model or "", usd, input_tokens, output_tokens, key, meta)
+        return Charge(
+            "model", model or "", usd, input_tokens, output_tokens, key, meta, price.price_source
+        )
 
     def model_worst_case(
-        self, model: str | None, prompt_tokens: int, max_output_tokens: int | None, **meta: Any
+        self,
+        model: str | None,
+        prompt_tokens: int,
+        max_output_tokens: int | None,
+        *,
+        key: str | None = None,
+        service_tier: str | None = None,
+        **meta: Any,
     ) -> Charge:
+        """The most a call can cost: its prompt and output cap, at the tier its prompt is
+        billed at (a 300k-token prompt to a model priced higher above 200k is held at the
+        higher price) and at the ``service_tier`` it asks for (OpenAI's ``priority``)."""
         out = (
             self.budget.default_max_output_tokens
             if max_output_tokens is None
             else max_output_tokens
         )
-        return self.model_charge(model, prompt_tokens, out, **meta)
+        price = self.prices.model_price(model)
+        if price.unpriced:
+            meta = {**meta, "unpriced": True}
+        usd = price.worst_case(prompt_tokens, out, service_tier)
+        return Charge("model", model or "", usd, prompt_tokens, out, key, meta, price.price_source)
 
     # --- reserve / commit ---------------------------------------------------------------
 

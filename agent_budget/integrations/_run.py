@@ -342,12 +342,12 @@ class BudgetRun:
         want = declared or t.budget.default_max_output_tokens
         if t.fits(t.model_worst_case(name, tokens, want), final=True):
             return model
-        price = t.prices.model_price(name)
+        per_in, per_out = t.prices.model_price(name).rates_at(tokens)  # at the prompt's tier
         b, s = t.limits, t.spent
         caps: list[float] = [want]
-        if b.usd is not None and price.output_per_token > 0:
-            left = b.usd - s.usd - t.held.usd - price.input_per_token * tokens
-            caps.append(math.floor(left / price.output_per_token))
+        if b.usd is not None and per_out > 0:
+            left = b.usd - s.usd - t.held.usd - per_in * tokens
+            caps.append(math.floor(left / per_out))
         if b.tokens.output is not None:
             caps.append(b.tokens.output - s.output_tokens)
         if b.tokens.total is not None:

@@ -23,6 +23,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 from agent_budget.errors import UnknownPrice
+from agent_budget.prices.usage import TokenUsage
 from agent_budget.tracker import BudgetTracker, Charge, Reservation
 
 CHARGED_BY: ContextVar[BudgetTracker | None] = ContextVar("agent_budget_charged_by", default=None)
@@ -168,7 +169,12 @@ class BudgetCallbackHandler(BaseCallbackHandler):
         max_tokens = meta.get("ls_max_tokens") or params.get("max_tokens")
         prompt = self.count_tokens(messages[0] if messages else [], params)
         charge = self.tracker.model_worst_case(
-            model, prompt, max_tokens, key=str(run_id), node=meta.get("langgraph_node")
+            model,
+            prompt,
+            max_tokens,
+            key=str(run_id),
+            service_tier=params.get("service_tier"),
+            node=meta.get("langgraph_node"),
         )
         res = self.tracker.reserve(charge, final=bool(meta.get(FINAL_CALL_METADATA)))
         with self._lock:
@@ -197,28 +203,33 @@ def actual_charge(
     reserved: Charge,
     requested_model: str | None = None,
 ) -> Charge:
-    """What a model call really cost, from its message's ``usage_metadata`` (cached prompt
-    tokens priced apart where the model's price has them). A call that reports no usage is
-    charged its reserved worst case rather than a guess."""
+    """What a model call really cost, from its message's ``usage_metadata`` with its details
+    (cache reads and writes, reasoning, audio: each priced apart where the model's price has
+    them). A call that reports no usage is charged its reserved worst case, not a guess."""
     usage = getattr(message, "usage_metadata", None) if message is not None else None
     if not usage:
         return reserved
-    reported = (getattr(message, "response_metadata", None) or {}).get("model_name")
-    cached = int((usage.get("input_token_details") or {}).get("cache_read") or 0)
+    response = getattr(message, "response_metadata", None) or {}
+    reported = response.get("model_name")
+    used = TokenUsage.from_usage_metadata(usage, service_tier=response.get("service_tier"))
     requested = requested_model or reserved.name or None
+    unpriced: Charge | None = None
     for name in (reported, requested) if reported else (requested,):
         try:
-            return tracker.model_charge(
+            charge = tracker.model_charge(
                 name,
-                int(usage.get("input_tokens", 0)),
-                int(usage.get("output_tokens", 0)),
+                used.input_tokens,
+                used.output_tokens,
                 key=reserved.key,
-                cached_input_tokens=cached,
+                usage=used,
                 **{k: v for k, v in reserved.meta.items() if k != "unpriced"},
             )
         except UnknownPrice:
             continue
-    return reserved
+        if not charge.meta.get("unpriced"):
+            return charge
+        unpriced = unpriced or charge  # a name with a price (the requested one) wins
+    return unpriced or reserved
 
 
 def _first_message(response: LLMResult) -> BaseMessage | None:

@@ -90,9 +90,12 @@ def resolve(
 
 
 def _check_price(name: str, budget: Budget | None, api_base: str | None) -> None:
+    book = PriceBook(budget or Budget())
     try:
-        PriceBook(budget or Budget()).model_price(name)
+        book.model_price(name)
     except UnknownPrice:
+        if book.map_entry(name) is not None:  # a $0 placeholder: its own message says why
+            raise
         where = f" served at {api_base}" if api_base else ""
         raise UnknownPrice(
             name,

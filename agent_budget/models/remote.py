@@ -42,6 +42,7 @@ from tenacity import (
 from agent_budget.budget import Budget
 from agent_budget.errors import UnknownPrice
 from agent_budget.models.errors import ModelCallFailed
+from agent_budget.prices.usage import TokenUsage, usage_details
 from agent_budget.pricing import PriceBook, import_litellm, register_model_price
 
 FailedAttemptCharge = Literal["prompt", "none"]
@@ -303,6 +304,14 @@ class RemoteChatModel(BaseChatModel):
         except UnknownPrice:
             return None
 
+    def usage_cost(self, usage: Any, service_tier: str | None = None) -> Decimal | None:
+        """What the tracker will charge for a reply's ``usage_metadata``, details included."""
+        try:
+            used = TokenUsage.from_usage_metadata(usage, service_tier=service_tier)
+            return PriceBook(Budget()).model_cost(self.model, used)
+        except UnknownPrice:
+            return None
+
 
 class _Attempts:
     """The attempts of one call: what each cost, and the message metadata they add up to."""
@@ -388,6 +397,14 @@ class _Attempts:
         meta = self._succeeded(inp, out, estimated)
         message.usage_metadata = meta.pop("usage")
         meta["finish_reason"] = choice.finish_reason
+        details = usage_details(usage)
+        tier = getattr(response, "service_tier", None)
+        if details or tier:  # cache, reasoning, audio, service tier: each priced apart
+            message.usage_metadata = {**message.usage_metadata, **details}  # type: ignore[assignment]
+            if tier:
+                meta["service_tier"] = tier
+            cost = self.model.usage_cost(message.usage_metadata or {}, tier)
+            meta["cost_usd"] = None if cost is None else str(cost)
         hidden = getattr(response, "_hidden_params", {}) or {}
         if hidden.get("response_cost") is not None:
             meta["litellm_cost_usd"] = hidden["response_cost"]
@@ -402,6 +419,13 @@ class _Attempts:
         meta = self._succeeded(inp, out, estimated)
         usage = meta.pop("usage")
         meta["finish_reason"] = acc.finish_reason
+        details = usage_details(acc.raw_usage)
+        if details or acc.service_tier:  # as in `result`: each priced apart
+            usage = {**usage, **details}
+            if acc.service_tier:
+                meta["service_tier"] = acc.service_tier
+            cost = self.model.usage_cost(usage, acc.service_tier)
+            meta["cost_usd"] = None if cost is None else str(cost)
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content="", usage_metadata=usage, response_metadata=meta, chunk_position="last"
@@ -413,12 +437,16 @@ class _StreamAccumulator:
     def __init__(self) -> None:
         self.text = ""
         self.usage: tuple[int, int] | None = None
+        self.raw_usage: Any = None
+        self.service_tier: str | None = None
         self.finish_reason: str | None = None
 
     def chunk(self, raw: Any) -> ChatGenerationChunk | None:
         usage = getattr(raw, "usage", None)
         if usage is not None and getattr(usage, "prompt_tokens", None):
             self.usage = (int(usage.prompt_tokens), int(usage.completion_tokens or 0))
+            self.raw_usage = usage
+        self.service_tier = getattr(raw, "service_tier", None) or self.service_tier
         if not raw.choices:
             return None
         choice = raw.choices[0]
