@@ -33,7 +33,7 @@ def test_check_names_the_first_limit_a_charge_does_not_fit() -> None:
 def test_held_spend_counts_like_committed_spend() -> None:
     table = LimitTable(Budget(tool_calls={"search": 2}))
     held = Spend(tool_calls={"search": 2})
-    with pytest.raises(BudgetExceeded, match="tool_calls.search"):
+    with pytest.raises(BudgetExceeded, match=r"tool_calls\.search"):
         table.check(Charge("tool", "search"), Spend(), held)
 
 

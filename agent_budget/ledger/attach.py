@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
 ENV_LEDGER = "AGENT_BUDGET_LEDGER"
 """Where the ledger is when the budget does not say: a SQLite path or a postgresql:// URL."""
-ENV_TTL = "AGENT_BUDGET_LEDGER_TTL"
-"""Seconds before an unsettled reservation (a crashed worker's) stops counting."""
 
 log = logging.getLogger("agent_budget.ledger")
 
@@ -43,15 +41,10 @@ def open_ledger(
     location: str | os.PathLike[str], *, reservation_ttl: float | None = None
 ) -> Ledger:
     """The ledger at ``location``, opened once per process and reused by every run."""
-    from agent_budget.ledger.base import Ledger
+    from agent_budget.ledger.base import Ledger, ttl_from_env
 
-    if reservation_ttl is None and os.environ.get(ENV_TTL):
-        try:
-            reservation_ttl = float(os.environ[ENV_TTL])
-        except ValueError:
-            raise InvalidBudget(
-                f"{ENV_TTL}={os.environ[ENV_TTL]!r}: expected a number of seconds"
-            ) from None
+    if reservation_ttl is None:
+        reservation_ttl = ttl_from_env()
     key = (os.getpid(), os.fspath(location), reservation_ttl)
     with _open_lock:
         ledger = _open.get(key)
