@@ -86,8 +86,10 @@ def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]
             return await call()
         return persisted(run, await run.aguard_tool_call(request.tool_call, call, _hooks(run)))
 
+    if getattr(tools, "agent_budget_tool_node", False):
+        return tools  # type: ignore[return-value]  # already budgeted: guard each call once
     kwargs: dict[str, Any] = {} if handle_errors is None else {"handle_tool_errors": handle_errors}
-    return ToolNode(
+    budgeted = ToolNode(
         tool_list,
         name=name,
         tags=tags,
@@ -97,6 +99,8 @@ def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]
         awrap_tool_call=None if inner_wrap and not inner_awrap else awrap,
         **kwargs,
     )
+    budgeted.agent_budget_tool_node = True  # type: ignore[attr-defined]
+    return budgeted
 
 
 def _hooks(run: BudgetRun) -> Any:
