@@ -273,8 +273,10 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
+        # The run is set up now and LangGraph's own iterator handed back: a generator of
+        # ours around it would be one more frame per chunk of every run.
         config = self._with_run(input, config, saved=self._saved_spend(config))
-        yield from super().stream(input, config, **kwargs)
+        return super().stream(input, config, **kwargs)
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
