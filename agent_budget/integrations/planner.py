@@ -54,13 +54,13 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import TypeAdapter, ValidationError
 
 from agent_budget.errors import AgentBudgetError, BudgetExceeded
-from agent_budget.integrations._run import settle_after_error
 from agent_budget.integrations.langgraph import current_tracker
 from agent_budget.planners.dispatch import Method, plan
 from agent_budget.planners.errors import PlannerGaveUp, PlanningWarning
 from agent_budget.planners.problem import BanTool, CostChange, Event, Problem, Tool
 from agent_budget.planners.result import Call, ExecutionResult, ExecutionStatus, PlanResult
 from agent_budget.planners.tool import problem_from_tools
+from agent_budget.run import settle_after_error
 from agent_budget.tracker import ZERO, BudgetTracker, Charge, Reservation, escape_budget_tags
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def planner_node(
 ) -> Any:
     """A node (sync and async) that plans over ``tools``, pays for the plan up front, runs it
     and replans on signals. ``start`` is held types (values None) or a dict type -> value."""
-    from langgraph._internal._runnable import RunnableCallable
+    from agent_budget.integrations._private import RunnableCallable
 
     spec = _Spec(
         {t.name: t for t in tools},

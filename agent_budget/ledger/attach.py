@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from agent_budget.budget import SHARED_SCOPES, Budget, SharedLimit
 from agent_budget.errors import BudgetExceeded, InvalidBudget, LedgerUnavailable
+from agent_budget.limits import Limit
 from agent_budget.tracker import BudgetTracker, Charge
 
 if TYPE_CHECKING:
-    from agent_budget.ledger.base import ChargeContext, Headroom, Ledger, ScopedLimit
+    from agent_budget.ledger.base import ChargeContext, Headroom, Ledger, ScopedLimit, Used
 
 ENV_LEDGER = "AGENT_BUDGET_LEDGER"
 """Where the ledger is when the budget does not say: a SQLite path or a postgresql:// URL."""
-ENV_TTL = "AGENT_BUDGET_LEDGER_TTL"
-"""Seconds before an unsettled reservation (a crashed worker's) stops counting."""
 
 log = logging.getLogger("agent_budget.ledger")
 
@@ -42,15 +41,10 @@ def open_ledger(
     location: str | os.PathLike[str], *, reservation_ttl: float | None = None
 ) -> Ledger:
     """The ledger at ``location``, opened once per process and reused by every run."""
-    from agent_budget.ledger.base import Ledger
+    from agent_budget.ledger.base import Ledger, ttl_from_env
 
-    if reservation_ttl is None and os.environ.get(ENV_TTL):
-        try:
-            reservation_ttl = float(os.environ[ENV_TTL])
-        except ValueError:
-            raise InvalidBudget(
-                f"{ENV_TTL}={os.environ[ENV_TTL]!r}: expected a number of seconds"
-            ) from None
+    if reservation_ttl is None:
+        reservation_ttl = ttl_from_env()
     key = (os.getpid(), os.fspath(location), reservation_ttl)
     with _open_lock:
         ledger = _open.get(key)
@@ -79,9 +73,12 @@ def shared_limits(budget: Budget) -> list[SharedLimit]:
     return out
 
 
-def context_from_config(config: Mapping[str, Any] | None) -> ChargeContext:
+def context_from_config(
+    config: Mapping[str, Any] | None, run_id: str | None = None
+) -> ChargeContext:
     """Run / thread / user / tenant of a LangChain or LangGraph run config: each from
-    ``config["configurable"]``, else ``config["metadata"]`` (a fresh run id if none)."""
+    ``config["configurable"]``, else ``config["metadata"]`` (a fresh run id if none).
+    ``run_id``, when given, is the budget run's id: the prefix of its calls' keys."""
     from agent_budget.ledger.base import ChargeContext
 
     conf = config or {}
@@ -94,9 +91,9 @@ def context_from_config(config: Mapping[str, Any] | None) -> ChargeContext:
             value = metadata.get(name)
         return None if value is None else str(value)
 
-    run_id = conf.get("run_id") or pick("run_id") or uuid.uuid4().hex
+    run = run_id or conf.get("run_id") or pick("run_id") or uuid.uuid4().hex
     return ChargeContext(
-        run_id=str(run_id),
+        run_id=str(run),
         thread_id=pick("thread_id"),
         user_id=pick("user_id"),
         tenant_id=pick("tenant_id"),
@@ -127,6 +124,13 @@ def bind_limits(limits: list[SharedLimit], ctx: ChargeContext) -> list[ScopedLim
             )
         )
     return out
+
+
+def usage(ledger: Ledger, limit: ScopedLimit) -> Used:
+    """What counts against a shared limit now (committed and held), read without
+    reserving. The one place integrations read shared usage: it can move to a cheaper
+    read (running totals) without touching them."""
+    return ledger.used(limit)
 
 
 class LedgerBudget:
@@ -182,6 +186,28 @@ class LedgerBudget:
         """What is left of this run's shared limits now (read-only)."""
         return self.ledger.headroom(self.limits)
 
+    def limit_rows(self) -> list[Limit]:
+        """The shared limits as `Limit` rows labelled with whose they are, read without
+        reserving anything (the budget message shows the tightest)."""
+        from agent_budget.ledger.base import from_nanos
+
+        rows: list[Limit] = []
+        for h in self.ledger.headroom(self.limits).limits:  # one read for all of them
+            lim, used = h.limit, h.used
+            who = "everyone" if lim.scope == "global" else f"{lim.scope} {lim.key!r}"
+            scope = f"{who}, {lim.window or 'all time'}"
+            if lim.usd_nanos is not None:
+                allowed = from_nanos(lim.usd_nanos)
+                rows.append(Limit("usd", "USD", allowed, from_nanos(used.usd_nanos), scope=scope))
+            for name, label, limit, have in (
+                ("tokens.total", "Token", lim.total_tokens, used.tokens),
+                ("model_calls", "Model Call", lim.model_calls, used.model_calls),
+                ("total_tool_calls", "Tool Call", lim.total_tool_calls, used.tool_calls),
+            ):
+                if limit is not None:
+                    rows.append(Limit(name, label, limit, have, scope=scope))
+        return rows
+
     def remaining(self) -> list[dict[str, Any]]:
         """What is left of each shared limit now, as plain dicts (for a node or a UI)."""
         from agent_budget.ledger.base import from_nanos
@@ -206,7 +232,7 @@ class LedgerBudget:
 
 
 def attach_ledger(
-    tracker: BudgetTracker, config: Mapping[str, Any] | None = None
+    tracker: BudgetTracker, config: Mapping[str, Any] | None = None, *, run_id: str | None = None
 ) -> LedgerBudget | None:
     """Record every charge of ``tracker``'s run in the configured ledger and hold the run to
     its shared limits (user / tenant / global scopes). ``config`` is the run's LangChain /
@@ -231,7 +257,7 @@ def attach_ledger(
                 f"'postgresql://...') or {ENV_LEDGER}"
             )
         return None
-    ctx = context_from_config(config)
+    ctx = context_from_config(config, run_id)
     limits = bind_limits(specs, ctx)
     binding = LedgerBudget(open_ledger(location), ctx, limits)
     tracker.shared.append(binding)
