@@ -28,6 +28,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from agent_budget.errors import BudgetExceeded, UnknownPrice
+from agent_budget.integrations._tool_charges import GUARDED
 from agent_budget.integrations.callbacks import estimate_prompt_tokens
 from agent_budget.tracker import BudgetTracker, escape_budget_tags
 
@@ -78,6 +79,8 @@ class BudgetRun:
         self.annotate_results = annotate_results
         self.run_id = uuid.uuid4().hex  # part of every idempotency key of this run
         self.stop: str | None = None  # set when the run must finalize
+        self.final_done = False  # the run's one final answer is written
+        self.parent: BudgetRun | None = None  # the run this one spends from, as a child
         self.guard_reason: str | None = None  # set when a guard trips
         self.stop_limit: str | None = None  # the limit behind the last stop reason
         self.downgraded = False
@@ -222,12 +225,13 @@ class BudgetRun:
         res, instead = self._begin(call, n)
         if res is None:
             return instead
-        token = ACTIVE_RUN.set(self)
+        token, guarded = ACTIVE_RUN.set(self), GUARDED.set(self)
         try:
             out = execute()
         except BaseException as exc:
             return self._end(call, res, None, exc)
         finally:
+            GUARDED.reset(guarded)
             ACTIVE_RUN.reset(token)
         return self._end(call, res, out, None)
 
@@ -237,12 +241,13 @@ class BudgetRun:
         res, instead = self._begin(call, n)
         if res is None:
             return instead
-        token = ACTIVE_RUN.set(self)
+        token, guarded = ACTIVE_RUN.set(self), GUARDED.set(self)
         try:
             out = await execute()
         except BaseException as exc:
             return self._end(call, res, None, exc)
         finally:
+            GUARDED.reset(guarded)
             ACTIVE_RUN.reset(token)
         return self._end(call, res, out, None)
 

@@ -26,9 +26,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypedDict, TypeGuard
 
-from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config
 from langgraph._internal._constants import CONFIG_KEY_CHECKPOINTER
@@ -44,9 +44,15 @@ from langgraph.types import Command, interrupt
 from agent_budget.budget import Budget
 from agent_budget.errors import BudgetExceeded, GraphNotSupported, InvalidBudget
 from agent_budget.integrations._discover import check_tool_names, find_chat_model
+from agent_budget.integrations._finalize import AnswerPlan, afinal_update, final_update
 from agent_budget.integrations._run import ACTIVE_RUN, BudgetRun, Retry, WarningCallback
+from agent_budget.integrations._tool_charges import ToolChargeHandler
+from agent_budget.integrations._tool_nodes import (
+    replace_tool_node,
+    tool_node_in,
+    with_tool_wrappers,
+)
 from agent_budget.integrations.callbacks import (
-    FINAL_CALL_METADATA,
     BudgetCallbackHandler,
     TokenCounter,
 )
@@ -128,7 +134,9 @@ def with_budget(
             "agent_budget.integrations.langchain.BudgetMiddleware"
         )
     new = _copy_builder(builder)
-    tool_nodes = {n: s.runnable for n, s in new.nodes.items() if isinstance(s.runnable, ToolNode)}
+    tool_nodes = {
+        n: node for n, s in new.nodes.items() if (node := tool_node_in(s.runnable)) is not None
+    }
     if base is not None:
         check_tool_names(base, {t for node in tool_nodes.values() for t in node.tools_by_name})
     if final_model is None:
@@ -149,18 +157,21 @@ def with_budget(
         )
     setup = _Setup(base, final_model, tool_retry, token_counter, messages_key, on_warning)
 
+    plan = AnswerPlan.of(new, messages_key, {SPEND_KEY})
     new._add_schema(BudgetChannel)
     for name, spec in list(new.nodes.items()):
         runnable = spec.runnable
         if name in tool_nodes:
-            runnable = _guarded_tool_node(tool_nodes[name])
+            runnable = replace_tool_node(runnable, _guarded_tool_node(tool_nodes[name]))
         else:
             if _unbudgeted_tool_user(runnable):
                 # A plain subgraph that runs tools: budget it as a child with no limits of
                 # its own, so its tool calls are guarded and counted against this budget.
+                # Its final answer comes from its own model (a worker answers with the
+                # worker's model, not the supervisor's).
                 runnable = with_budget(
                     runnable,
-                    final_model=final_model,
+                    final_model=find_chat_model([runnable]) or final_model,
                     tool_retry=tool_retry,
                     token_counter=token_counter,
                     messages_key=messages_key,
@@ -169,10 +180,11 @@ def with_budget(
             # Subgraphs too: the node then writes this graph's spend after it ran.
             runnable = _model_node(runnable, messages_key)
         new.nodes[name] = replace(spec, runnable=runnable)
+    stop_at_branches(new, set(tool_nodes))
     for tool_node in tool_nodes:
         tracker = TRACKER_NODE if len(tool_nodes) == 1 else f"{TRACKER_NODE}_{tool_node}"
         _insert_tracker(new, tool_node, tracker, messages_key)
-    new.add_node(FINALIZE_NODE, _finalize_node(messages_key), input_schema=new.state_schema)
+    new.add_node(FINALIZE_NODE, _finalize_node(plan), input_schema=new.state_schema)
     new.add_edge(FINALIZE_NODE, END)
 
     compiled = new.compile(**compile_kwargs)
@@ -251,6 +263,10 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
             annotate_results=True,
             on_warning=setup.on_warning,
         )
+        if parent is not None and setup.budget is None:
+            # A child spending the parent's own limits: when it has to stop, so does the
+            # parent (a supervisor would only hand the same spent budget to the next worker).
+            run.parent = parent
         # Without a checkpointer nothing of the state outlives the run: the spend then
         # lives in the tracker alone, and no step pays for writing it to state.
         run.persist = self.checkpointer not in (None, True, False) or (
@@ -259,6 +275,7 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         configurable[RUN_KEY] = run
         handler = BudgetCallbackHandler(tracker, token_counter=setup.token_counter)
         callbacks = _with_handler(callbacks, handler)
+        callbacks = _with_handler(callbacks, ToolChargeHandler(run))
         return RunnableConfig(**{**conf, "configurable": configurable, "callbacks": callbacks})
 
     def _saved_spend(self, config: RunnableConfig | None) -> dict[str, Any] | None:
@@ -381,6 +398,22 @@ def _insert_tracker(
     new.edges.add((tool_node, name))
 
 
+def stop_at_branches(new: StateGraph[Any, Any, Any, Any], skip: set[str]) -> None:
+    """Every conditional edge goes to budget_finalize once the run must stop, without
+    asking the user's router: a router may not cope with a state the refused node never
+    wrote (the react-agent template's raises on a last message that is not an AIMessage)."""
+    for source, branches in list(new.branches.items()):
+        if source in skip:
+            continue  # the tool node's branches move behind its tracker, already routed
+        for branch_name, branch in list(branches.items()):
+            ends = None if branch.ends is None else {**branch.ends, FINALIZE_NODE: FINALIZE_NODE}
+            branches[branch_name] = BranchSpec(
+                path=_route(branch.path.invoke, branch.path.ainvoke),
+                ends=ends,
+                input_schema=branch.input_schema,
+            )
+
+
 def _route(path: Any, apath: Any = None) -> Any:
     from langgraph._internal._runnable import RunnableCallable
 
@@ -435,16 +468,8 @@ def _guarded_tool_node(node: ToolNode) -> ToolNode:
             return await call()
         return persisted(run, await run.aguard_tool_call(request.tool_call, call))
 
-    return ToolNode(
-        list(node.tools_by_name.values()),
-        name=node.name or "tools",
-        tags=list(node.tags or []),
-        handle_tool_errors=node._handle_tool_errors,
-        messages_key=node._messages_key,
-        wrap_tool_call=wrap,
-        # A user's sync-only wrapper: ToolNode runs the sync one in async runs too.
-        awrap_tool_call=None if inner_wrap and not inner_awrap else awrap,
-    )
+    # A user's sync-only wrapper: ToolNode runs the sync one in async runs too.
+    return with_tool_wrappers(node, wrap, None if inner_wrap and not inner_awrap else awrap)
 
 
 # --- the nodes ----------------------------------------------------------------------------
@@ -473,7 +498,7 @@ def _tracker_node(key: str) -> Any:
         run = _run_of(config)
         if run is None:
             return {}
-        reason = run.stop_reason(_messages(state, key))
+        reason = run.stop or run.stop_reason(_messages(state, key))
         run.stop = _stop_or_continue(run, reason, None) if reason else None
         # The spend and the budget message rode in on the tool results; a top-up after an
         # interrupt is the only change left to persist.
@@ -525,7 +550,7 @@ def current_regime() -> str | None:
     return None if run is None else run.tracker.regime().value
 
 
-def _with_handler(callbacks: Any, handler: BudgetCallbackHandler) -> Any:
+def _with_handler(callbacks: Any, handler: BaseCallbackHandler) -> Any:
     # Not merge_configs: it re-reads the ambient config of a calling run into every
     # argument, which would put a parent run's budget back over a child's.
     if isinstance(callbacks, BaseCallbackManager):
@@ -539,11 +564,13 @@ def _without_budget_handlers(callbacks: Any) -> Any:
     """The parent's callbacks minus its budget handler (a child charges its parent itself;
     both handlers would charge the parent twice)."""
     if isinstance(callbacks, list):
-        return [h for h in callbacks if not isinstance(h, BudgetCallbackHandler)]
+        return [
+            h for h in callbacks if not isinstance(h, BudgetCallbackHandler | ToolChargeHandler)
+        ]
     if isinstance(callbacks, BaseCallbackManager):
         manager = callbacks.copy()
         for handler in list(manager.handlers):
-            if isinstance(handler, BudgetCallbackHandler):
+            if isinstance(handler, BudgetCallbackHandler | ToolChargeHandler):
                 manager.remove_handler(handler)
         return manager
     return callbacks
@@ -561,17 +588,17 @@ def _guard_sync(func: Any, key: str) -> Any:
         run = current_run()
         if run is None:
             return func(*args, **kwargs)
+        if run.stop:
+            return None  # the run is finalizing: nothing more is paid for
         seq = run.tracker.seq
         while True:
             try:
                 out = func(*args, **kwargs)
                 break
             except BudgetExceeded as exc:
-                reason = _stop_or_continue(run, str(exc), exc)
-                if reason:
-                    out = {key: [_final_answer(run, _messages(args[0], key), reason)]}
-                    break
-        return _with_spend(run, out, seq)
+                if _stop_or_continue(run, str(exc), exc):
+                    return _refused(run, str(exc))
+        return _after(run, out, seq)
 
     return guarded
 
@@ -582,20 +609,40 @@ def _guard_async(func: Any, key: str) -> Any:
         run = current_run()
         if run is None:
             return await func(*args, **kwargs)
+        if run.stop:
+            return None
         seq = run.tracker.seq
         while True:
             try:
                 out = await func(*args, **kwargs)
                 break
             except BudgetExceeded as exc:
-                reason = _stop_or_continue(run, str(exc), exc)
-                if reason:
-                    answer = await _afinal_answer(run, _messages(args[0], key), reason)
-                    out = {key: [answer]}
-                    break
-        return _with_spend(run, out, seq)
+                if _stop_or_continue(run, str(exc), exc):
+                    return _refused(run, str(exc))
+        return _after(run, out, seq)
 
     return guarded
+
+
+def _refused(run: BudgetRun, reason: str) -> Command[Any]:
+    """A node whose model call the budget refused: the run goes to its one final answer
+    (written by budget_finalize where the graph's output goes), whatever the node's own
+    edges say; nodes still scheduled do nothing."""
+    run.stop = run.stop or reason
+    update = {SPEND_KEY: _snapshot(run)} if run.persist else None
+    return Command(update=update, goto=FINALIZE_NODE)
+
+
+def _after(run: BudgetRun, out: Any, seq: int) -> Any:
+    out = _with_spend(run, out, seq)
+    if not run.stop:
+        return out
+    # A sub-agent inside this node stopped on the budget this run spends from.
+    if isinstance(out, Command):
+        if out.graph is not None:
+            return out
+        return Command(update=out.update, goto=FINALIZE_NODE)
+    return Command(update=out, goto=FINALIZE_NODE)
 
 
 def _with_spend(run: BudgetRun, out: Any, seq: int) -> Any:
@@ -612,58 +659,32 @@ def _with_spend(run: BudgetRun, out: Any, seq: int) -> Any:
     return out
 
 
-def _finalize_node(key: str) -> Any:
+def _finalize_node(plan: AnswerPlan) -> Any:
     from langgraph._internal._runnable import RunnableCallable
 
-    def budget_finalize(state: Any, config: RunnableConfig) -> dict[str, Any]:
+    def begin(config: RunnableConfig) -> tuple[BudgetRun, str] | None:
         run = _run_of(config)
         assert run is not None, "budget_finalize runs only inside a budgeted graph"
+        if run.final_done:  # one final answer per run, however many nodes were refused
+            return None
+        run.final_done = True
         reason = run.stop or run.tracker.exhausted() or "budget exhausted"
-        answer = _final_answer(run, _messages(state, key), reason)
-        return {key: [answer], SPEND_KEY: _snapshot(run)}
+        if run.parent is not None:
+            run.parent.stop = run.parent.stop or reason
+        return run, reason
+
+    def budget_finalize(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        started = begin(config)
+        if started is None:
+            return {}
+        run, reason = started
+        return {**final_update(run, state, plan, reason), SPEND_KEY: _snapshot(run)}
 
     async def abudget_finalize(state: Any, config: RunnableConfig) -> dict[str, Any]:
-        run = _run_of(config)
-        assert run is not None, "budget_finalize runs only inside a budgeted graph"
-        reason = run.stop or run.tracker.exhausted() or "budget exhausted"
-        answer = await _afinal_answer(run, _messages(state, key), reason)
-        return {key: [answer], SPEND_KEY: _snapshot(run)}
+        started = begin(config)
+        if started is None:
+            return {}
+        run, reason = started
+        return {**await afinal_update(run, state, plan, reason), SPEND_KEY: _snapshot(run)}
 
     return RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
-
-
-_FINAL_CONFIG: RunnableConfig = {
-    "metadata": {FINAL_CALL_METADATA: True},
-    "tags": ["agent_budget:final"],
-}
-
-
-def _final_answer(run: BudgetRun, messages: list[BaseMessage], reason: str) -> AIMessage:
-    prompt = run.final_prompt(messages, reason)
-    model = run.sized_final_model(run.final_model, prompt) if run.final_model else None
-    if model is None:
-        return run.unpaid_final_answer(reason)
-    try:
-        return _no_tool_calls(model.invoke(prompt, _FINAL_CONFIG))
-    except BudgetExceeded:
-        return run.unpaid_final_answer(reason)
-
-
-async def _afinal_answer(run: BudgetRun, messages: list[BaseMessage], reason: str) -> AIMessage:
-    prompt = run.final_prompt(messages, reason)
-    model = run.sized_final_model(run.final_model, prompt) if run.final_model else None
-    if model is None:
-        return run.unpaid_final_answer(reason)
-    try:
-        return _no_tool_calls(await model.ainvoke(prompt, _FINAL_CONFIG))
-    except BudgetExceeded:
-        return run.unpaid_final_answer(reason)
-
-
-def _no_tool_calls(message: BaseMessage) -> AIMessage:
-    """The final answer must end the run: drop any tool call a model made regardless."""
-    if isinstance(message, AIMessage) and message.tool_calls:
-        return message.model_copy(update={"tool_calls": [], "invalid_tool_calls": []})
-    if isinstance(message, AIMessage):
-        return message
-    return AIMessage(content=message.content)

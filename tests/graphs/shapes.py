@@ -204,7 +204,7 @@ def data_enrichment(loop: bool) -> Built:
         script=script,
         structured={
             "InfoIsSatisfactory": {"reason": ["a", "b", "c"], "is_satisfactory": True},
-            "info": INFO,  # what a budgeted final answer for the `info` key asks for
+            "FinalAnswer": {"info": INFO},  # a budgeted final answer for the `info` key
         },
     )
     search = search_tool(bodies)

@@ -79,7 +79,7 @@ def test_bare_graph_answers(shape: Shape) -> None:
     assert_valid_history(out)
 
 
-@shapes(supervisor="7: handoffs", customer_support="1: fallbacks")
+@shapes(supervisor="7: handoffs")
 def test_budgeted_with_room_is_the_same_graph(shape: Shape) -> None:
     expected, bodies = bare(shape.name)
     built = build(shape, loop=False, b=budget(usd=100))
@@ -92,14 +92,7 @@ def test_budgeted_with_room_is_the_same_graph(shape: Shape) -> None:
     assert_valid_history(out)
 
 
-@shapes(
-    data_enrichment="2: output keys",
-    structured_respond="2: structured output",
-    supervisor="7: handoffs",
-    customer_support="1: fallbacks",
-    research_assistant="2, 3: state without messages",
-    create_agent_project="6: ToolStrategy history",
-)
+@shapes(supervisor="7: handoffs", create_agent_project="6: ToolStrategy history")
 def test_finalize_holds_the_limit_and_answers_where_the_graph_does(shape: Shape) -> None:
     expected, _ = bare(shape.name)
     built = build(shape, loop=True, b=budget(**shape.tight))
@@ -115,7 +108,7 @@ def test_finalize_holds_the_limit_and_answers_where_the_graph_does(shape: Shape)
     assert_valid_history(out)
 
 
-@shapes(customer_support="1: fallbacks")
+@SHAPE
 def test_raise_holds_the_limit(shape: Shape) -> None:
     built = build(shape, loop=True, b=budget(**shape.tight, on_exhausted="raise"))
     with pytest.raises(BudgetExceeded):
@@ -123,11 +116,7 @@ def test_raise_holds_the_limit(shape: Shape) -> None:
     limit_held(shape, built)
 
 
-@shapes(
-    structured_respond="2: structured output",
-    customer_support="1: fallbacks",
-    research_assistant="2, 3: state without messages",
-)
+@SHAPE
 def test_streams_updates_and_messages(shape: Shape) -> None:
     built = build(shape, loop=True, b=budget(**shape.tight))
     chunks = stream(shape, built, ["updates", "messages"])
@@ -140,7 +129,7 @@ def test_streams_updates_and_messages(shape: Shape) -> None:
         assert key in written, f"{shape.name}: no update wrote {key!r}"
 
 
-@shapes(customer_support="1: fallbacks", research_assistant="2, 3: state without messages")
+@SHAPE
 def test_spend_is_on_the_checkpointed_thread(shape: Shape) -> None:
     built = build(shape, loop=True, b=budget(**shape.tight))
     if built.graph.checkpointer is None:
