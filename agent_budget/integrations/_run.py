@@ -14,7 +14,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+    convert_to_messages,
+)
 from langgraph.types import Command
 from tenacity import (
     AsyncRetrying,
@@ -121,11 +127,11 @@ class BudgetRun:
 
     # --- tool calls ---------------------------------------------------------------------
 
-    def _annotate(self, out: Any) -> Any:
+    def _annotate(self, out: Any, call_id: str | None = None) -> Any:
         if not self.annotate_results:
             return out
         text = self.tracker.message()
-        return map_tool_messages(out, lambda m: with_budget_text(m, text))
+        return map_tool_messages(out, lambda m: with_budget_text(m, text), call_id)
 
     def refusal(self, call: dict[str, Any], exc: BudgetExceeded) -> ToolMessage:
         return self._annotate(self._refusal(call, exc))
@@ -162,7 +168,7 @@ class BudgetRun:
         """Settle a call; what the tool node returns for it."""
         if exc is None:
             res.commit()
-            out = self._annotate(_escape(out))
+            out = self._annotate(_escape(out, call.get("id")), call.get("id"))
             self._results[res.charge.key] = out
             return out
         if isinstance(exc, BudgetExceeded):
@@ -510,21 +516,35 @@ def _is_control_flow(exc: BaseException) -> bool:
     )
 
 
-def map_tool_messages(out: Any, fn: Callable[[ToolMessage], ToolMessage]) -> Any:
-    """Apply ``fn`` to a tool result: a ToolMessage, or those a ``Command`` writes."""
+def map_tool_messages(
+    out: Any, fn: Callable[[ToolMessage], ToolMessage], call_id: str | None = None
+) -> Any:
+    """Apply ``fn`` to a tool result: a ToolMessage, or those a ``Command`` writes (only
+    the one answering ``call_id`` when given: a handoff tool's ``Command`` carries the
+    whole history to the parent graph, earlier results included). A handoff tool often
+    writes its result as a dict (``{"role": "tool", ...}``); it is read as a ToolMessage."""
     if isinstance(out, ToolMessage):
         return fn(out)
     if isinstance(out, Command) and isinstance(out.update, dict):
+
+        def one(m: Any) -> Any:
+            if isinstance(m, dict) and m.get("role") == "tool" and m.get("tool_call_id"):
+                if call_id is not None and m["tool_call_id"] != call_id:
+                    return m
+                m = convert_to_messages([m])[0]
+            if isinstance(m, ToolMessage) and (call_id is None or m.tool_call_id == call_id):
+                return fn(m)
+            return m
+
         update = {
-            k: [fn(m) if isinstance(m, ToolMessage) else m for m in v] if isinstance(v, list) else v
-            for k, v in out.update.items()
+            k: [one(m) for m in v] if isinstance(v, list) else v for k, v in out.update.items()
         }
         return Command(graph=out.graph, update=update, resume=out.resume, goto=out.goto)
     return out
 
 
-def _escape(out: Any) -> Any:
-    return map_tool_messages(out, _escape_message)
+def _escape(out: Any, call_id: str | None = None) -> Any:
+    return map_tool_messages(out, _escape_message, call_id)
 
 
 def _escape_message(out: ToolMessage) -> ToolMessage:

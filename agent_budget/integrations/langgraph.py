@@ -210,14 +210,22 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
         config = self._with_run(input, config, saved=self._saved_spend(config))
-        yield from super().stream(input, config, **kwargs)
+        try:
+            yield from super().stream(input, config, **kwargs)
+        except Exception:
+            keep_spend_after_error(self.checkpointer, config)
+            raise
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         config = self._with_run(input, config, saved=await self._asaved_spend(config))
-        async for chunk in super().astream(input, config, **kwargs):
-            yield chunk
+        try:
+            async for chunk in super().astream(input, config, **kwargs):
+                yield chunk
+        except Exception:
+            await akeep_spend_after_error(self.checkpointer, config)
+            raise
 
     def get_spend(self, config: RunnableConfig) -> Spend | None:
         """The spend a checkpointed thread has recorded (None if it has none)."""
@@ -293,6 +301,45 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         except NotImplementedError:
             saved = cp.get_tuple(_checkpoint_config(config))
         return _newest_spend(saved)
+
+
+def keep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> None:
+    """Record the run's spend on its thread when the run raised (`BudgetExceeded` from a
+    node or a subgraph, any crash): the writes of a node that raises are lost, and with
+    them the spend it carried, so a resume would pay for the same calls again. It goes in
+    as a pending write of the thread's latest checkpoint, under a task id LangGraph runs no
+    task for; `_newest_spend` reads it back on resume."""
+    run = _keeps_spend(checkpointer, config)
+    saved = checkpointer.get_tuple(_checkpoint_config(config)) if run else None
+    if run is not None and saved is not None:
+        checkpointer.put_writes(saved.config, [(SPEND_KEY, _snapshot(run))], SPEND_TASK_ID)
+
+
+async def akeep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> None:
+    run = _keeps_spend(checkpointer, config)
+    if run is None:
+        return
+    try:
+        saved = await checkpointer.aget_tuple(_checkpoint_config(config))
+        if saved is not None:
+            await checkpointer.aput_writes(
+                saved.config, [(SPEND_KEY, _snapshot(run))], SPEND_TASK_ID
+            )
+    except NotImplementedError:  # a sync-only checkpointer
+        keep_spend_after_error(checkpointer, config)
+
+
+def _keeps_spend(checkpointer: Any, config: RunnableConfig) -> BudgetRun | None:
+    run = _run_of(config)
+    if run is None or checkpointer in (None, True, False) or not run.persist:
+        return None
+    configurable = ensure_config(config).get("configurable") or {}
+    if _thread_id(config) is None or configurable.get("checkpoint_ns"):
+        return None  # a subgraph's run: its parent keeps the thread's spend
+    return run
+
+
+SPEND_TASK_ID = "agent_budget:spend-after-error"
 
 
 def thread_snapshot(checkpointer: Any, thread_id: str) -> dict[str, Any] | None:
@@ -651,6 +698,8 @@ def _with_spend(run: BudgetRun, out: Any, seq: int) -> Any:
     as they are; the next node that spends writes the snapshot."""
     if run.tracker.seq == seq or not run.persist:
         return out
+    if isinstance(out, Command) and out.graph == Command.PARENT:
+        return out  # the parent graph keeps its own spend (this run's is a child's)
     if isinstance(out, dict):
         return {**out, SPEND_KEY: _snapshot(run)}
     if isinstance(out, Command) and (out.update is None or isinstance(out.update, dict)):

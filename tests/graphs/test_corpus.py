@@ -79,7 +79,7 @@ def test_bare_graph_answers(shape: Shape) -> None:
     assert_valid_history(out)
 
 
-@shapes(supervisor="7: handoffs")
+@SHAPE
 def test_budgeted_with_room_is_the_same_graph(shape: Shape) -> None:
     expected, bodies = bare(shape.name)
     built = build(shape, loop=False, b=budget(usd=100))
@@ -92,7 +92,7 @@ def test_budgeted_with_room_is_the_same_graph(shape: Shape) -> None:
     assert_valid_history(out)
 
 
-@shapes(supervisor="7: handoffs", create_agent_project="6: ToolStrategy history")
+@shapes(create_agent_project="6: ToolStrategy history")
 def test_finalize_holds_the_limit_and_answers_where_the_graph_does(shape: Shape) -> None:
     expected, _ = bare(shape.name)
     built = build(shape, loop=True, b=budget(**shape.tight))
