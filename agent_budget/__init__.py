@@ -21,12 +21,12 @@ from agent_budget.errors import (
 )
 
 if TYPE_CHECKING:
-    from agent_budget.integrations._run import Retry
     from agent_budget.integrations.callbacks import BudgetCallbackHandler
     from agent_budget.integrations.langchain import BudgetMiddleware
     from agent_budget.integrations.langgraph import BudgetedGraph, current_tracker, with_budget
     from agent_budget.integrations.threads import get_spend
     from agent_budget.pricing import PriceBook, register_model_price
+    from agent_budget.run import Retry
     from agent_budget.tracker import BudgetTracker, Charge, Regime, Spend
 
 _LAZY = {
@@ -34,7 +34,7 @@ _LAZY = {
     "current_tracker": "agent_budget.integrations.langgraph",
     "BudgetedGraph": "agent_budget.integrations.langgraph",
     "get_spend": "agent_budget.integrations.threads",
-    "Retry": "agent_budget.integrations._run",
+    "Retry": "agent_budget.run",
     "BudgetCallbackHandler": "agent_budget.integrations.callbacks",
     "BudgetMiddleware": "agent_budget.integrations.langchain",
     "BudgetTracker": "agent_budget.tracker",

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from agent_budget.snapshot import SpendState
 
 ZERO = Decimal(0)
 
@@ -78,15 +81,17 @@ class Spend:
     def copy(self) -> Spend:
         return replace(self, tool_calls=dict(self.tool_calls), unpriced=dict(self.unpriced))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self) -> SpendState:
+        out: SpendState = {
             "usd": str(self.usd),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "model_calls": self.model_calls,
             "tool_calls": dict(self.tool_calls),
-            **({"unpriced": dict(self.unpriced)} if self.unpriced else {}),
         }
+        if self.unpriced:
+            out["unpriced"] = dict(self.unpriced)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Spend:

@@ -4,6 +4,10 @@ Every paid call reserves its worst-case cost before it is made and is refused if
 not fit. Reservations are held under a lock, so parallel tool calls (threads or asyncio
 tasks) can never together pass a limit: that is what makes the cap hard. The committed
 spend is a plain `Spend` that graph state and the ledger can store.
+
+Over 400 lines on purpose: it is one class, the lock-protected state of one budget
+(reserve / commit, refusals, warnings, nesting, top-ups); the limits themselves are in
+`agent_budget.limits`, the snapshot format in `agent_budget.snapshot`.
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Protocol
 
-from agent_budget.budget import SHARED_SCOPES, Budget
+from agent_budget.budget import Budget
 from agent_budget.errors import AgentBudgetError, BudgetExceeded
+from agent_budget.limits import Limit, LimitTable, local_limits
 from agent_budget.message import budget_message, escape_budget_tags
 from agent_budget.pricing import PriceBook
-from agent_budget.spend import ZERO, Charge, Regime, Spend, json_safe, usd_exact, usd_text
+from agent_budget.snapshot import BudgetSnapshot
+from agent_budget.spend import ZERO, Charge, Regime, Spend, json_safe
+from agent_budget.stopping import StopReason
 
-STATE_VERSION = 1
 log = logging.getLogger("agent_budget")
 MAX_KEYS = 4096
-MAX_EVENTS = 100
 
 __all__ = [
     "ZERO",
@@ -107,7 +112,8 @@ class BudgetTracker:
         shared: list[SharedBudget] | None = None,
     ) -> None:
         self._budget = budget
-        self.limits = _local_limits(budget)
+        self.limits = local_limits(budget)
+        self.table = LimitTable(self.limits)
         self.prices = prices or PriceBook(budget)
         self.spent = spent or Spend()
         self.held = Spend()
@@ -117,6 +123,7 @@ class BudgetTracker:
         # Idempotency keys of committed charges: a node LangGraph runs again (RetryPolicy,
         # resume) does not pay twice for a call already on the books. Ordered, bounded.
         self._keys: dict[str, None] = {}
+        self._tool_keys: deque[str] = deque(maxlen=64)
         self._clock = clock
         self._started = clock()
         self._lock = threading.Lock()
@@ -139,7 +146,8 @@ class BudgetTracker:
     @budget.setter
     def budget(self, budget: Budget) -> None:
         self._budget = budget
-        self.limits = _local_limits(budget)
+        self.limits = local_limits(budget)
+        self.table = LimitTable(self.limits)
 
     # --- prices -------------------------------------------------------------------------
 
@@ -270,9 +278,7 @@ class BudgetTracker:
                 if self.budget.guards.usd_per_minute is not None and actual.usd:
                     self._recent.append((self._clock(), actual.usd))
                 if actual.key is not None:
-                    self._keys[actual.key] = None
-                    if len(self._keys) > MAX_KEYS:
-                        del self._keys[next(iter(self._keys))]
+                    self._remember(actual.key, actual.kind == "tool")
         errors: list[BaseException] = []
         for shared, handle in zip(self.shared, res.handles, strict=True):
             try:  # settle every shared budget even if one fails, then report the failure
@@ -366,64 +372,14 @@ class BudgetTracker:
         self._listeners.append(listener)
 
     def _check(self, c: Charge, final: bool) -> None:
-        b, s, h = self.limits, self.spent, self.held
-        if b.usd is not None:
-            allowed = b.usd if final else b.usd - b.reserve_usd
-            left = allowed - s.usd - h.usd
-            if c.usd > left:
-                raise BudgetExceeded(
-                    "usd",
-                    usd_exact(c.usd),
-                    usd_exact(max(left, ZERO)),
-                    usd_exact(s.usd),
-                    usd_exact(allowed),
-                    detail=f"A {c.kind} call to {c.name!r} could cost up to ${usd_text(c.usd)}.",
-                )
-        for name, limit, used, held, want in (
-            ("tokens.input", b.tokens.input, s.input_tokens, h.input_tokens, c.input_tokens),
-            ("tokens.output", b.tokens.output, s.output_tokens, h.output_tokens, c.output_tokens),
-            (
-                "tokens.total",
-                b.tokens.total,
-                s.total_tokens,
-                h.total_tokens,
-                c.input_tokens + c.output_tokens,
-            ),
-        ):
-            if limit is not None and want and used + held + want > limit:
-                raise BudgetExceeded(name, want, max(limit - used - held, 0), used, limit)
-        if c.kind == "tool":
-            per_tool = b.tool_calls.get(c.name)
-            if per_tool is not None:
-                used = s.tool_calls.get(c.name, 0) + h.tool_calls.get(c.name, 0)
-                if used + 1 > per_tool:
-                    raise BudgetExceeded(f"tool_calls.{c.name}", 1, per_tool - used, used, per_tool)
-            if b.total_tool_calls is not None:
-                used = s.total_tool_calls + h.total_tool_calls
-                if used + 1 > b.total_tool_calls:
-                    raise BudgetExceeded(
-                        "total_tool_calls", 1, b.total_tool_calls - used, used, b.total_tool_calls
-                    )
-        rate = b.guards.usd_per_minute
-        if rate is not None and c.usd:
-            recent = self._recent_usd() + h.usd
-            if recent + c.usd > rate:
-                raise BudgetExceeded(
-                    "guards.usd_per_minute",
-                    usd_exact(c.usd),
-                    usd_exact(max(rate - recent, ZERO)),
-                    usd_exact(recent),
-                    usd_exact(rate),
-                    detail="The spend rate cap holds: slow down or raise it.",
-                )
-        if final:
-            return
-        if c.kind == "model" and b.model_calls is not None:
-            used = s.model_calls + h.model_calls
-            if used + 1 > b.model_calls:
-                raise BudgetExceeded("model_calls", 1, b.model_calls - used, used, b.model_calls)
-        if b.seconds is not None and self.elapsed() >= b.seconds:
-            raise BudgetExceeded("seconds", "another call", 0, round(self.elapsed(), 1), b.seconds)
+        self.table.check(
+            c,
+            self.spent,
+            self.held,
+            final=final,
+            elapsed=self.elapsed() if self.table.seconds is not None else 0.0,
+            recent_usd=self._recent_usd,
+        )
 
     # --- what is left -------------------------------------------------------------------
 
@@ -443,24 +399,13 @@ class BudgetTracker:
 
     def remaining(self) -> dict[str, Any]:
         """What is left of each limit that is set (committed spend only)."""
-        b, s = self.limits, self.spent
-        out: dict[str, Any] = {}
-        if b.usd is not None:
-            out["usd"] = b.usd - s.usd
-        for name, limit, used in (
-            ("tokens.input", b.tokens.input, s.input_tokens),
-            ("tokens.output", b.tokens.output, s.output_tokens),
-            ("tokens.total", b.tokens.total, s.total_tokens),
-            ("total_tool_calls", b.total_tool_calls, s.total_tool_calls),
-            ("model_calls", b.model_calls, s.model_calls),
-        ):
-            if limit is not None:
-                out[name] = limit - used
-        for tool, limit in b.tool_calls.items():
-            out[f"tool_calls.{tool}"] = limit - s.tool_calls.get(tool, 0)
-        if b.seconds is not None:
-            out["seconds"] = max(b.seconds - self.elapsed(), 0.0)
-        return out
+        return dict(self.table.remaining(self.spent, self.elapsed()))
+
+    def limit_rows(self) -> list[Limit]:
+        """This budget's limits as `Limit` rows (used, held, allowed)."""
+        with self._lock:
+            spent, held = self.spent.copy(), self.held.copy()
+        return self.table.rows(spent, held, self.elapsed())
 
     def fraction_left(self) -> float:
         """Fraction left of the tightest global limit (per-tool limits count only when no
@@ -468,55 +413,19 @@ class BudgetTracker:
         return float(self._fraction_left())
 
     def _fraction_left(self) -> Fraction:
-        b, s = self.limits, self.spent
-        pairs: list[tuple[Fraction, Fraction]] = []
-        if b.usd is not None:
-            pairs.append((Fraction(b.usd), Fraction(s.usd)))
-        for limit, used in (
-            (b.tokens.input, s.input_tokens),
-            (b.tokens.output, s.output_tokens),
-            (b.tokens.total, s.total_tokens),
-            (b.total_tool_calls, s.total_tool_calls),
-            (b.model_calls, s.model_calls),
-        ):
-            if limit is not None:
-                pairs.append((Fraction(limit), Fraction(used)))
-        if b.seconds is not None:
-            pairs.append((Fraction(b.seconds), Fraction(self.elapsed())))
-        if not pairs and b.tool_calls:
-            total = sum(b.tool_calls.values())
-            used = sum(min(s.tool_calls.get(t, 0), n) for t, n in b.tool_calls.items())
-            pairs.append((Fraction(total), Fraction(used)))
-        zero = Fraction(0)
-        fractions = [max(zero, (lim - used) / lim) if lim > 0 else zero for lim, used in pairs]
-        return min(fractions, default=Fraction(1))
+        return self.table.fraction_left(self.spent, self.elapsed())
 
     def regime(self) -> Regime:
         return Regime.of(self._fraction_left())
 
     def exhausted(self) -> str | None:
         """Why the run must stop spending (a global limit is used up), or None."""
-        spent = self.spent_limit()
-        return None if spent is None else spent[3]
+        spent = self.first_spent()
+        return None if spent is None else spent.text
 
-    def spent_limit(self) -> tuple[str, Any, Any, str] | None:
-        """The first global limit used up: (limit, used, allowed, reason), or None."""
-        b, s = self.limits, self.spent
-        if b.usd is not None and s.usd >= b.usd - b.reserve_usd:
-            text = f"USD budget spent (${usd_text(s.usd)} of ${usd_text(b.usd)})"
-            return "usd", s.usd, b.usd, text
-        for field, name, limit, used in (
-            ("tokens.input", "input token", b.tokens.input, s.input_tokens),
-            ("tokens.output", "output token", b.tokens.output, s.output_tokens),
-            ("tokens.total", "token", b.tokens.total, s.total_tokens),
-            ("model_calls", "model call", b.model_calls, s.model_calls),
-        ):
-            if limit is not None and used >= limit:
-                return field, used, limit, f"{name} budget spent ({used} of {limit})"
-        if b.seconds is not None and self.elapsed() >= b.seconds:
-            text = f"time budget spent ({self.elapsed():.1f}s of {b.seconds:g}s)"
-            return "seconds", round(self.elapsed(), 1), b.seconds, text
-        return None
+    def first_spent(self) -> StopReason | None:
+        """The first global limit used up, as the reason the run must stop, or None."""
+        return self.table.first_spent(self.spent, self.elapsed())
 
     # --- the message the model sees -----------------------------------------------------
 
@@ -534,38 +443,43 @@ class BudgetTracker:
             self.topups.append(json_safe(extra))
             self.seq += 1
 
+    def adopt(self, charge: Charge) -> None:
+        """Put a charge committed by an earlier run of this budget on these books, once
+        (by key): a tracker restored from a checkpoint older than the call it replays."""
+        with self._lock:
+            if charge.key is None or charge.key in self._keys:
+                return
+            self.spent.add(charge)
+            self.seq += 1
+            self._remember(charge.key, charge.kind == "tool")
+
+    def _remember(self, key: str, tool: bool = True) -> None:
+        self._keys[key] = None
+        if tool:
+            self._tool_keys.append(key)
+        if len(self._keys) > MAX_KEYS:
+            del self._keys[next(iter(self._keys))]
+
+    def recent_keys(self) -> list[str]:
+        """The keys of the last tool calls committed: a snapshot keeps them, so a call
+        replayed after a resume is not put on the restored books twice."""
+        return list(self._tool_keys)
+
     def committed(self, key: str) -> bool:
         """Whether a charge with this idempotency key is already on the books."""
         return key in self._keys
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> BudgetSnapshot:
         """Plain, JSON-safe state for graph state / checkpoints."""
-        with self._lock:
-            return {
-                "v": STATE_VERSION,
-                "epoch": self.epoch,
-                "seq": self.seq,
-                "spent": self.spent.to_dict(),
-                "topups": [dict(t) for t in self.topups],
-                # Idempotency keys stay in memory: each names its run, so another run (a
-                # resume, a new turn) never meets them, and the snapshot stays small.
-                "warned": list(self.warned),
-                "events": list(self.events[-MAX_EVENTS:]),
-                "children": self._children_state()
-                if self.children or self.restored_children
-                else {},
-            }
+        from agent_budget.snapshot import take
 
-    def _children_state(self) -> dict[str, Any]:
-        from agent_budget.nesting import children_state
-
-        return children_state(self)
+        return take(self)
 
     @classmethod
     def restore(
         cls,
         budget: Budget,
-        state: dict[str, Any] | None,
+        state: BudgetSnapshot | None,
         *,
         fresh: bool = False,
         **kwargs: Any,
@@ -573,36 +487,9 @@ class BudgetTracker:
         """A tracker continuing the spend recorded by `snapshot` (top-ups re-applied).
         ``fresh`` starts the spend over (a new run of a run-scoped budget) while keeping the
         snapshots in order (a later epoch)."""
+        from agent_budget.snapshot import restore_into
+
         tracker = cls(budget, **kwargs)
-        if not state:
-            return tracker
-        if fresh:
-            tracker.epoch = int(state.get("epoch", 0)) + 1
-            return tracker
-        tracker.spent = Spend.from_dict(state.get("spent") or {})
-        for extra in state.get("topups") or []:
-            tracker.budget = tracker.budget.topped_up(**extra)
-            tracker.topups.append(dict(extra))
-        tracker.prices.budget = tracker.budget
-        tracker.seq = int(state.get("seq", 0))
-        tracker.epoch = int(state.get("epoch", 0))
-        tracker.warned = [float(t) for t in state.get("warned") or []]
-        tracker.events = list(state.get("events") or [])
-        tracker.restored_children = dict(state.get("children") or {})
+        if state:
+            restore_into(tracker, state, fresh=fresh)
         return tracker
-
-
-def _local_limits(budget: Budget) -> Budget:
-    """The limits this tracker enforces itself. A user / tenant / global budget's own limits
-    are shared by many runs and kept in the ledger, which enforces them (a `SharedBudget`);
-    checking them against one thread's spend as well would be wrong across windows."""
-    if budget.scope not in SHARED_SCOPES:
-        return budget
-    return budget.model_copy(
-        update={
-            "usd": None,
-            "tokens": budget.tokens.model_copy(update={"total": None}),
-            "model_calls": None,
-            "total_tool_calls": None,
-        }
-    )

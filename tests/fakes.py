@@ -108,3 +108,41 @@ def make_search(counter: Counter, text: str = "result") -> Any:
         return f"{text} for {query}"
 
     return search
+
+
+class ScriptedFake(ToolCallingFake):
+    """Answers turn N with ``script[N]``: a list of tool calls ``[(name, args), ...]`` or a
+    final text; after the script, plain text. Tools bound or not, it follows the script."""
+
+    script: list[Any] = Field(default_factory=list)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with self.lock:
+            self.seen.append(list(messages))
+            self.turns += 1
+            turn = self.turns
+        usage = {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+        }
+        meta = {"model_name": self.model_name}
+        step = self.script[turn - 1] if turn <= len(self.script) else f"final answer {turn}"
+        if isinstance(step, str) or not kwargs.get("tools"):
+            text = step if isinstance(step, str) else f"final answer {turn}"
+            msg = AIMessage(content=text, usage_metadata=usage, response_metadata=meta)
+        else:
+            calls = [
+                {"name": name, "args": args, "id": f"call_{turn}_{i}"}
+                for i, (name, args) in enumerate(step)
+            ]
+            msg = AIMessage(
+                content="", tool_calls=calls, usage_metadata=usage, response_metadata=meta
+            )
+        return ChatResult(generations=[ChatGeneration(message=msg)])

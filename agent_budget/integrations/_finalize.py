@@ -24,13 +24,22 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, create_model
 
 from agent_budget.errors import BudgetExceeded
-from agent_budget.integrations._run import REFUSED, BudgetRun
+from agent_budget.integrations._messages import (
+    REFUSED,
+    final_prompt,
+    no_tool_calls,
+    sized_final_model,
+    unpaid_answer,
+)
 from agent_budget.integrations.callbacks import FINAL_CALL_METADATA
+from agent_budget.run import BudgetRun
+from agent_budget.stopping import StopReason
 
 Kind = Literal["text", "structured"]
 
@@ -129,7 +138,7 @@ def _get(state: Any, key: str) -> Any:
     return getattr(state, key, None)
 
 
-def _digest(state: Any, plan: AnswerPlan) -> list[BaseMessage]:
+def _digest(state: Any) -> list[BaseMessage]:
     """A state without messages, as the prompt of the final call."""
     items = state.items() if isinstance(state, dict) else vars(state).items()
     lines = [
@@ -167,8 +176,15 @@ def dangling_tool_results(messages: list[BaseMessage]) -> list[ToolMessage]:
 class _Final:
     """One finalize: what is asked for, and how the answer maps back onto state."""
 
-    def __init__(self, run: BudgetRun, state: Any, plan: AnswerPlan, reason: str) -> None:
-        self.run, self.plan, self.reason = run, plan, reason
+    def __init__(
+        self,
+        run: BudgetRun,
+        model: BaseChatModel | None,
+        state: Any,
+        plan: AnswerPlan,
+        reason: StopReason,
+    ) -> None:
+        self.run, self.final_model, self.plan, self.reason = run, model, plan, reason
         self.messages: list[BaseMessage] = (
             list(_get(state, plan.messages_key) or []) if plan.messages_key else []
         )
@@ -180,8 +196,8 @@ class _Final:
             if plan.messages_key
             else [s for s in empty if s.kind == "text" and s.key in unreached]
         )
-        history = self.messages if plan.messages_key else _digest(state, plan)
-        self.prompt = run.final_prompt(history, reason)
+        history = self.messages if plan.messages_key else _digest(state)
+        self.prompt = final_prompt(run.tracker, history, reason)
         self.schema: Any = None
         if len(self.structured) == 1 and not self.texts and _is_class(self.structured[0].type_):
             self.schema = self.structured[0].type_
@@ -191,8 +207,8 @@ class _Final:
             self.schema = create_model("FinalAnswer", **fields)
 
     def model(self) -> Any:
-        final = self.run.final_model
-        sized = self.run.sized_final_model(final, self.prompt) if final else None
+        final = self.final_model
+        sized = sized_final_model(self.run.tracker, final, self.prompt) if final else None
         if sized is None or self.schema is None:
             return sized
         return sized.with_structured_output(self.schema)
@@ -201,10 +217,10 @@ class _Final:
         """The state update for the model's ``result`` (None: nothing could be paid)."""
         values: dict[str, Any] = {}
         if result is None:
-            answer = self.run.unpaid_final_answer(self.reason)
+            answer = unpaid_answer(self.run.tracker, self.reason)
             values = {s.key: _text(answer) for s in self.texts}
         elif self.schema is None:
-            answer = _no_tool_calls(result)
+            answer = no_tool_calls(result)
             values = {s.key: _text(answer) for s in self.texts}
         else:
             if len(self.structured) == 1 and self.schema is self.structured[0].type_:
@@ -221,26 +237,29 @@ class _Final:
         return values
 
 
-def final_update(run: BudgetRun, state: Any, plan: AnswerPlan, reason: str) -> dict[str, Any]:
-    final = _Final(run, state, plan, reason)
-    model = final.model()
-    if model is None:
+def final_update(
+    run: BudgetRun, model: BaseChatModel | None, state: Any, plan: AnswerPlan, reason: StopReason
+) -> dict[str, Any]:
+    """The one final call of a run (without tools), as a state update."""
+    final = _Final(run, model, state, plan, reason)
+    chosen = final.model()
+    if chosen is None:
         return final.update(None)
     try:
-        return final.update(model.invoke(final.prompt, FINAL_CONFIG))
+        return final.update(chosen.invoke(final.prompt, FINAL_CONFIG))
     except BudgetExceeded:
         return final.update(None)
 
 
 async def afinal_update(
-    run: BudgetRun, state: Any, plan: AnswerPlan, reason: str
+    run: BudgetRun, model: BaseChatModel | None, state: Any, plan: AnswerPlan, reason: StopReason
 ) -> dict[str, Any]:
-    final = _Final(run, state, plan, reason)
-    model = final.model()
-    if model is None:
+    final = _Final(run, model, state, plan, reason)
+    chosen = final.model()
+    if chosen is None:
         return final.update(None)
     try:
-        return final.update(await model.ainvoke(final.prompt, FINAL_CONFIG))
+        return final.update(await chosen.ainvoke(final.prompt, FINAL_CONFIG))
     except BudgetExceeded:
         return final.update(None)
 
@@ -252,12 +271,3 @@ def _text(message: BaseMessage) -> str:
 
 def _jsonable(value: Any) -> Any:
     return value.model_dump() if isinstance(value, BaseModel) else str(value)
-
-
-def _no_tool_calls(message: Any) -> AIMessage:
-    """The final answer must end the run: drop any tool call a model made regardless."""
-    if isinstance(message, AIMessage) and message.tool_calls:
-        return message.model_copy(update={"tool_calls": [], "invalid_tool_calls": []})
-    if isinstance(message, AIMessage):
-        return message
-    return AIMessage(content=getattr(message, "content", str(message)))

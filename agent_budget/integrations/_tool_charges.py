@@ -20,7 +20,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 
 if TYPE_CHECKING:
-    from agent_budget.integrations._run import BudgetRun
+    from agent_budget.run import BudgetRun
     from agent_budget.tracker import Reservation
 
 GUARDED: ContextVar[Any] = ContextVar("agent_budget_guarded_tool", default=None)
@@ -41,7 +41,7 @@ class ToolChargeHandler(BaseCallbackHandler):
     def _mine(self) -> bool:
         """True for a call made by this run's own nodes: a parent run's handler, merged
         into a sub-agent's callbacks by LangGraph, must leave the sub-agent's calls to it."""
-        from agent_budget.integrations.langgraph import current_run
+        from agent_budget.integrations._state import current_run
 
         return GUARDED.get() is None and current_run() is self.run
 
@@ -69,7 +69,7 @@ class ToolChargeHandler(BaseCallbackHandler):
             res.commit()
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        from agent_budget.integrations._run import settle_after_error
+        from agent_budget.run import settle_after_error
 
         with self._lock:
             res = self._held.pop(run_id, None)

@@ -9,8 +9,6 @@ charged by `ToolChargeHandler` instead.)
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from typing import Any
 
 from langchain_core.runnables import RunnableSequence
@@ -46,26 +44,3 @@ def replace_tool_node(runnable: Any, guarded: ToolNode) -> Any:
         ]
         return RunnableSequence(*steps, name=runnable.name)
     raise TypeError(f"no ToolNode in {type(runnable).__name__}")
-
-
-def with_tool_wrappers(
-    node: ToolNode,
-    wrap: Callable[..., Any],
-    awrap: Callable[..., Any] | None,
-) -> ToolNode:
-    """A copy of ``node`` (of its own class: a user's subclass keeps its methods) whose
-    tool calls go through ``wrap`` / ``awrap``."""
-    guarded = copy.copy(node)
-    guarded._wrap_tool_call = wrap
-    guarded._awrap_tool_call = awrap
-    # RunnableCallable keeps the functions it runs; ToolNode's are its own bound methods,
-    # which a shallow copy would leave bound to the unguarded original.
-    guarded.func = _rebind(node.func, node, guarded)
-    guarded.afunc = _rebind(node.afunc, node, guarded)
-    return guarded
-
-
-def _rebind(func: Any, old: Any, new: Any) -> Any:
-    if getattr(func, "__self__", None) is old:
-        return getattr(new, func.__name__)
-    return func

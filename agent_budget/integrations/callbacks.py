@@ -14,21 +14,17 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 from agent_budget.errors import UnknownPrice
+from agent_budget.once import model_key
+from agent_budget.run import OWNER, BudgetRun
 from agent_budget.tracker import BudgetTracker, Charge, Reservation
-
-CHARGED_BY: ContextVar[BudgetTracker | None] = ContextVar("agent_budget_charged_by", default=None)
-"""Set while a `BudgetMiddleware` makes a model call it reserves and commits itself: a
-handler inherited from a calling run skips that call (the middleware's child budget
-passes the charge up to the parent already; charging it here too would count it twice)."""
 
 FINAL_CALL_METADATA = "agent_budget_final"
 """Metadata key marking the final-answer call, which may use the budget's reserve."""
@@ -130,7 +126,13 @@ logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietRefusals()
 
 
 class BudgetCallbackHandler(BaseCallbackHandler):
-    """Reserve before each chat-model call, commit its real cost after."""
+    """Reserve before each chat-model call, commit its real cost after.
+
+    ``BudgetCallbackHandler(tracker)`` puts the calls on a tracker; a budgeted run passes
+    its `BudgetRun`, whose id then prefixes each call's key. A call made by a budgeted run
+    below this handler's (a sub-agent: `OWNER` is a descendant) is skipped: that run
+    charges this budget itself, through its parent link. LangGraph merges a calling
+    run's callbacks into a sub-agent's config, so this handler does see such calls."""
 
     raise_error = True  # a refused reservation must stop the call, not be logged
     run_inline = True  # reserve in the caller's thread, before the request goes out
@@ -139,9 +141,13 @@ class BudgetCallbackHandler(BaseCallbackHandler):
     ignore_retriever = True
 
     def __init__(
-        self, tracker: BudgetTracker, *, token_counter: TokenCounter | None = None
+        self, tracker: BudgetTracker | BudgetRun, *, token_counter: TokenCounter | None = None
     ) -> None:
-        self.tracker = tracker
+        self._prefix_id: str | None = None
+        if isinstance(tracker, BudgetRun):
+            self.tracker, self._prefix_id = tracker.tracker, tracker.run_id
+        else:
+            self.tracker = tracker
         self.count_tokens = token_counter or self._estimate
         self._prefix = _PrefixCounter()
         self._held: dict[UUID, tuple[Reservation, str | None]] = {}
@@ -160,15 +166,21 @@ class BudgetCallbackHandler(BaseCallbackHandler):
         invocation_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if CHARGED_BY.get() is not None:
+        owner = OWNER.get()
+        if (
+            owner is not None
+            and owner.tracker is not self.tracker
+            and _below(owner.tracker, self.tracker)
+        ):
             return
         meta = metadata or {}
         params = invocation_params or kwargs.get("invocation_params") or {}
         model = meta.get("ls_model_name") or params.get("model") or params.get("model_name")
         max_tokens = meta.get("ls_max_tokens") or params.get("max_tokens")
         prompt = self.count_tokens(messages[0] if messages else [], params)
+        key = model_key(self._prefix_id, run_id) if self._prefix_id else str(run_id)
         charge = self.tracker.model_worst_case(
-            model, prompt, max_tokens, key=str(run_id), node=meta.get("langgraph_node")
+            model, prompt, max_tokens, key=key, node=meta.get("langgraph_node")
         )
         res = self.tracker.reserve(charge, final=bool(meta.get(FINAL_CALL_METADATA)))
         with self._lock:
@@ -189,6 +201,40 @@ class BudgetCallbackHandler(BaseCallbackHandler):
             held = self._held.pop(run_id, None)
         if held is not None:
             held[0].release()
+
+
+def _below(tracker: BudgetTracker, ancestor: BudgetTracker) -> bool:
+    parent = tracker.parent
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.parent
+    return False
+
+
+def with_handler(callbacks: Any, handler: BaseCallbackHandler) -> Any:
+    # Not merge_configs: it re-reads the ambient config of a calling run into every
+    # argument, which would put a parent run's budget back over a child's.
+    if isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        manager.add_handler(handler, inherit=True)
+        return manager
+    return [*(callbacks or []), handler]
+
+
+def without_budget_handlers(callbacks: Any) -> Any:
+    """The parent's callbacks minus its budget handler (a child charges its parent itself).
+    LangGraph may merge them back into a sub-agent's run: the handler's own check
+    (`OWNER`) is what keeps it from charging twice."""
+    if isinstance(callbacks, list):
+        return [h for h in callbacks if not isinstance(h, BudgetCallbackHandler)]
+    if isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        for handler in list(manager.handlers):
+            if isinstance(handler, BudgetCallbackHandler):
+                manager.remove_handler(handler)
+        return manager
+    return callbacks
 
 
 def actual_charge(

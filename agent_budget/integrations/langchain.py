@@ -1,22 +1,20 @@
-"""`BudgetMiddleware`: the same budget for `langchain.agents.create_agent` agents.
+"""`BudgetMiddleware`: the same budget for `langchain.agents.create_agent` agents, as a thin
+adapter over the run core (`agent_budget.run`):
 
-- ``before_agent`` starts the run's tracker (continuing the thread's spend from state when
-  the budget's scope is ``thread``);
-- ``wrap_model_call`` reserves each model call's worst case, shows the model its budget
-  after tool results (at call time: no extra state write), and, when the budget is spent,
-  ends the way ``on_exhausted`` says: one final call without tools, `BudgetExceeded`, or
-  ``interrupt()``;
-- ``wrap_tool_call`` reserves each tool call and refuses (with a ToolMessage saying which
-  budget is spent) the ones that do not fit, so parallel calls are capped exactly.
+- ``before_agent`` starts the run (`_setup.start_run`, as `with_budget` does);
+- ``wrap_model_call`` applies the stop policy, shows the model its budget after tool
+  results (at call time: no extra state write), reserves the call's worst case, and, when
+  the budget is spent, ends the way ``on_exhausted`` says: one final call without tools,
+  `BudgetExceeded`, or ``interrupt()``;
+- ``wrap_tool_call`` is the run core's tool guard, so parallel calls are capped exactly.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, NotRequired, cast
 
 from langchain.agents.middleware.types import (
@@ -32,37 +30,46 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.config import get_config
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 from tenacity import AsyncRetrying, Retrying
 
 from agent_budget.budget import Budget
-from agent_budget.errors import BudgetExceeded
-from agent_budget.integrations._run import (
-    BudgetRun,
-    Retry,
-    WarningCallback,
+from agent_budget.errors import BudgetExceeded, InvalidBudget, UnknownPrice
+from agent_budget.integrations._messages import (
+    final_prompt,
     last_tool_step,
     model_name,
-    resolve_model,
-    retry_kwargs,
+    sized_final_model,
+    step_results,
+    tool_hooks,
+    unpaid_answer,
     with_budget_text,
 )
+from agent_budget.integrations._private import CONFIG_KEY_CHECKPOINTER
+from agent_budget.integrations._setup import start_run
+from agent_budget.integrations._state import SPEND_KEY, current_run, node_name, snapshot
 from agent_budget.integrations.callbacks import (
-    CHARGED_BY,
     TokenCounter,
+    _estimate,
+    _PrefixCounter,
+    _schema_chars,
     actual_charge,
-    estimate_prompt_tokens,
 )
-from agent_budget.integrations.langgraph import SPEND_KEY, _latest
-from agent_budget.tracker import BudgetTracker
+from agent_budget.integrations.nodes import on_exhausted
+from agent_budget.run import OWNER, BudgetRun, Retry, WarningCallback, retry_kwargs
+from agent_budget.snapshot import BudgetSnapshot, latest
+from agent_budget.spend import Charge
+from agent_budget.stopping import StopReason
+from agent_budget.tracker import BudgetTracker, Reservation
 
 _MAX_LIVE_RUNS = 1024
+_EXHAUSTED = StopReason("budget", "budget exhausted", "budget")
 
 
 class BudgetState(AgentState[Any]):
     """Agent state plus the spend snapshot (private: not part of input or output)."""
 
-    agent_budget: NotRequired[Annotated[dict[str, Any] | None, PrivateStateAttr, _latest]]
+    agent_budget: NotRequired[Annotated[BudgetSnapshot | None, PrivateStateAttr, latest]]
 
 
 class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
@@ -95,23 +102,28 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         )
         self.tool_retry = tool_retry
         self.model_retry = model_retry
-        self.count_tokens = token_counter or estimate_prompt_tokens
+        self.token_counter = token_counter
         self.show_budget = show_budget
         self._runs: OrderedDict[str, BudgetRun] = OrderedDict()
+        self._counters: dict[str, _PrefixCounter] = {}
+        self._schemas: dict[int, tuple[Any, int]] = {}
         self._lock = threading.Lock()
 
     # --- the run ------------------------------------------------------------------------
 
     def before_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
-        run = self._new_run(_saved(state), fresh=self.budget.scope == "run")
-        return {SPEND_KEY: self._snapshot(run)}
+        run = self._start(_saved(state), resuming=False)
+        return {SPEND_KEY: snapshot(run)}
 
     async def abefore_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
         return self.before_agent(state, runtime)
 
     def after_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
         with self._lock:
-            self._runs.pop((_saved(state) or {}).get("run", ""), None)
+            saved = _saved(state)
+            run_id = saved.get("run", "") if saved else ""
+            self._runs.pop(run_id, None)
+            self._counters.pop(run_id, None)
         return None
 
     async def aafter_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
@@ -121,38 +133,36 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         """The live tracker of the run this state belongs to."""
         return self._run(state).tracker
 
-    def _new_run(self, saved: dict[str, Any] | None, fresh: bool = False) -> BudgetRun:
-        from agent_budget.integrations.langgraph import current_run
-        from agent_budget.ledger import attach_ledger  # light: no driver unless configured
-
-        parent = current_run()
-        if parent is not None:  # a sub-agent: spend from the calling run's budget too
-            name = self.budget.name or "agent"
-            tracker = parent.tracker.child(name, self.budget, reuse=True)
-        else:
-            tracker = BudgetTracker.restore(self.budget, saved, fresh=fresh)
-            attach_ledger(tracker, _config())
-        run = BudgetRun(tracker, retry=self.tool_retry, on_warning=self.on_warning)
+    def _start(self, saved: BudgetSnapshot | None, *, resuming: bool) -> BudgetRun:
+        config = _config()
+        run, _ = start_run(
+            self.budget,
+            {**config, "configurable": {**(config.get("configurable") or {}), "budget": None}},
+            saved=saved,
+            resuming=resuming,
+            parent=current_run(),
+            name="agent",
+            retry=self.tool_retry,
+            on_warning=self.on_warning,
+        )
+        run.persist = CONFIG_KEY_CHECKPOINTER in (config.get("configurable") or {})
         with self._lock:
             self._runs[run.run_id] = run
             while len(self._runs) > _MAX_LIVE_RUNS:
-                self._runs.popitem(last=False)
+                old, _ = self._runs.popitem(last=False)
+                self._counters.pop(old, None)
         return run
 
     def _run(self, state: Any) -> BudgetRun:
-        saved = _saved(state) or {}
+        saved = _saved(state)
         with self._lock:
-            run = self._runs.get(saved.get("run", ""))
+            run = self._runs.get(saved.get("run", "") if saved else "")
         if run is None:  # resumed in another process, or evicted: continue from state
-            run = self._new_run(saved)
-            run.run_id = saved.get("run") or uuid.uuid4().hex
-            with self._lock:
-                self._runs[run.run_id] = run
+            run = self._start(saved, resuming=True)
         return run
 
-    @staticmethod
-    def _snapshot(run: BudgetRun) -> dict[str, Any]:
-        return {**run.tracker.snapshot(), "run": run.run_id}
+    def _spend_update(self, run: BudgetRun) -> dict[str, Any]:
+        return {SPEND_KEY: snapshot(run)} if run.persist else {}
 
     # --- model calls --------------------------------------------------------------------
 
@@ -160,24 +170,24 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
     ) -> Any:
         run = self._run(request.state)
-        request, final = self._prepare(run, request)
-        if final is not None:
-            return final
-        res, request = self._reserve_or_final(run, request)
-        if res is None:
-            return self._finish(run, self._final_call(run, request, handler))
-        first = [res]
+        request, held = self._prepare(run, request)
+        if held is None:  # the run must stop: a final call without tools
+            prepared = self._final(run, request)
+            if isinstance(prepared, ModelResponse):
+                return self._finish(run, prepared)
+            request, held = prepared
+            with _paying(run, held):
+                return self._finish(run, _stripped(self._commit(run, held, handler(request))))
+        first = [held]
 
         def attempt() -> Any:
-            held = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
-            with _model_call(run, held):
-                response = handler(request)
-            return self._commit(run, held, response)
+            res = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
+            with _paying(run, res):
+                return self._commit(run, res, handler(request))
 
         if self.model_retry is None or self.model_retry.attempts <= 1:
             return self._finish(run, attempt())
-        retrying = Retrying(**self._model_retry_kwargs(run, request))
-        return self._finish(run, retrying(attempt))
+        return self._finish(run, Retrying(**self._model_retry_kwargs(run, request))(attempt))
 
     async def awrap_model_call(
         self,
@@ -185,19 +195,22 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
     ) -> Any:
         run = self._run(request.state)
-        request, final = self._prepare(run, request)
-        if final is not None:
-            return final
-        res, request = self._reserve_or_final(run, request)
-        if res is None:
-            return self._finish(run, await self._afinal_call(run, request, handler))
-        first = [res]
+        request, held = self._prepare(run, request)
+        if held is None:
+            prepared = self._final(run, request)
+            if isinstance(prepared, ModelResponse):
+                return self._finish(run, prepared)
+            request, held = prepared
+            with _paying(run, held):
+                response = await handler(request)
+            return self._finish(run, _stripped(self._commit(run, held, response)))
+        first = [held]
 
         async def attempt() -> Any:
-            held = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
-            with _model_call(run, held):
+            res = first.pop() if first else run.tracker.reserve(self._worst_case(run, request))
+            with _paying(run, res):
                 response = await handler(request)
-            return self._commit(run, held, response)
+            return self._commit(run, res, response)
 
         if self.model_retry is None or self.model_retry.attempts <= 1:
             return self._finish(run, await attempt())
@@ -206,69 +219,80 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
 
     def _model_retry_kwargs(self, run: BudgetRun, request: ModelRequest) -> dict[str, Any]:
         assert self.model_retry is not None
+        t = run.tracker
         return retry_kwargs(
-            self.model_retry, lambda: run.tracker.fits(self._worst_case(run, request))
+            self.model_retry, lambda: t.fits(self._worst_case(run, request)), lambda out: False
         )
 
-    def _prepare(self, run: BudgetRun, request: ModelRequest) -> tuple[ModelRequest, Any]:
-        """Show the budget after tool results; move to the cheaper model when the budget
-        says so; decide whether the run must stop first."""
-        if self.cheaper is not None and run.downgrade_to(request.model):
+    def _prepare(
+        self, run: BudgetRun, request: ModelRequest
+    ) -> tuple[ModelRequest, Reservation | None]:
+        """Move to the cheaper model when the budget says so; apply the stop policy; show
+        the budget after tool results; reserve the call. No reservation: finalize."""
+        if self.cheaper is not None and run.downgrade_now(model_name(request.model)):
             request = request.override(model=self.cheaper)
-        reason = run.stop_reason(request.messages)
-        if reason:
-            reason = self._on_exhausted(run, reason, None)
-            if reason:
+        if run.stop is None:
+            reason = run.stop_reason(step_results(request.messages))
+            if reason is not None and not on_exhausted(run, reason, None):
                 run.stop = reason
         if self.show_budget and last_tool_step(request.messages):
             last = cast(ToolMessage, request.messages[-1])
             patched = with_budget_text(last, run.tracker.message())
             request = request.override(messages=[*request.messages[:-1], patched])
-        return request, None
-
-    def _on_exhausted(self, run: BudgetRun, reason: str, exc: BudgetExceeded | None) -> str | None:
-        mode = run.tracker.budget.on_exhausted
-        if mode == "raise":
-            raise exc or run.exceeded(reason)
-        if mode == "interrupt" and run.apply_resume(interrupt(run.interrupt_payload(reason))):
-            run.stop = None
-            return None
-        return reason
-
-    def _reserve_or_final(self, run: BudgetRun, request: ModelRequest) -> tuple[Any, ModelRequest]:
-        """Reserve the call, or return (None, final request) when it must be the last."""
-        if run.stop is None:
+        while run.stop is None:
             try:
-                return run.tracker.reserve(self._worst_case(run, request)), request
+                return request, run.tracker.reserve(self._worst_case(run, request))
             except BudgetExceeded as exc:
-                reason = self._on_exhausted(run, str(exc), exc)
-                if reason is None:  # topped up after an interrupt
-                    return run.tracker.reserve(self._worst_case(run, request)), request
-                run.stop = reason
-        prompt = run.final_prompt(request.messages, run.stop or "budget exhausted")
+                reason = StopReason(exc.limit, str(exc), "budget")
+                if not on_exhausted(run, reason, exc):
+                    run.stop = reason
+        prompt = final_prompt(run.tracker, request.messages, run.stop or _EXHAUSTED)
         final = request.override(tools=[], messages=cast(list[Any], prompt), tool_choice=None)
-        return None, final
+        return final, None
 
-    def _worst_case(self, run: BudgetRun, request: ModelRequest) -> Any:
+    def _counter(self, run: BudgetRun) -> _PrefixCounter:
+        with self._lock:
+            counter = self._counters.get(run.run_id)
+            if counter is None:
+                counter = self._counters[run.run_id] = _PrefixCounter()
+        return counter
+
+    def _worst_case(self, run: BudgetRun, request: ModelRequest) -> Charge:
         messages: list[BaseMessage] = list(request.messages)
         if request.system_message is not None:
             messages.insert(0, request.system_message)
-        params = {"tools": [_tool_schema(t) for t in request.tools]}
+        if self.token_counter is not None:
+            tools = [_tool_schema(t) for t in request.tools]
+            tokens = self.token_counter(messages, {"tools": tools})
+        else:
+            # Counted incrementally: the history grows by a few messages per call, and
+            # re-counting all of it made the per-step cost grow with the run.
+            chars = self._counter(run).chars(messages)
+            tokens = _estimate(chars + self._tools_chars(request.tools), len(messages), {})
         max_tokens = request.model_settings.get("max_tokens") or getattr(
             request.model, "max_tokens", None
         )
         return run.tracker.model_worst_case(
-            model_name(request.model),
-            self.count_tokens(messages, params),
-            max_tokens,
-            key=uuid.uuid4().hex,
+            model_name(request.model), tokens, max_tokens, node=node_name()
         )
 
-    def _final_reserved(self, run: BudgetRun, request: ModelRequest) -> Any:
-        """(request sized to what is left, its reservation), or the answer to give when even
-        a short final answer cannot be paid for."""
-        sized = run.sized_final_model(request.model, request.messages)
-        unpaid = ModelResponse(result=[run.unpaid_final_answer(run.stop or "budget exhausted")])
+    def _tools_chars(self, tools: list[Any]) -> int:
+        # Each tool's schema is serialised once: tools live as long as the agent.
+        total = 0
+        for tool in tools:
+            hit = self._schemas.get(id(tool))
+            if hit is None or hit[0] is not tool:
+                hit = self._schemas[id(tool)] = (tool, _schema_chars([_tool_schema(tool)]))
+            total += hit[1]
+        return total
+
+    def _final(
+        self, run: BudgetRun, request: ModelRequest
+    ) -> ModelResponse | tuple[ModelRequest, Reservation]:
+        """The final request sized to what is left and its reservation, or the answer to
+        give when even a short final answer cannot be paid for."""
+        unpaid = ModelResponse(result=[unpaid_answer(run.tracker, run.stop or _EXHAUSTED)])
+        sized = sized_final_model(run.tracker, request.model, request.messages)
         if sized is None:
             return unpaid
         request = request.override(model=sized)
@@ -277,75 +301,79 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         except BudgetExceeded:
             return unpaid
 
-    def _final_call(
-        self, run: BudgetRun, request: ModelRequest, handler: Callable[..., Any]
-    ) -> Any:
-        prepared = self._final_reserved(run, request)
-        if isinstance(prepared, ModelResponse):
-            return prepared
-        request, res = prepared
-        with _model_call(run, res):
-            response = handler(request)
-        return _strip_tool_calls(self._commit(run, res, response))
-
-    async def _afinal_call(
-        self, run: BudgetRun, request: ModelRequest, handler: Callable[..., Any]
-    ) -> Any:
-        prepared = self._final_reserved(run, request)
-        if isinstance(prepared, ModelResponse):
-            return prepared
-        request, res = prepared
-        with _model_call(run, res):
-            response = await handler(request)
-        return _strip_tool_calls(self._commit(run, res, response))
-
     @staticmethod
-    def _commit(run: BudgetRun, res: Any, response: Any) -> Any:
+    def _commit(run: BudgetRun, res: Reservation, response: Any) -> Any:
         messages = _result_messages(response)
         ai = next((m for m in messages if isinstance(m, AIMessage)), None)
         res.commit(actual_charge(run.tracker, ai, res.charge))
         return response
 
-    def _finish(self, run: BudgetRun, response: Any) -> ExtendedModelResponse[Any]:
+    def _finish(self, run: BudgetRun, response: Any) -> Any:
         if isinstance(response, AIMessage):
             response = ModelResponse(result=[response])
         if isinstance(response, ExtendedModelResponse):
             response = response.model_response
-        return ExtendedModelResponse(
-            model_response=response, command=Command(update={SPEND_KEY: self._snapshot(run)})
-        )
+        update = self._spend_update(run)
+        if not update:
+            return response
+        return ExtendedModelResponse(model_response=response, command=Command(update=update))
 
     # --- tool calls ---------------------------------------------------------------------
 
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         run = self._run(request.state)
-        out = run.guard_tool_call(request.tool_call, lambda: handler(request))
+        hooks = tool_hooks(run, annotate=False, node=node_name)
+        out = run.guard_tool_call(request.tool_call, lambda: handler(request), hooks)
         return self._with_spend(run, out)
 
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
         run = self._run(request.state)
-        out = await run.aguard_tool_call(request.tool_call, lambda: handler(request))
+        hooks = tool_hooks(run, annotate=False, node=node_name)
+        out = await run.aguard_tool_call(request.tool_call, lambda: handler(request), hooks)
         return self._with_spend(run, out)
 
     def _with_spend(self, run: BudgetRun, out: Any) -> Any:
-        if isinstance(out, ToolMessage):
-            return Command(update={"messages": [out], SPEND_KEY: self._snapshot(run)})
+        run.take_step()  # the middleware reads the step from the model's prompt instead
+        if isinstance(out, ToolMessage) and run.persist:
+            return Command(update={"messages": [out], **self._spend_update(run)})
         return out
 
 
-@contextlib.contextmanager
-def _model_call(run: BudgetRun, held: Any) -> Iterator[None]:
-    """Around a model call the middleware pays for itself: handlers inherited from a calling
-    run skip it (`CHARGED_BY`), and a call that fails gives its reservation back (no
-    response, no usage to bill)."""
-    token = CHARGED_BY.set(run.tracker)
+@contextmanager
+def _paying(run: BudgetRun, held: Reservation) -> Iterator[None]:
+    """Around a model call the middleware pays for itself: it is the run's own (`OWNER`),
+    so a handler of a budget above this one skips it, and a call that fails gives its
+    reservation back (no response, no usage to bill)."""
+    token = OWNER.set(run)
     try:
         yield
     except BaseException:
         held.release()
         raise
     finally:
-        CHARGED_BY.reset(token)
+        OWNER.reset(token)
+
+
+def resolve_model(
+    spec: str, budget: Budget, models: dict[str, BaseChatModel] | None
+) -> BaseChatModel:
+    """A model named by a budget (the downgrade target), its price checked now: a model
+    with no price fails here, naming the field, not mid-run."""
+    from agent_budget.pricing import PriceBook
+
+    model = (models or {}).get(spec)
+    if model is None:
+        from agent_budget.models import resolve
+
+        try:
+            model = resolve(spec, budget=budget)
+        except UnknownPrice as exc:
+            raise InvalidBudget(f"budget.downgrade.model: {exc}") from None
+    try:
+        PriceBook(budget).model_price(model_name(model) or spec)
+    except UnknownPrice as exc:
+        raise InvalidBudget(f"budget.downgrade.model: {exc}") from None
+    return model
 
 
 def _config() -> RunnableConfig:
@@ -355,9 +383,9 @@ def _config() -> RunnableConfig:
         return RunnableConfig()
 
 
-def _saved(state: Any) -> dict[str, Any] | None:
+def _saved(state: Any) -> BudgetSnapshot | None:
     value = (state or {}).get(SPEND_KEY)
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else None  # type: ignore[return-value]
 
 
 def _tool_schema(tool: Any) -> Any:
@@ -374,7 +402,7 @@ def _result_messages(response: Any) -> list[BaseMessage]:
     return list(getattr(response, "result", []) or [])
 
 
-def _strip_tool_calls(response: Any) -> Any:
+def _stripped(response: Any) -> Any:
     if isinstance(response, ModelResponse):
         response.result = [
             m.model_copy(update={"tool_calls": [], "invalid_tool_calls": []})

@@ -1,16 +1,15 @@
 """`with_budget(graph, budget)`: any LangGraph agent, budgeted.
 
-The wrapped graph is the user's graph rebuilt with:
+It wires the building blocks of `agent_budget.integrations.tool_node` into the user's
+graph, rebuilt through `StateGraph`'s public methods:
 
-- each `ToolNode` rebuilt with a ``wrap_tool_call`` guard: a call is reserved before its
-  body runs and refused (a ToolMessage saying which budget is spent) when it does not fit;
-- a ``budget_tracker`` node after each tool node: it stores the spend in graph state (so
-  checkpointers persist it) and decides whether the run must stop. The budget message
-  itself is appended to each tool result by the guard, as the result is written: a message
-  of its own would cost an extra ``add_messages`` write per step, which grows with history;
-- every other node wrapped so a model call the budget refuses ends the run the budget's
-  way (``finalize`` / ``raise`` / ``interrupt``) instead of crashing it;
-- a ``budget_finalize`` node: one last model call, without tools, for the answer.
+- each `ToolNode` becomes a `budgeted_tool_node` (the budget message rides on each tool
+  result: a message of its own would cost an ``add_messages`` write per step);
+- routes into a tool node go through `budget_condition`: a multi-call step runs one task
+  per call on the node's fan-out twin and meets in ``budget_tracker``;
+- the tool node's way out goes through `after_tools`: on, or to ``budget_finalize``;
+- every other node runs as the run's own and ends the budget's way when a model call in
+  it is refused.
 
 Model calls are charged by a callback handler added to each run's config, so any chat model
 called inside any node is on the budget, whatever the node's code looks like.
@@ -18,69 +17,64 @@ called inside any node is on the budget, whatever the node's code looks like.
 
 from __future__ import annotations
 
-import copy
-import functools
 import warnings
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, TypedDict, TypeGuard
+from typing import Any, TypeGuard, cast
 
-from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config
-from langgraph._internal._constants import CONFIG_KEY_CHECKPOINTER
-from langgraph.config import get_config
-from langgraph.constants import END
+from langgraph.constants import END, START
 from langgraph.graph import StateGraph
-from langgraph.graph._branch import BranchSpec
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.pregel import Pregel
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
 from agent_budget.budget import Budget
-from agent_budget.errors import BudgetExceeded, GraphNotSupported, InvalidBudget
+from agent_budget.errors import GraphNotSupported, InvalidBudget
 from agent_budget.integrations._discover import check_tool_names, find_chat_model
-from agent_budget.integrations._finalize import AnswerPlan, afinal_update, final_update
-from agent_budget.integrations._run import ACTIVE_RUN, BudgetRun, Retry, WarningCallback
+from agent_budget.integrations._finalize import AnswerPlan
+from agent_budget.integrations._graph_stop import stop_first
+from agent_budget.integrations._private import CONFIG_KEY_CHECKPOINTER, add_state_key
+from agent_budget.integrations._state import (
+    RUN_KEY,
+    SPEND_KEY,
+    BudgetChannel,
+    current_run,
+    run_of,
+    snapshot,
+)
 from agent_budget.integrations._tool_charges import ToolChargeHandler
-from agent_budget.integrations._tool_nodes import (
-    replace_tool_node,
-    tool_node_in,
-    with_tool_wrappers,
+from agent_budget.integrations._tool_nodes import replace_tool_node, tool_node_in
+from agent_budget.integrations.callbacks import BudgetCallbackHandler, TokenCounter, with_handler
+from agent_budget.integrations.nodes import finalize_node, guarded_node
+from agent_budget.integrations.tool_node import (
+    EACH_SUFFIX,
+    FINALIZE_NODE,
+    JOIN_NODE,
+    Continuation,
+    after_tools,
+    budget_condition,
+    budgeted_tool_node,
+    join_node,
+    static_continuation,
 )
-from agent_budget.integrations.callbacks import (
-    BudgetCallbackHandler,
-    TokenCounter,
-)
+from agent_budget.run import OWNER, BudgetRun, Retry, WarningCallback
+from agent_budget.snapshot import BudgetSnapshot, latest
 from agent_budget.tracker import BudgetTracker, Spend
 
-SPEND_KEY = "agent_budget"
-"""Graph-state key holding the spend snapshot (persisted by the checkpointer)."""
-RUN_KEY = "__agent_budget_run"
-TRACKER_NODE = "budget_tracker"
-FINALIZE_NODE = "budget_finalize"
-
-
-def _latest(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Keep the newest snapshot, by (epoch, commits): parallel nodes of one step, and
-    writes of an interrupted step replayed on resume, may land in any order."""
-    if new is None:
-        return old
-    if old is None:
-        return new
-    return new if _order(new) >= _order(old) else old
-
-
-def _order(snapshot: dict[str, Any]) -> tuple[int, int]:
-    return int(snapshot.get("epoch", 0)), int(snapshot.get("seq", 0))
-
-
-class BudgetChannel(TypedDict, total=False):
-    agent_budget: Annotated[dict[str, Any] | None, _latest]
+__all__ = [
+    "SPEND_KEY",
+    "BudgetChannel",
+    "BudgetedGraph",
+    "current_regime",
+    "current_run",
+    "current_tracker",
+    "thread_snapshot",
+    "with_budget",
+]
 
 
 @dataclass(frozen=True)
@@ -133,14 +127,21 @@ def with_budget(
             f"{type(graph).__name__}; for langchain.agents.create_agent use "
             "agent_budget.integrations.langchain.BudgetMiddleware"
         )
-    new = _copy_builder(builder)
-    tool_nodes = {
-        n: node for n, s in new.nodes.items() if (node := tool_node_in(s.runnable)) is not None
-    }
+    for name in (JOIN_NODE, FINALIZE_NODE):
+        if name in builder.nodes:
+            raise GraphNotSupported(
+                f"the graph already has a node named {name!r}: is it already budgeted? "
+                "Wrap the original graph once."
+            )
+    specs = builder.nodes
+    # A ToolNode as users add it: bare, subclassed, in `.with_fallbacks`, in a sequence.
+    found = {n: tool_node_in(s.runnable) for n, s in specs.items()}
+    tool_nodes = {n for n, node in found.items() if node is not None}
     if base is not None:
-        check_tool_names(base, {t for node in tool_nodes.values() for t in node.tools_by_name})
+        names = {t for n in tool_nodes for t in cast(ToolNode, found[n]).tools_by_name}
+        check_tool_names(base, names)
     if final_model is None:
-        final_model = find_chat_model([s.runnable for s in new.nodes.values()])
+        final_model = find_chat_model([s.runnable for s in specs.values()])
     if final_model is None and base is not None and base.on_exhausted == "finalize":
         raise GraphNotSupported(
             "with_budget(on_exhausted='finalize') answers with one last model call, but no "
@@ -148,7 +149,7 @@ def with_budget(
         )
     other_tool_users = any(
         isinstance(s.runnable, Pregel) or getattr(s.runnable, "agent_budget_planner", False)
-        for s in new.nodes.values()
+        for s in specs.values()
     )
     if not tool_nodes and not other_tool_users:
         warnings.warn(
@@ -156,41 +157,117 @@ def with_budget(
             stacklevel=2,
         )
     setup = _Setup(base, final_model, tool_retry, token_counter, messages_key, on_warning)
-
-    plan = AnswerPlan.of(new, messages_key, {SPEND_KEY})
-    new._add_schema(BudgetChannel)
-    for name, spec in list(new.nodes.items()):
-        runnable = spec.runnable
-        if name in tool_nodes:
-            runnable = replace_tool_node(runnable, _guarded_tool_node(tool_nodes[name]))
-        else:
-            if _unbudgeted_tool_user(runnable):
-                # A plain subgraph that runs tools: budget it as a child with no limits of
-                # its own, so its tool calls are guarded and counted against this budget.
-                # Its final answer comes from its own model (a worker answers with the
-                # worker's model, not the supervisor's).
-                runnable = with_budget(
-                    runnable,
-                    final_model=find_chat_model([runnable]) or final_model,
-                    tool_retry=tool_retry,
-                    token_counter=token_counter,
-                    messages_key=messages_key,
-                )
-                runnable.name = name  # its spend shows under the node's name
-            # Subgraphs too: the node then writes this graph's spend after it ran.
-            runnable = _model_node(runnable, messages_key)
-        new.nodes[name] = replace(spec, runnable=runnable)
-    stop_at_branches(new, set(tool_nodes))
-    for tool_node in tool_nodes:
-        tracker = TRACKER_NODE if len(tool_nodes) == 1 else f"{TRACKER_NODE}_{tool_node}"
-        _insert_tracker(new, tool_node, tracker, messages_key)
-    new.add_node(FINALIZE_NODE, _finalize_node(plan), input_schema=new.state_schema)
-    new.add_edge(FINALIZE_NODE, END)
-
+    new = _rewired(builder, tool_nodes, setup)
     compiled = new.compile(**compile_kwargs)
     # Re-class the compiled graph the way Pregel.copy() does, with our run setup added.
     attrs = {k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"}
     return BudgetedGraph(_budget_setup=setup, **attrs)
+
+
+def _rewired(
+    builder: StateGraph[Any, Any, Any, Any], tool_nodes: set[str], setup: _Setup
+) -> StateGraph[Any, Any, Any, Any]:
+    """The user's graph, rebuilt with the budget's building blocks wired in."""
+    key, model = setup.messages_key, setup.final_model
+    new: StateGraph[Any, Any, Any, Any] = StateGraph(
+        builder.state_schema,
+        builder.context_schema,
+        input_schema=builder.input_schema,
+        output_schema=builder.output_schema,
+    )
+    add_state_key(new, BudgetChannel)
+    for name, spec in builder.nodes.items():
+        if name in tool_nodes:
+            node = cast(ToolNode, tool_node_in(spec.runnable))
+            runnable: Any = replace_tool_node(spec.runnable, budgeted_tool_node(node))
+        else:
+            runnable = spec.runnable
+            if _unbudgeted_tool_user(runnable):
+                # A plain subgraph that runs tools: budget it as a child with no limits of
+                # its own, so its tool calls are guarded and counted against this budget.
+                # It answers with its own model (a worker's final answer is the worker's,
+                # not the supervisor's).
+                runnable = with_budget(
+                    runnable,
+                    final_model=find_chat_model([runnable]) or model,
+                    tool_retry=setup.retry,
+                    token_counter=setup.token_counter,
+                    messages_key=key,
+                )
+                runnable.name = name  # its spend shows under the node's name
+            runnable = guarded_node(runnable, key, model)
+        _add_node_like(new, name, spec, runnable)
+        if name in tool_nodes:  # the fan-out twin: the same node, one call per task
+            _add_node_like(new, name + EACH_SUFFIX, spec, runnable)
+
+    continuations: dict[str, Continuation] = {}
+    for tool in tool_nodes:
+        targets = sorted(end for start, end in builder.edges if start == tool)
+        branches = builder.branches.get(tool, {})
+        join = JOIN_NODE if len(tool_nodes) == 1 else f"{JOIN_NODE}_{tool}"
+        new.add_node(join, join_node())
+        new.add_edge(tool + EACH_SUFFIX, join)
+        if branches:  # the tool node had a conditional way out: keep it, behind ours
+            (branch,) = branches.values()  # a tool node has one way out in practice
+            path, ends = branch.path, branch.ends
+
+            go_on = _branch_continuation(path)
+            path_map = None if ends is None else {**ends, FINALIZE_NODE: FINALIZE_NODE}
+            reads_state = True
+        else:
+            go_on = static_continuation(targets)
+            path_map = {t: t for t in [*(targets or [END]), FINALIZE_NODE]}
+            reads_state = False
+        continuations[tool] = go_on
+        for source in (tool, join):
+            new.add_conditional_edges(
+                source, after_tools(tool, go_on, reads_state=reads_state), path_map
+            )
+    for start, end in builder.edges:
+        if start not in tool_nodes:
+            new.add_edge(start, end)
+    for starts, end in builder.waiting_edges:
+        new.add_edge(list(starts), end)
+    for source, branches in builder.branches.items():
+        if source in tool_nodes:
+            continue
+        for branch in branches.values():
+            ends = branch.ends
+            leads_to_tools = ends is None or any(v in tool_nodes for v in ends.values())
+            path = (
+                budget_condition(branch.path, ends, tool_nodes, key)
+                if leads_to_tools and tool_nodes
+                else branch.path
+            )
+            routes: dict[Any, str] | None = None
+            if ends is not None:
+                routes = dict(ends)
+                routes.update({t + EACH_SUFFIX: t + EACH_SUFFIX for t in tool_nodes})
+                routes[FINALIZE_NODE] = FINALIZE_NODE
+            new.add_conditional_edges(source, stop_first(path), routes)
+    plan = AnswerPlan.of(builder, key, {SPEND_KEY})
+    new.add_node(FINALIZE_NODE, finalize_node(key, model, continuations, plan))
+    new.add_edge(FINALIZE_NODE, END)
+    return new
+
+
+def _branch_continuation(path: Any) -> Continuation:
+    def go_on(state: Any, config: RunnableConfig) -> Any:
+        return path.invoke(state, config)
+
+    return go_on
+
+
+def _add_node_like(
+    new: StateGraph[Any, Any, Any, Any], name: str, spec: Any, runnable: Any
+) -> None:
+    """Add a node through the public `add_node` (which registers its input schema), then
+    keep every other setting of the original node (retry, cache, defer, timeouts, error
+    handlers) by copying its spec."""
+    if name == START:
+        return
+    new.add_node(name, runnable, input_schema=spec.input_schema)
+    new.nodes[name] = replace(spec, runnable=runnable)
 
 
 class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
@@ -230,69 +307,55 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
     def get_spend(self, config: RunnableConfig) -> Spend | None:
         """The spend a checkpointed thread has recorded (None if it has none)."""
         saved = self._saved_spend(config)
-        return Spend.from_dict(saved["spent"]) if saved else None
+        return Spend.from_dict(dict(saved["spent"])) if saved else None
 
     def _with_run(
-        self, input: Any, config: RunnableConfig | None, saved: dict[str, Any] | None
+        self, input: Any, config: RunnableConfig | None, saved: BudgetSnapshot | None
     ) -> RunnableConfig:
+        from agent_budget.integrations._setup import start_run
+
         conf = ensure_config(config)
         configurable = dict(conf.get("configurable") or {})
         setup = self._budget_setup
-        tracker = configurable.get("budget_tracker")
-        parent = _run_of(conf) or ACTIVE_RUN.get()
-        callbacks = conf.get("callbacks")
-        if parent is not None:
-            # A budgeted graph inside a budgeted run (a subgraph node, a Send target, a
-            # sub-agent called by a tool) spends from the parent's budget as a child; with
-            # no budget of its own, as a child with the parent's prices and no own limits.
-            name = (setup.budget and setup.budget.name) or self.name or "subgraph"
-            budget = setup.budget or parent.tracker.budget.child(name)
-            tracker = parent.tracker.child(name, budget, reuse=True)
-            callbacks = _without_budget_handlers(callbacks)  # the child charges the parent
-        elif not isinstance(tracker, BudgetTracker):
-            budget = Budget.from_config(conf) or setup.budget or Budget.from_env()
-            resuming = input is None or isinstance(input, Command)
-            if isinstance(input, dict) and input.get(SPEND_KEY):
-                saved = input[SPEND_KEY]
-            fresh = budget.scope == "run" and not resuming
-            tracker = BudgetTracker.restore(budget, saved, fresh=fresh)
-        if parent is None:
-            from agent_budget.ledger import attach_ledger  # light: no driver unless configured
-
-            attach_ledger(tracker, conf)
-        if tracker.budget.on_exhausted == "finalize" and setup.final_model is None:
+        if isinstance(input, dict) and input.get(SPEND_KEY):
+            saved = input[SPEND_KEY]
+        resuming = input is None or isinstance(input, Command)
+        parent = run_of(conf) or OWNER.get()
+        run, callbacks = start_run(
+            setup.budget,
+            conf,
+            saved=saved,
+            resuming=resuming,
+            parent=parent,
+            name=self.name,
+            retry=setup.retry,
+            on_warning=setup.on_warning,
+        )
+        if run.tracker.budget.on_exhausted == "finalize" and setup.final_model is None:
             raise InvalidBudget(
                 "on_exhausted='finalize' needs a final model: pass with_budget(..., final_model=)"
             )
-        run = BudgetRun(
-            tracker,
-            final_model=setup.final_model,
-            retry=setup.retry,
-            annotate_results=True,
-            on_warning=setup.on_warning,
-        )
-        if parent is not None and setup.budget is None:
-            # A child spending the parent's own limits: when it has to stop, so does the
-            # parent (a supervisor would only hand the same spent budget to the next worker).
-            run.parent = parent
         # Without a checkpointer nothing of the state outlives the run: the spend then
         # lives in the tracker alone, and no step pays for writing it to state.
         run.persist = self.checkpointer not in (None, True, False) or (
             self.checkpointer is not False and CONFIG_KEY_CHECKPOINTER in configurable
         )
+        if parent is not None and setup.budget is None:
+            # A child spending its parent's own limits: when it has to stop, so does the
+            # parent (a supervisor would only hand the same spent budget to the next worker).
+            run.parent = parent
         configurable[RUN_KEY] = run
-        handler = BudgetCallbackHandler(tracker, token_counter=setup.token_counter)
-        callbacks = _with_handler(callbacks, handler)
-        callbacks = _with_handler(callbacks, ToolChargeHandler(run))
+        handler = BudgetCallbackHandler(run, token_counter=setup.token_counter)
+        callbacks = with_handler(with_handler(callbacks, handler), ToolChargeHandler(run))
         return RunnableConfig(**{**conf, "configurable": configurable, "callbacks": callbacks})
 
-    def _saved_spend(self, config: RunnableConfig | None) -> dict[str, Any] | None:
+    def _saved_spend(self, config: RunnableConfig | None) -> BudgetSnapshot | None:
         cp, thread = self.checkpointer, _thread_id(config)
         if cp is None or cp is True or cp is False or thread is None:
             return None
         return _newest_spend(cp.get_tuple(_checkpoint_config(config)))
 
-    async def _asaved_spend(self, config: RunnableConfig | None) -> dict[str, Any] | None:
+    async def _asaved_spend(self, config: RunnableConfig | None) -> BudgetSnapshot | None:
         cp, thread = self.checkpointer, _thread_id(config)
         if cp is None or cp is True or cp is False or thread is None:
             return None
@@ -312,7 +375,7 @@ def keep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> None:
     run = _keeps_spend(checkpointer, config)
     saved = checkpointer.get_tuple(_checkpoint_config(config)) if run else None
     if run is not None and saved is not None:
-        checkpointer.put_writes(saved.config, [(SPEND_KEY, _snapshot(run))], SPEND_TASK_ID)
+        checkpointer.put_writes(saved.config, [(SPEND_KEY, snapshot(run))], SPEND_TASK_ID)
 
 
 async def akeep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> None:
@@ -323,14 +386,17 @@ async def akeep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> 
         saved = await checkpointer.aget_tuple(_checkpoint_config(config))
         if saved is not None:
             await checkpointer.aput_writes(
-                saved.config, [(SPEND_KEY, _snapshot(run))], SPEND_TASK_ID
+                saved.config, [(SPEND_KEY, snapshot(run))], SPEND_TASK_ID
             )
     except NotImplementedError:  # a sync-only checkpointer
         keep_spend_after_error(checkpointer, config)
 
 
+SPEND_TASK_ID = "agent_budget:spend-after-error"
+
+
 def _keeps_spend(checkpointer: Any, config: RunnableConfig) -> BudgetRun | None:
-    run = _run_of(config)
+    run = run_of(config)
     if run is None or checkpointer in (None, True, False) or not run.persist:
         return None
     configurable = ensure_config(config).get("configurable") or {}
@@ -339,25 +405,22 @@ def _keeps_spend(checkpointer: Any, config: RunnableConfig) -> BudgetRun | None:
     return run
 
 
-SPEND_TASK_ID = "agent_budget:spend-after-error"
-
-
-def thread_snapshot(checkpointer: Any, thread_id: str) -> dict[str, Any] | None:
+def thread_snapshot(checkpointer: Any, thread_id: str) -> BudgetSnapshot | None:
     """The budget snapshot a checkpointed thread holds (spend, top-ups, sub-budget tree,
     events), read straight from any LangGraph checkpointer; None if it has none."""
     saved = checkpointer.get_tuple(RunnableConfig(configurable={"thread_id": thread_id}))
     return _newest_spend(saved)
 
 
-def _newest_spend(saved: Any) -> dict[str, Any] | None:
+def _newest_spend(saved: Any) -> BudgetSnapshot | None:
     """The thread's spend: the checkpoint's, or newer from writes of an interrupted step
     (tasks that finished before the interrupt keep their writes and are not run again)."""
     if saved is None:
         return None
-    best = saved.checkpoint["channel_values"].get(SPEND_KEY)
+    best: BudgetSnapshot | None = saved.checkpoint["channel_values"].get(SPEND_KEY)
     for _task, channel, value in saved.pending_writes or ():
         if channel == SPEND_KEY and isinstance(value, dict):
-            best = _latest(best, value)
+            best = latest(best, value)  # type: ignore[arg-type]
     return best
 
 
@@ -375,17 +438,6 @@ def _checkpoint_config(config: RunnableConfig | None) -> RunnableConfig:
     return RunnableConfig(configurable=keep)
 
 
-def _run_of(config: RunnableConfig) -> BudgetRun | None:
-    return ((config or {}).get("configurable") or {}).get(RUN_KEY)
-
-
-def _snapshot(run: BudgetRun) -> dict[str, Any]:
-    return {**run.tracker.snapshot(), "run": run.run_id}
-
-
-# --- graph surgery ------------------------------------------------------------------------
-
-
 def _unbudgeted_tool_user(
     runnable: Any,
 ) -> TypeGuard[CompiledStateGraph[Any, Any, Any, Any]]:
@@ -396,200 +448,6 @@ def _unbudgeted_tool_user(
     )
 
 
-def _copy_builder(builder: StateGraph[Any, Any, Any, Any]) -> StateGraph[Any, Any, Any, Any]:
-    new = copy.copy(builder)
-    new.nodes = dict(builder.nodes)
-    new.edges = set(builder.edges)
-    new.branches = defaultdict(dict, {k: dict(v) for k, v in builder.branches.items()})
-    new.waiting_edges = set(builder.waiting_edges)
-    new.channels = dict(builder.channels)
-    new.managed = dict(builder.managed)
-    new.schemas = dict(builder.schemas)
-    new.compiled = False
-    for name in (TRACKER_NODE, FINALIZE_NODE):
-        if name in new.nodes:
-            raise GraphNotSupported(
-                f"the graph already has a node named {name!r}: is it already budgeted? "
-                "Wrap the original graph once."
-            )
-    return new
-
-
-def _insert_tracker(
-    new: StateGraph[Any, Any, Any, Any], tool_node: str, name: str, key: str
-) -> None:
-    """tool_node -> name -> (tool_node's old successors | budget_finalize)."""
-    new.add_node(name, _tracker_node(key), input_schema=new.state_schema)
-    for start, end in list(new.edges):
-        if start == tool_node:
-            new.edges.discard((start, end))
-            new.branches[name][f"{name}:{end}"] = BranchSpec(
-                path=_route(lambda _state, end=end: end),
-                ends={end: end, FINALIZE_NODE: FINALIZE_NODE},
-            )
-    for branch_name, branch in new.branches.pop(tool_node, {}).items():
-        ends = None if branch.ends is None else {**branch.ends, FINALIZE_NODE: FINALIZE_NODE}
-        new.branches[name][branch_name] = BranchSpec(
-            path=_route(branch.path.invoke, branch.path.ainvoke),
-            ends=ends,
-            input_schema=branch.input_schema,
-        )
-    new.waiting_edges = {
-        (tuple(name if s == tool_node else s for s in starts), end)
-        for starts, end in new.waiting_edges
-    }
-    if not new.branches[name]:  # a tool node with no way out: keep it that way
-        new.branches[name][f"{name}:stop"] = BranchSpec(
-            path=_route(lambda _state: END), ends={END: END, FINALIZE_NODE: FINALIZE_NODE}
-        )
-    new.edges.add((tool_node, name))
-
-
-def stop_at_branches(new: StateGraph[Any, Any, Any, Any], skip: set[str]) -> None:
-    """Every conditional edge goes to budget_finalize once the run must stop, without
-    asking the user's router: a router may not cope with a state the refused node never
-    wrote (the react-agent template's raises on a last message that is not an AIMessage)."""
-    for source, branches in list(new.branches.items()):
-        if source in skip:
-            continue  # the tool node's branches move behind its tracker, already routed
-        for branch_name, branch in list(branches.items()):
-            ends = None if branch.ends is None else {**branch.ends, FINALIZE_NODE: FINALIZE_NODE}
-            branches[branch_name] = BranchSpec(
-                path=_route(branch.path.invoke, branch.path.ainvoke),
-                ends=ends,
-                input_schema=branch.input_schema,
-            )
-
-
-def _route(path: Any, apath: Any = None) -> Any:
-    from langgraph._internal._runnable import RunnableCallable
-
-    def route(state: Any, config: RunnableConfig) -> Any:
-        run = _run_of(config)
-        if run is not None and run.stop:
-            return FINALIZE_NODE
-        return path(state, config) if _takes_config(path) else path(state)
-
-    async def aroute(state: Any, config: RunnableConfig) -> Any:
-        run = _run_of(config)
-        if run is not None and run.stop:
-            return FINALIZE_NODE
-        if apath is not None:
-            return await apath(state, config)
-        return path(state, config) if _takes_config(path) else path(state)
-
-    return RunnableCallable(route, aroute, trace=False)
-
-
-def _takes_config(fn: Any) -> bool:
-    return getattr(fn, "__name__", "") in {"invoke", "ainvoke"}
-
-
-def _guarded_tool_node(node: ToolNode) -> ToolNode:
-    inner_wrap, inner_awrap = node._wrap_tool_call, node._awrap_tool_call
-    key = node._messages_key
-
-    def persisted(run: BudgetRun, out: Any) -> Any:
-        # The spend is written in the same step as the tool result that incurred it, so a
-        # checkpoint never holds one without the other (resume, crash, interrupt).
-        if isinstance(out, ToolMessage) and run.persist:
-            return Command(update={key: [out], SPEND_KEY: _snapshot(run)})
-        return _with_spend(run, out, -1)
-
-    def wrap(request: Any, execute: Any) -> Any:
-        run = _run_of(request.runtime.config if request.runtime else {})
-        call = (lambda: inner_wrap(request, execute)) if inner_wrap else (lambda: execute(request))
-        if run is None:
-            return call()
-        return persisted(run, run.guard_tool_call(request.tool_call, call))
-
-    async def awrap(request: Any, execute: Any) -> Any:
-        run = _run_of(request.runtime.config if request.runtime else {})
-
-        async def call() -> Any:
-            if inner_awrap:
-                return await inner_awrap(request, execute)
-            return await execute(request)
-
-        if run is None:
-            return await call()
-        return persisted(run, await run.aguard_tool_call(request.tool_call, call))
-
-    # A user's sync-only wrapper: ToolNode runs the sync one in async runs too.
-    return with_tool_wrappers(node, wrap, None if inner_wrap and not inner_awrap else awrap)
-
-
-# --- the nodes ----------------------------------------------------------------------------
-
-
-def _messages(state: Any, key: str) -> list[BaseMessage]:
-    if isinstance(state, dict):
-        return state.get(key) or []
-    return getattr(state, key, None) or []
-
-
-def _stop_or_continue(run: BudgetRun, reason: str, exc: BudgetExceeded | None) -> str | None:
-    """Apply on_exhausted; returns the reason to finalize for, or None to go on."""
-    mode = run.tracker.budget.on_exhausted
-    if mode == "raise":
-        raise exc or run.exceeded(reason)
-    if mode == "interrupt" and run.apply_resume(interrupt(run.interrupt_payload(reason))):
-        return None
-    return reason
-
-
-def _tracker_node(key: str) -> Any:
-    from langgraph._internal._runnable import RunnableCallable
-
-    def budget_tracker(state: Any, config: RunnableConfig) -> dict[str, Any]:
-        run = _run_of(config)
-        if run is None:
-            return {}
-        reason = run.stop or run.stop_reason(_messages(state, key))
-        run.stop = _stop_or_continue(run, reason, None) if reason else None
-        # The spend and the budget message rode in on the tool results; a top-up after an
-        # interrupt is the only change left to persist.
-        return {SPEND_KEY: _snapshot(run)} if reason else {}
-
-    return RunnableCallable(budget_tracker, name=TRACKER_NODE, trace=False)
-
-
-def _model_node(inner: Any, key: str) -> Any:
-    """Run a node; if the budget refuses a model call in it, end the budget's way.
-
-    A node that is a plain function (a ``RunnableCallable``, what ``add_node`` makes of a
-    function) keeps its runnable and only has its function wrapped: an extra runnable layer
-    around every model node was a measurable share of the per-step overhead."""
-    from langgraph._internal._runnable import RunnableCallable
-
-    if isinstance(inner, RunnableCallable) and not inner.explode_args:
-        node = copy.copy(inner)
-        if inner.func is not None:
-            node.func = _guard_sync(inner.func, key)
-        if inner.afunc is not None:
-            node.afunc = _guard_async(inner.afunc, key)
-        return node
-    sync, async_ = _guard_sync(inner.invoke, key), _guard_async(inner.ainvoke, key)
-
-    def run(state: Any, config: RunnableConfig) -> Any:
-        return sync(state, config)
-
-    async def arun(state: Any, config: RunnableConfig) -> Any:
-        return await async_(state, config)
-
-    return RunnableCallable(run, arun, name=getattr(inner, "name", None), trace=False)
-
-
-def current_run() -> BudgetRun | None:
-    """The budget of the `with_budget` run this code executes in (inside a node, a tool,
-    or a model called from one), or None outside such a run."""
-    try:
-        run = _run_of(get_config())
-    except RuntimeError:  # called outside a graph run
-        run = None
-    return run or ACTIVE_RUN.get()
-
-
 def current_regime() -> str | None:
     """The current run's budget regime (``"HIGH"`` ... ``"CRITICAL"``), e.g. for
     ``BudgetRouter(regime=current_regime)``; None outside a budgeted run."""
@@ -597,143 +455,7 @@ def current_regime() -> str | None:
     return None if run is None else run.tracker.regime().value
 
 
-def _with_handler(callbacks: Any, handler: BaseCallbackHandler) -> Any:
-    # Not merge_configs: it re-reads the ambient config of a calling run into every
-    # argument, which would put a parent run's budget back over a child's.
-    if isinstance(callbacks, BaseCallbackManager):
-        manager = callbacks.copy()
-        manager.add_handler(handler, inherit=True)
-        return manager
-    return [*(callbacks or []), handler]
-
-
-def _without_budget_handlers(callbacks: Any) -> Any:
-    """The parent's callbacks minus its budget handler (a child charges its parent itself;
-    both handlers would charge the parent twice)."""
-    if isinstance(callbacks, list):
-        return [
-            h for h in callbacks if not isinstance(h, BudgetCallbackHandler | ToolChargeHandler)
-        ]
-    if isinstance(callbacks, BaseCallbackManager):
-        manager = callbacks.copy()
-        for handler in list(manager.handlers):
-            if isinstance(handler, BudgetCallbackHandler | ToolChargeHandler):
-                manager.remove_handler(handler)
-        return manager
-    return callbacks
-
-
 def current_tracker() -> BudgetTracker | None:
-    """The live `BudgetTracker` of the current `with_budget` run, if any."""
+    """The live `BudgetTracker` of the current budgeted run, if any."""
     run = current_run()
     return None if run is None else run.tracker
-
-
-def _guard_sync(func: Any, key: str) -> Any:
-    @functools.wraps(func)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        run = current_run()
-        if run is None:
-            return func(*args, **kwargs)
-        if run.stop:
-            return None  # the run is finalizing: nothing more is paid for
-        seq = run.tracker.seq
-        while True:
-            try:
-                out = func(*args, **kwargs)
-                break
-            except BudgetExceeded as exc:
-                if _stop_or_continue(run, str(exc), exc):
-                    return _refused(run, str(exc))
-        return _after(run, out, seq)
-
-    return guarded
-
-
-def _guard_async(func: Any, key: str) -> Any:
-    @functools.wraps(func)
-    async def guarded(*args: Any, **kwargs: Any) -> Any:
-        run = current_run()
-        if run is None:
-            return await func(*args, **kwargs)
-        if run.stop:
-            return None
-        seq = run.tracker.seq
-        while True:
-            try:
-                out = await func(*args, **kwargs)
-                break
-            except BudgetExceeded as exc:
-                if _stop_or_continue(run, str(exc), exc):
-                    return _refused(run, str(exc))
-        return _after(run, out, seq)
-
-    return guarded
-
-
-def _refused(run: BudgetRun, reason: str) -> Command[Any]:
-    """A node whose model call the budget refused: the run goes to its one final answer
-    (written by budget_finalize where the graph's output goes), whatever the node's own
-    edges say; nodes still scheduled do nothing."""
-    run.stop = run.stop or reason
-    update = {SPEND_KEY: _snapshot(run)} if run.persist else None
-    return Command(update=update, goto=FINALIZE_NODE)
-
-
-def _after(run: BudgetRun, out: Any, seq: int) -> Any:
-    out = _with_spend(run, out, seq)
-    if not run.stop:
-        return out
-    # A sub-agent inside this node stopped on the budget this run spends from.
-    if isinstance(out, Command):
-        if out.graph is not None:
-            return out
-        return Command(update=out.update, goto=FINALIZE_NODE)
-    return Command(update=out, goto=FINALIZE_NODE)
-
-
-def _with_spend(run: BudgetRun, out: Any, seq: int) -> Any:
-    """A node's output with the spend added when it spent something (``seq`` moved): a
-    dict update, or a ``Command``'s update. Other outputs (lists, pydantic state) are left
-    as they are; the next node that spends writes the snapshot."""
-    if run.tracker.seq == seq or not run.persist:
-        return out
-    if isinstance(out, Command) and out.graph == Command.PARENT:
-        return out  # the parent graph keeps its own spend (this run's is a child's)
-    if isinstance(out, dict):
-        return {**out, SPEND_KEY: _snapshot(run)}
-    if isinstance(out, Command) and (out.update is None or isinstance(out.update, dict)):
-        update = {**(out.update or {}), SPEND_KEY: _snapshot(run)}
-        return Command(graph=out.graph, update=update, resume=out.resume, goto=out.goto)
-    return out
-
-
-def _finalize_node(plan: AnswerPlan) -> Any:
-    from langgraph._internal._runnable import RunnableCallable
-
-    def begin(config: RunnableConfig) -> tuple[BudgetRun, str] | None:
-        run = _run_of(config)
-        assert run is not None, "budget_finalize runs only inside a budgeted graph"
-        if run.final_done:  # one final answer per run, however many nodes were refused
-            return None
-        run.final_done = True
-        reason = run.stop or run.tracker.exhausted() or "budget exhausted"
-        if run.parent is not None:
-            run.parent.stop = run.parent.stop or reason
-        return run, reason
-
-    def budget_finalize(state: Any, config: RunnableConfig) -> dict[str, Any]:
-        started = begin(config)
-        if started is None:
-            return {}
-        run, reason = started
-        return {**final_update(run, state, plan, reason), SPEND_KEY: _snapshot(run)}
-
-    async def abudget_finalize(state: Any, config: RunnableConfig) -> dict[str, Any]:
-        started = begin(config)
-        if started is None:
-            return {}
-        run, reason = started
-        return {**await afinal_update(run, state, plan, reason), SPEND_KEY: _snapshot(run)}
-
-    return RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)

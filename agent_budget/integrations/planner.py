@@ -54,7 +54,6 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import TypeAdapter, ValidationError
 
 from agent_budget.errors import AgentBudgetError, BudgetExceeded
-from agent_budget.integrations._run import settle_after_error
 from agent_budget.integrations._tool_charges import GUARDED
 from agent_budget.integrations.langgraph import current_tracker
 from agent_budget.planners.dispatch import Method, plan
@@ -62,6 +61,7 @@ from agent_budget.planners.errors import PlannerGaveUp, PlanningWarning
 from agent_budget.planners.problem import BanTool, CostChange, Event, Problem, Tool
 from agent_budget.planners.result import Call, ExecutionResult, ExecutionStatus, PlanResult
 from agent_budget.planners.tool import problem_from_tools
+from agent_budget.run import settle_after_error
 from agent_budget.tracker import ZERO, BudgetTracker, Charge, Reservation, escape_budget_tags
 
 if TYPE_CHECKING:

@@ -19,4 +19,4 @@ def get_spend(graph: Any, config: RunnableConfig) -> Spend | None:
     if checkpointer in (None, True, False):
         return None
     saved = _newest_spend(checkpointer.get_tuple(_checkpoint_config(config)))
-    return Spend.from_dict(saved["spent"]) if saved else None
+    return Spend.from_dict(dict(saved["spent"])) if saved else None

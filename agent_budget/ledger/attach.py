@@ -79,9 +79,12 @@ def shared_limits(budget: Budget) -> list[SharedLimit]:
     return out
 
 
-def context_from_config(config: Mapping[str, Any] | None) -> ChargeContext:
+def context_from_config(
+    config: Mapping[str, Any] | None, run_id: str | None = None
+) -> ChargeContext:
     """Run / thread / user / tenant of a LangChain or LangGraph run config: each from
-    ``config["configurable"]``, else ``config["metadata"]`` (a fresh run id if none)."""
+    ``config["configurable"]``, else ``config["metadata"]`` (a fresh run id if none).
+    ``run_id``, when given, is the budget run's id: the prefix of its calls' keys."""
     from agent_budget.ledger.base import ChargeContext
 
     conf = config or {}
@@ -94,9 +97,9 @@ def context_from_config(config: Mapping[str, Any] | None) -> ChargeContext:
             value = metadata.get(name)
         return None if value is None else str(value)
 
-    run_id = conf.get("run_id") or pick("run_id") or uuid.uuid4().hex
+    run = run_id or conf.get("run_id") or pick("run_id") or uuid.uuid4().hex
     return ChargeContext(
-        run_id=str(run_id),
+        run_id=str(run),
         thread_id=pick("thread_id"),
         user_id=pick("user_id"),
         tenant_id=pick("tenant_id"),
@@ -193,7 +196,7 @@ class LedgerBudget:
 
 
 def attach_ledger(
-    tracker: BudgetTracker, config: Mapping[str, Any] | None = None
+    tracker: BudgetTracker, config: Mapping[str, Any] | None = None, *, run_id: str | None = None
 ) -> LedgerBudget | None:
     """Record every charge of ``tracker``'s run in the configured ledger and hold the run to
     its shared limits (user / tenant / global scopes). ``config`` is the run's LangChain /
@@ -218,7 +221,7 @@ def attach_ledger(
                 f"'postgresql://...') or {ENV_LEDGER}"
             )
         return None
-    ctx = context_from_config(config)
+    ctx = context_from_config(config, run_id)
     limits = bind_limits(specs, ctx)
     binding = LedgerBudget(open_ledger(location), ctx, limits)
     tracker.shared.append(binding)

@@ -1,0 +1,230 @@
+"""Building blocks in the style of `langgraph.prebuilt`: compose them into your own graph
+like `ToolNode` and `tools_condition`, or let `with_budget` wire them into an existing one.
+
+- `budgeted_tool_node(tools)`: a `ToolNode` whose every call is reserved before its body
+  runs, refused (a ToolMessage naming the limit) when it does not fit, charged once even
+  when LangGraph runs the node again, and answered with the budget message appended;
+- `budget_condition(path, tool_nodes)`: the route into tool nodes. It leaves a one-call
+  step to the tool node and sends each call of a multi-call step as a task of its own
+  (``Send``) to the node's fan-out twin, so LangGraph keeps each finished call's result
+  when a sibling is interrupted or fails;
+- `after_tools(...)`: the route out of a tool node: on to where it went before, or to
+  `budget_finalize` when the run must stop. It reads only the budget's state key, so it
+  costs no copy of the message history;
+- the finalize node is in `agent_budget.integrations.nodes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.constants import END
+from langgraph.prebuilt import ToolNode
+from langgraph.types import Command, Send
+
+from agent_budget.integrations._messages import tool_hooks
+from agent_budget.integrations._private import (
+    RunnableCallable,
+    tool_node_settings,
+    with_tool_wrappers,
+)
+from agent_budget.integrations._state import (
+    SPEND_KEY,
+    BudgetChannel,
+    messages_of,
+    node_name,
+    run_of,
+    snapshot,
+    with_spend,
+)
+from agent_budget.integrations._tool_charges import GUARDED
+from agent_budget.run import BudgetRun
+
+FINALIZE_NODE = "budget_finalize"
+JOIN_NODE = "budget_tracker"
+EACH_SUFFIX = "__each"
+"""A tool node's fan-out twin: the same node, run once per call of a multi-call step."""
+
+
+def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]) -> ToolNode:
+    """A `ToolNode` (a copy of ``tools`` if it is one, with its settings) whose calls are
+    paid for from the run's budget. Outside a budgeted run it is a plain ToolNode."""
+    if isinstance(tools, ToolNode):
+        node = tools
+        handle_errors, key, inner_wrap, inner_awrap = tool_node_settings(node)
+        tool_list: list[Any] = list(node.tools_by_name.values())
+        name, tags = node.name or "tools", list(node.tags or [])
+    else:
+        handle_errors, key, inner_wrap, inner_awrap = None, "messages", None, None
+        tool_list, name, tags = list(tools), "tools", []
+
+    def persisted(run: BudgetRun, out: Any) -> Any:
+        # The spend is written in the same step as the tool result that incurred it, so a
+        # checkpoint never holds one without the other (resume, crash, interrupt).
+        if isinstance(out, ToolMessage) and run.persist:
+            return Command(update={key: [out], SPEND_KEY: snapshot(run)})
+        return with_spend(run, out, -1)
+
+    def wrap(request: Any, execute: Any) -> Any:
+        run = run_of(request.runtime.config if request.runtime else None)
+        if run is None:
+            return inner_wrap(request, execute) if inner_wrap else execute(request)
+
+        def call() -> Any:
+            token = GUARDED.set(run)  # tool callbacks leave this call to the guard
+            try:
+                return inner_wrap(request, execute) if inner_wrap else execute(request)
+            finally:
+                GUARDED.reset(token)
+
+        return persisted(run, run.guard_tool_call(request.tool_call, call, _hooks(run)))
+
+    async def awrap(request: Any, execute: Any) -> Any:
+        run = run_of(request.runtime.config if request.runtime else None)
+
+        async def call() -> Any:
+            token = GUARDED.set(run)
+            try:
+                if inner_awrap:
+                    return await inner_awrap(request, execute)
+                return await execute(request)
+            finally:
+                GUARDED.reset(token)
+
+        if run is None:
+            return await call()
+        return persisted(run, await run.aguard_tool_call(request.tool_call, call, _hooks(run)))
+
+    if isinstance(tools, ToolNode):
+        # A user's sync-only wrapper: ToolNode runs the sync one in async runs too.
+        return with_tool_wrappers(tools, wrap, None if inner_wrap and not inner_awrap else awrap)
+    kwargs: dict[str, Any] = {} if handle_errors is None else {"handle_tool_errors": handle_errors}
+    return ToolNode(
+        tool_list,
+        name=name,
+        tags=tags,
+        messages_key=key,
+        wrap_tool_call=wrap,
+        # A user's sync-only wrapper: ToolNode runs the sync one in async runs too.
+        awrap_tool_call=None if inner_wrap and not inner_awrap else awrap,
+        **kwargs,
+    )
+
+
+def _hooks(run: BudgetRun) -> Any:
+    hooks = getattr(run, "_tool_node_hooks", None)
+    if hooks is None:
+        hooks = tool_hooks(run, annotate=True, node=_tool_node_name)
+        run._tool_node_hooks = hooks  # type: ignore[attr-defined]
+    return hooks
+
+
+def _tool_node_name() -> str | None:
+    node = node_name()
+    return node.removesuffix(EACH_SUFFIX) if node else node
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
+Continuation = Callable[[Any, RunnableConfig], Any]
+"""Where a tool node goes on to: its old edges' targets, or its old branch's answer."""
+
+
+def must_stop(run: BudgetRun) -> bool:
+    """Decide, from the results the run noted since it last looked, whether the run must
+    stop (sets ``run.stop``)."""
+    if run.stop is None:
+        run.stop = run.stop_reason(run.take_step())
+    return run.stop is not None
+
+
+def after_tools(tool_node: str, go_on: Continuation, *, reads_state: bool) -> Runnable[Any, Any]:
+    """The route out of a tool node (or its join): ``go_on`` unless the run must stop.
+    With ``reads_state`` False the route reads only the budget key of the state."""
+
+    def route(state: Any, config: RunnableConfig) -> Any:
+        run = run_of(config)
+        if run is not None and must_stop(run):
+            run.resume_to = [tool_node]
+            return FINALIZE_NODE
+        return go_on(state, config)
+
+    async def aroute(state: Any, config: RunnableConfig) -> Any:
+        return route(state, config)
+
+    if not reads_state:  # the branch's input schema is read from this annotation
+        route.__annotations__["state"] = BudgetChannel
+    return RunnableCallable(route, aroute, name=f"budget_route:{tool_node}", trace=False)
+
+
+def budget_condition(
+    path: Runnable[Any, Any], ends: dict[Any, str] | None, tool_nodes: set[str], key: str
+) -> Runnable[Any, Any]:
+    """``path`` (e.g. `tools_condition`), with each call of a multi-call step sent to the
+    tool node's fan-out twin as a task of its own."""
+
+    def spread(state: Any, result: Any) -> Any:
+        items = result if isinstance(result, list | tuple) else [result]
+        out: list[Any] = []
+        for item in items:
+            dest = item.node if isinstance(item, Send) else (ends or {}).get(item, item)
+            if dest not in tool_nodes:
+                out.append(item)
+            elif isinstance(item, Send):
+                out.append(item)  # already one call per task: the graph's own fan-out
+            else:
+                calls = _last_calls(state, key)
+                if len(calls) <= 1:
+                    out.append(item)
+                else:
+                    out.extend(_send_each(dest, calls, state))
+        if len(out) > 1 and all(isinstance(i, Send) and i.node in tool_nodes for i in out):
+            out = [Send(i.node + EACH_SUFFIX, i.arg) for i in out]
+        return out if isinstance(result, list | tuple) or len(out) != 1 else out[0]
+
+    def route(state: Any, config: RunnableConfig) -> Any:
+        return spread(state, path.invoke(state, config))
+
+    async def aroute(state: Any, config: RunnableConfig) -> Any:
+        return spread(state, await path.ainvoke(state, config))
+
+    return RunnableCallable(route, aroute, name=getattr(path, "name", None), trace=False)
+
+
+def _last_calls(state: Any, key: str) -> list[Any]:
+    msgs = messages_of(state, key)
+    last = msgs[-1] if msgs else None
+    return list(last.tool_calls) if isinstance(last, AIMessage) else []
+
+
+def _send_each(tool_node: str, calls: list[Any], state: Any) -> list[Send]:
+    return [
+        Send(
+            tool_node + EACH_SUFFIX,
+            {"__type": "tool_call_with_context", "tool_call": call, "state": state},
+        )
+        for call in calls
+    ]
+
+
+def join_node() -> Runnable[Any, Any]:
+    """Where the tasks of a fanned-out step meet; the route after it decides."""
+
+    def budget_tracker(state: Any) -> dict[str, Any]:
+        return {}
+
+    return RunnableCallable(budget_tracker, name=JOIN_NODE, trace=False)
+
+
+def static_continuation(targets: list[str]) -> Continuation:
+    dests = targets or [END]
+
+    def go_on(state: Any, config: RunnableConfig) -> Any:
+        return dests if len(dests) > 1 else dests[0]
+
+    return go_on

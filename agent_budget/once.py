@@ -1,0 +1,87 @@
+"""Exactly-once for paid calls when LangGraph runs a node again.
+
+LangGraph re-runs a node from its start on resume after an interrupt and on a
+`RetryPolicy` retry. Each paid call has an idempotency key that is the same in every run
+of that node (`call_key`), and a process-wide table of calls by key (`FLIGHTS`):
+
+- the first to claim a key runs the call and publishes its result (or error);
+- a later claim of a key still running waits for that result: an async retry whose
+  sibling calls are still running (``asyncio.gather`` does not cancel them) reuses them;
+- a later claim of a key that finished gets the finished result, so the call's body
+  neither runs nor is paid for twice.
+
+Across processes the checkpoint carries the finished calls: the budget condition runs each
+call of a multi-call step as a task of its own (``Send``), and LangGraph keeps a finished
+task's writes when a sibling task is interrupted or fails.
+
+Key format (documented, stable): ``<run_id>:<tool_call_id>#<attempt>`` for a tool call and
+``<run_id>:model:<langchain run id>`` for a model call, where ``run_id`` is the budget
+run's id: the same across the invocations that resume one interrupted run, and the
+``run_id`` column of every ledger row the run writes (so rows join to their keys).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future
+from typing import Any
+
+MAX_FLIGHTS = 4096
+
+
+def call_key(run_id: str, call_id: str, attempt: int) -> str:
+    return f"{run_id}:{call_id}#{attempt}"
+
+
+def model_key(run_id: str, lc_run_id: object) -> str:
+    return f"{run_id}:model:{lc_run_id}"
+
+
+class Flights:
+    """Calls by idempotency key: running (a future not done yet) or finished."""
+
+    def __init__(self, size: int = MAX_FLIGHTS) -> None:
+        self._lock = threading.Lock()
+        self._flights: OrderedDict[str, Future[Any]] = OrderedDict()
+        self._size = size
+
+    def claim(self, key: str) -> tuple[bool, Future[Any]]:
+        """(True, future) if the caller is first and must run the call and then `land` or
+        `drop` it; (False, future) if another run of it is running or finished."""
+        with self._lock:
+            fut = self._flights.get(key)
+            if fut is not None:
+                self._flights.move_to_end(key)
+                return False, fut
+            fut = Future()
+            self._flights[key] = fut
+            while len(self._flights) > self._size:
+                oldest, old = next(iter(self._flights.items()))
+                if not old.done():
+                    break  # never forget a call still running
+                del self._flights[oldest]
+            return True, fut
+
+    def land(self, key: str, fut: Future[Any], result: Any) -> None:
+        fut.set_result(result)
+
+    def fail(self, key: str, fut: Future[Any], exc: BaseException) -> None:
+        """The call raised and was charged: a waiter gets the same error; a later run
+        of the node tries again under the next attempt's key."""
+        fut.set_exception(exc)
+
+    def drop(self, key: str, fut: Future[Any], exc: BaseException | None = None) -> None:
+        """The call did not complete (an interrupt, a refusal, a cancellation): forget it,
+        so the next run of the node makes it again."""
+        with self._lock:
+            if self._flights.get(key) is fut:
+                del self._flights[key]
+        if not fut.done():
+            if exc is None:
+                fut.cancel()
+            else:
+                fut.set_exception(exc)
+
+
+FLIGHTS = Flights()
