@@ -92,7 +92,7 @@ def test_budgeted_with_room_is_the_same_graph(shape: Shape) -> None:
     assert_valid_history(out)
 
 
-@shapes(create_agent_project="6: ToolStrategy history")
+@SHAPE
 def test_finalize_holds_the_limit_and_answers_where_the_graph_does(shape: Shape) -> None:
     expected, _ = bare(shape.name)
     built = build(shape, loop=True, b=budget(**shape.tight))

@@ -276,7 +276,6 @@ def test_5_sub_agent_final_answer_comes_from_its_own_model() -> None:
 # --- 6. BudgetMiddleware with ToolStrategy leaves a valid history -------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 item 6")
 def test_6_middleware_tool_strategy_history_is_valid() -> None:
     built = create_agent_project(True, budget(tool_calls={"search": 2}))
     out = built.graph.invoke({"messages": [("user", "research")]}, thread())
