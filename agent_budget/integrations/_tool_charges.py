@@ -32,6 +32,9 @@ class ToolChargeHandler(BaseCallbackHandler):
 
     raise_error = True  # a refused reservation must stop the tool body, not be logged
     run_inline = True  # reserve in the tool's own thread and context, before the body runs
+    # Only tool events (LangChain files them under "agent"): every other event skips it.
+    ignore_llm = ignore_chat_model = ignore_chain = True
+    ignore_retriever = ignore_retry = ignore_custom_event = True
 
     def __init__(self, run: BudgetRun) -> None:
         self.run = run

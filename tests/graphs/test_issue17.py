@@ -61,6 +61,14 @@ def _tools_node(form: str, tools: list[Any]) -> Any:
             return inner.invoke(state)
 
         return call_tools
+    if form == "async_function_tool_invoke":
+        by_name = {t.name: t for t in tools}
+
+        async def arun_tools(state: MessagesState) -> dict[str, Any]:
+            calls = state["messages"][-1].tool_calls
+            return {"messages": [await by_name[c["name"]].ainvoke(c) for c in calls]}
+
+        return arun_tools
     if form == "function_tool_invoke":
         by_name = {t.name: t for t in tools}
 
@@ -72,11 +80,21 @@ def _tools_node(form: str, tools: list[Any]) -> Any:
     raise AssertionError(form)
 
 
-FORMS = ["fallbacks", "sequence", "subclass", "function_tool_node", "function_tool_invoke"]
+FORMS = [
+    "fallbacks",
+    "sequence",
+    "subclass",
+    "function_tool_node",
+    "function_tool_invoke",
+    "async_function_tool_invoke",
+]
 
 
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("form", FORMS)
-def test_1_tool_nodes_as_users_build_them_are_budgeted(form: str) -> None:
+def test_1_tool_nodes_as_users_build_them_are_budgeted(form: str, use_async: bool) -> None:
+    if form.startswith("async") and not use_async:
+        pytest.skip("an async-only node runs in async runs only")
     bodies = Bodies()
     model = ScriptedChat(script=[[("search", {"query": "q"})]])  # never stops by itself
     tools = [search_tool(bodies)]
@@ -85,8 +103,11 @@ def test_1_tool_nodes_as_users_build_them_are_budgeted(form: str) -> None:
     def agent(state: MessagesState) -> dict[str, Any]:
         return {"messages": [bound.invoke(state["messages"])]}
 
+    async def aagent(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [await bound.ainvoke(state["messages"])]}
+
     g = StateGraph(MessagesState)
-    g.add_node("agent", agent)
+    g.add_node("agent", aagent if use_async else agent)
     g.add_node("tools", _tools_node(form, tools))
     g.add_edge(START, "agent")
     g.add_conditional_edges("agent", tools_condition)
@@ -96,7 +117,8 @@ def test_1_tool_nodes_as_users_build_them_are_budgeted(form: str) -> None:
     except GraphNotSupported as exc:  # refused at wrap time: must say where and what to do
         assert "'tools'" in str(exc)
         return
-    out = wrapped.invoke({"messages": [("user", "go")]}, CFG)
+    inputs = {"messages": [("user", "go")]}
+    out = asyncio.run(wrapped.ainvoke(inputs, CFG)) if use_async else wrapped.invoke(inputs, CFG)
     assert bodies.n["search"] == 2
     last = out["messages"][-1]
     assert isinstance(last, AIMessage) and not last.tool_calls
