@@ -1,38 +1,39 @@
 """The budget message the model sees (BATS format), and escaping of look-alike tags in
-tool output so a web page cannot fake it."""
+tool output so a web page cannot fake it.
+
+It shows this budget's own limits, and then any limit outside it that is tighter: a
+parent budget's (a sub-agent spends from it too) or a shared one kept in the ledger (per
+user / tenant / everyone), labelled with whose it is. The one that will stop the run is
+then always in sight.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
 
+from agent_budget.limits import Limit
 from agent_budget.spend import ZERO, usd_text
 
 if TYPE_CHECKING:
     from agent_budget.tracker import BudgetTracker
 
+_ORDER = {"total_tool_calls": 1, "model_calls": 2, "tokens.input": 3, "tokens.output": 4}
+
 
 def budget_message(tracker: BudgetTracker) -> str:
     """The budget in the BATS format, e.g. ``<budget>Query Budget Used: 3, ...</budget>``."""
     b, s = tracker.limits, tracker.spent_now()
-    items: list[str] = []
-    for tool, per_tool in b.tool_calls.items():
-        label = b.tool_labels.get(tool, tool)
-        used = s.tool_calls.get(tool, 0)
-        items.append(
-            f"{label} Budget Used: {used}, {label} Budget Remaining: {max(per_tool - used, 0)}"
-        )
-    for label, limit, used in (
-        ("Tool Call", b.total_tool_calls, s.total_tool_calls),
-        ("Model Call", b.model_calls, s.model_calls),
-        ("Input Token", b.tokens.input, s.input_tokens),
-        ("Output Token", b.tokens.output, s.output_tokens),
-        ("Token", b.tokens.total, s.total_tokens),
-    ):
-        if limit is not None:
-            items.append(
-                f"{label} Budget Used: {used}, {label} Budget Remaining: {max(limit - used, 0)}"
-            )
+    elapsed = tracker.elapsed()
+    rows = tracker.table.rows(s, None, elapsed)
+    counts = sorted(
+        (r for r in rows if r.name not in ("usd", "seconds")),
+        key=lambda r: 0 if r.name.startswith("tool_calls.") else _ORDER.get(r.name, 5),
+    )
+    items = [
+        f"{r.label} Budget Used: {r.used}, {r.label} Budget Remaining: {r.remaining}"
+        for r in counts
+    ]
     usd_used = usd_text(s.usd)
     usd_left = "unlimited" if b.usd is None else usd_text(max(b.usd - s.usd, ZERO))
     if b.usd is not None:
@@ -44,8 +45,9 @@ def budget_message(tracker: BudgetTracker) -> str:
         names = ", ".join(sorted(s.unpriced))
         items.append(f"Unpriced Calls: {sum(s.unpriced.values())} ({names})")
     if b.seconds is not None:
-        left = max(b.seconds - tracker.elapsed(), 0.0)
-        items.append(f"Seconds Used: {tracker.elapsed():.0f}, Seconds Remaining: {left:.0f}")
+        left = max(b.seconds - elapsed, 0.0)
+        items.append(f"Seconds Used: {elapsed:.0f}, Seconds Remaining: {left:.0f}")
+    items += [_outside(r) for r in tighter_outside(tracker, rows)]
     if b.downgrade is not None or b.warn_at:
         items.append(f"Budget Regime: {tracker.regime().value}")
     text = ", ".join(items)
@@ -53,6 +55,27 @@ def budget_message(tracker: BudgetTracker) -> str:
     return template.format(
         items=text, regime=tracker.regime().value, usd_used=usd_used, usd_remaining=usd_left
     )
+
+
+def tighter_outside(tracker: BudgetTracker, own: list[Limit]) -> list[Limit]:
+    """Per limit name, the tightest limit outside this budget (parents', the ledger's),
+    when it leaves less than this budget's own (or this budget has none of that name)."""
+    mine = {r.name: r.remaining for r in own}
+    best: dict[str, Limit] = {}
+    for shared in tracker.shared:
+        rows = getattr(shared, "limit_rows", None)
+        if rows is None:
+            continue
+        for row in rows():
+            held = best.get(row.name)
+            if held is None or row.remaining < held.remaining:
+                best[row.name] = row
+    return [r for name, r in best.items() if name not in mine or r.remaining < mine[name]]
+
+
+def _outside(r: Limit) -> str:
+    left = usd_text(r.remaining) if r.name == "usd" else str(r.remaining)  # type: ignore[arg-type]
+    return f"{r.label} Remaining ({r.scope}): {left}"
 
 
 _BUDGET_TAG = re.compile(r"<\s*(/?)\s*budget\b([^>]*)>", re.IGNORECASE)

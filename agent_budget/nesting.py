@@ -16,6 +16,7 @@ from agent_budget.spend import Charge, Spend
 
 if TYPE_CHECKING:
     from agent_budget.budget import Budget
+    from agent_budget.limits import Limit
     from agent_budget.tracker import BudgetTracker, Reservation
 
 
@@ -50,6 +51,17 @@ class ParentLink:
 
     def fits(self, charge: Charge) -> bool:
         return self.parent.fits(charge)
+
+    def limit_rows(self) -> list[Limit]:
+        """The parent's limits (and those above it), labelled as the parent's: the child's
+        budget message shows the ones tighter than its own."""
+        label = f"parent {self.parent.name or 'budget'!r}"
+        rows = [replace(r, scope=label) for r in self.parent.limit_rows() if r.name != "seconds"]
+        for shared in self.parent.shared:
+            above = getattr(shared, "limit_rows", None)
+            if above is not None:
+                rows += above()
+        return rows
 
     def commit(self, handle: Reservation, actual: Charge) -> None:
         handle.commit(self._tagged(actual))

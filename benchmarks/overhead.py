@@ -1,11 +1,20 @@
-"""Per-step overhead of with_budget(): a tool loop with a 1 ms fake model, bare vs budgeted.
+"""Per-step cost of a budget: a tool loop with a 1 ms fake model, bare vs budgeted.
 
-Both graphs run in the same process, interleaved (bare, budgeted, bare, ...), and the
-median of the repeats is compared, so the ratio is meaningful on a noisy shared machine
-while absolute times are not. Run lengths of 50 and 500 steps show whether the per-step
-overhead grows with the length of the run (it must not).
+Cases, all on one machine in one run, interleaved (bare, each budgeted kind, bare, ...):
 
-    python benchmarks/overhead.py [--repeats 5] [--model-ms 1.0]
+- ``bare``: `langchain.agents.create_agent`, no budget (the baseline of every ratio);
+- ``with_budget``: `with_budget(create_agent(...))`;
+- ``BudgetMiddleware``: `create_agent(..., middleware=[BudgetMiddleware(budget)])`;
+- ``LangChain limits``: LangChain's own `ToolCallLimitMiddleware` +
+  `ModelCallLimitMiddleware`, which only count (no money, no reservations);
+- ``bare react`` / ``with_budget react``: the same with `create_react_agent`, LangGraph's
+  prebuilt agent most `with_budget` users wrap (its ratio is against ``bare react``).
+
+The median of the repeats is compared, so the ratios mean something on a noisy shared
+machine while absolute times do not. 50 and 500 steps show whether the cost per step
+grows with the run (it must not).
+
+    python benchmarks/overhead.py [--repeats 5] [--model-ms 1.0] [--steps 50 500]
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,57 +57,95 @@ def search(query: str) -> str:
     return "ok"
 
 
-def build(
-    steps: int,
-    delay_s: float,
-    budgeted: bool,
-    empty_node: bool = False,
-    checkpointer: bool = False,
-) -> tuple[Any, Any]:
-    from langgraph.prebuilt import create_react_agent
+def _budget(steps: int) -> Any:
+    from agent_budget import Budget
 
-    from agent_budget import Budget, with_budget
+    return Budget(
+        usd=1000,
+        tool_calls={"search": steps + 1},
+        prices={"search": "0.001"},
+        model_prices={FAKE_MODEL: FAKE_PRICE},
+    )
+
+
+def build(kind: str, steps: int, delay_s: float) -> Any:
+    from langchain.agents import create_agent
+
+    from agent_budget import BudgetMiddleware, with_budget
 
     model = SleepyFake(max_tool_turns=steps, delay_s=delay_s)
-    saver = None
-    if checkpointer:
-        from langgraph.checkpoint.memory import InMemorySaver
+    if kind == "bare":
+        return create_agent(model, [search])
+    if kind == "with_budget":
+        return with_budget(create_agent(model, [search]), _budget(steps))
+    if kind == "BudgetMiddleware":
+        return create_agent(model, [search], middleware=[BudgetMiddleware(_budget(steps))])
+    if kind == "LangChain limits":
+        from langchain.agents.middleware import ModelCallLimitMiddleware, ToolCallLimitMiddleware
 
-        saver = InMemorySaver()
-    graph = create_react_agent(model, [search], checkpointer=saver)
-    if empty_node:  # LangGraph's own cost of one more node after the tools: the floor
-        from langgraph.graph import StateGraph
+        limits = [
+            ToolCallLimitMiddleware(tool_name="search", run_limit=steps + 1),
+            ModelCallLimitMiddleware(run_limit=steps + 2),
+        ]
+        return create_agent(model, [search], middleware=limits)
+    from langgraph.prebuilt import create_react_agent
 
-        builder: StateGraph[Any, Any, Any, Any] = graph.builder
-        builder.compiled = False  # a fresh graph of our own: rebuilding it is fine
-        builder.edges.discard(("tools", "agent"))
-        builder.add_node("empty", lambda state: {})
-        builder.add_edge("tools", "empty")
-        builder.add_edge("empty", "agent")
-        graph = builder.compile(checkpointer=saver)
-    if budgeted:
-        budget = Budget(
-            usd=1000,
-            tool_calls={"search": steps + 1},
-            prices={"search": "0.001"},
-            model_prices={FAKE_MODEL: FAKE_PRICE},
-        )
-        graph = with_budget(graph, budget)
-    return graph, model
+    graph = create_react_agent(model, [search])
+    return graph if kind == "bare react" else with_budget(graph, _budget(steps))
 
 
-def time_run(
-    steps: int, delay_s: float, budgeted: bool, empty_node: bool = False, checkpointer: bool = False
-) -> float:
-    graph, _model = build(steps, delay_s, budgeted, empty_node, checkpointer)
+KINDS = [
+    "bare",
+    "with_budget",
+    "BudgetMiddleware",
+    "LangChain limits",
+    "bare react",
+    "with_budget react",
+]
+BASELINE = {"with_budget react": "bare react", "bare react": "bare react"}
+
+
+def time_run(kind: str, steps: int, delay_s: float) -> float:
+    graph = build(kind, steps, delay_s)
     gc.collect()  # start each timed run from the same heap state
     start = time.perf_counter()
-    config = {"recursion_limit": 10 * steps + 20, "configurable": {"thread_id": "bench"}}
-    out = graph.invoke({"messages": [("user", "go")]}, config)
+    out = graph.invoke({"messages": [("user", "go")]}, {"recursion_limit": 10 * steps + 20})
     elapsed = time.perf_counter() - start
     tools_run = sum(1 for m in out["messages"] if m.type == "tool")
-    assert tools_run == steps, f"expected {steps} tool steps, got {tools_run}"
+    assert tools_run == steps, f"{kind}: expected {steps} tool steps, got {tools_run}"
     return elapsed
+
+
+def measure(
+    steps_list: list[int], repeats: int, delay: float, advance: Callable[[], None]
+) -> list[dict[str, Any]]:
+    rows = []
+    for steps in steps_list:
+        times: dict[str, list[float]] = {k: [] for k in KINDS}
+        for _ in range(repeats):  # interleaved, so drift hits every kind alike
+            for kind in KINDS:
+                times[kind].append(time_run(kind, steps, delay))
+                advance()
+        medians = {k: statistics.median(v) for k, v in times.items()}
+        for kind in KINDS:
+            base = BASELINE.get(kind, "bare")
+            # The ratio of each repeat to the baseline of the same repeat: its spread
+            # shows how much of a difference is noise.
+            per = [t / b for t, b in zip(times[kind], times[base], strict=True)]
+            q = statistics.quantiles(per, n=4) if len(per) > 3 else [min(per), max(per)]
+            rows.append(
+                {
+                    "steps": steps,
+                    "kind": kind,
+                    "baseline": base,
+                    "model_ms": delay * 1000,
+                    "median_s": medians[kind],
+                    "us_per_step": medians[kind] / steps * 1e6,
+                    "ratio": medians[kind] / medians[base],
+                    "ratio_iqr": [round(q[0], 3), round(q[-1], 3)],
+                }
+            )
+    return rows
 
 
 def main() -> None:
@@ -108,58 +156,21 @@ def main() -> None:
     args = ap.parse_args()
     console = Console()
     delay = args.model_ms / 1000
-    time_run(10, delay, True)  # warm imports and caches for both paths
-    time_run(10, delay, False)
-    rows = []
+    for kind in KINDS:  # warm imports and caches for every path
+        time_run(kind, 10, delay)
     with Progress(console=console) as progress:
-        task = progress.add_task("bare vs budgeted", total=len(args.steps) * args.repeats * 3)
-        cases = [(steps, False) for steps in args.steps] + [(args.steps[0], True)]
-        progress.update(task, total=len(cases) * args.repeats * 3)
-        for steps, saver in cases:
-            bare, empty, wrapped = [], [], []
-            for _ in range(args.repeats):  # interleaved, so drift hits all three alike
-                bare.append(time_run(steps, delay, False, checkpointer=saver))
-                empty.append(time_run(steps, delay, False, empty_node=True, checkpointer=saver))
-                wrapped.append(time_run(steps, delay, True, checkpointer=saver))
-                progress.advance(task, 3)
-            b, e, w = (statistics.median(x) for x in (bare, empty, wrapped))
-            spread = statistics.quantiles([x / b for x in wrapped], n=4) if len(wrapped) > 3 else []
-            rows.append(
-                {
-                    "steps": steps,
-                    "checkpointer": "InMemorySaver" if saver else None,
-                    "model_ms": args.model_ms,
-                    "bare_s": b,
-                    "empty_node_s": e,
-                    "budgeted_s": w,
-                    "ratio": w / b,
-                    "ratio_iqr": [round(q, 3) for q in spread[::2]] if spread else None,
-                    "empty_node_ratio": e / b,
-                    "overhead_us_per_step": (w - b) / steps * 1e6,
-                    "bare_us_per_step": b / steps * 1e6,
-                }
-            )
-    table = Table(
-        title=f"with_budget overhead ({args.model_ms} ms model, median of {args.repeats})"
-    )
-    cols = (
-        "steps",
-        "bare µs/step",
-        "+empty node",
-        "with_budget µs/step",
-        "overhead µs/step",
-        "ratio",
-    )
-    for col in cols:
+        task = progress.add_task("overhead", total=len(args.steps) * args.repeats * len(KINDS))
+        rows = measure(args.steps, args.repeats, delay, lambda: progress.advance(task))
+    table = Table(title=f"Per-step cost ({args.model_ms} ms model, median of {args.repeats})")
+    for col in ("steps", "agent", "µs/step", "ratio vs bare", "IQR of ratio"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
-            f"{r['steps']}" + (" + saver" if r["checkpointer"] else ""),
-            f"{r['bare_us_per_step']:.0f}",
-            f"x{r['empty_node_ratio']:.3f}",
-            f"{r['budgeted_s'] / r['steps'] * 1e6:.0f}",
-            f"{r['overhead_us_per_step']:.0f}",
-            f"{r['ratio']:.3f}",
+            str(r["steps"]),
+            r["kind"],
+            f"{r['us_per_step']:.0f}",
+            f"x{r['ratio']:.3f}" + (" (vs bare react)" if r["baseline"] != "bare" else ""),
+            f"{r['ratio_iqr'][0]:.2f}-{r['ratio_iqr'][1]:.2f}",
         )
     console.print(table)
     RESULTS.mkdir(exist_ok=True)
@@ -174,31 +185,34 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    x = list(range(len(rows)))
-    bars = (
-        ("bare graph", "bare_s", -0.27),
-        ("bare + one empty node", "empty_node_s", 0.0),
-        ("with_budget", "budgeted_s", 0.27),
+    shown = [k for k in KINDS if k not in ("bare", "bare react")]
+    steps = sorted({r["steps"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    width = 0.8 / len(shown)
+    for i, kind in enumerate(shown):
+        xs = [j + (i - (len(shown) - 1) / 2) * width for j in range(len(steps))]
+        ys = [
+            next(r["ratio"] for r in rows if r["kind"] == kind and r["steps"] == s) for s in steps
+        ]
+        bars = ax.bar(xs, ys, width, label=kind)
+        for bar, y in zip(bars, ys, strict=True):
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                y,
+                f"{y:.2f}",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.axhline(1.05, color="red", linewidth=0.8, linestyle="--", label="goal: x1.05")
+    ax.set_xticks(range(len(steps)), [f"{s} steps" for s in steps])
+    ax.set_ylabel("time per run / bare agent (median)")
+    ax.set_ylim(0.9, max(1.3, max(r["ratio"] for r in rows) + 0.05))
+    ax.set_title(
+        f"Per-step cost of a budget, {rows[0]['model_ms']:g} ms model (one run, interleaved)"
     )
-    for label, field, dx in bars:
-        ax.bar([i + dx for i in x], [r[field] / r["steps"] * 1e6 for r in rows], 0.27, label=label)
-    for i, r in zip(x, rows, strict=True):
-        top = r["budgeted_s"] / r["steps"] * 1e6
-        ax.text(i + 0.27, top, f"x{r['ratio']:.2f}", ha="center", va="bottom")
-        ax.text(
-            i,
-            r["empty_node_s"] / r["steps"] * 1e6,
-            f"x{r['empty_node_ratio']:.2f}",
-            ha="center",
-            va="bottom",
-        )
-    ax.set_xticks(
-        x, [f"{r['steps']} steps" + ("\n+ checkpointer" if r["checkpointer"] else "") for r in rows]
-    )
-    ax.set_ylabel("µs per step (median)")
-    ax.set_title(f"Per-step time, {rows[0]['model_ms']} ms model (one run, interleaved)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

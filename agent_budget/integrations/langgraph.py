@@ -24,7 +24,7 @@ from typing import Any, TypeGuard, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import ensure_config
+from langchain_core.runnables.config import ensure_config, merge_configs
 from langgraph.constants import END, START
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -314,7 +314,8 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
     ) -> RunnableConfig:
         from agent_budget.integrations._setup import start_run
 
-        conf = ensure_config(config)
+        # A graph's own config (`with_config`) counts, as it does for the run itself.
+        conf = ensure_config(merge_configs(self.config, config) if self.config else config)
         configurable = dict(conf.get("configurable") or {})
         setup = self._budget_setup
         if isinstance(input, dict) and input.get(SPEND_KEY):

@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from agent_budget.budget import SHARED_SCOPES, Budget, SharedLimit
 from agent_budget.errors import BudgetExceeded, InvalidBudget, LedgerUnavailable
+from agent_budget.limits import Limit
 from agent_budget.tracker import BudgetTracker, Charge
 
 if TYPE_CHECKING:
-    from agent_budget.ledger.base import ChargeContext, Ledger, ScopedLimit
+    from agent_budget.ledger.base import ChargeContext, Ledger, ScopedLimit, Used
 
 ENV_LEDGER = "AGENT_BUDGET_LEDGER"
 """Where the ledger is when the budget does not say: a SQLite path or a postgresql:// URL."""
-ENV_TTL = "AGENT_BUDGET_LEDGER_TTL"
-"""Seconds before an unsettled reservation (a crashed worker's) stops counting."""
 
 log = logging.getLogger("agent_budget.ledger")
 
@@ -42,15 +41,10 @@ def open_ledger(
     location: str | os.PathLike[str], *, reservation_ttl: float | None = None
 ) -> Ledger:
     """The ledger at ``location``, opened once per process and reused by every run."""
-    from agent_budget.ledger.base import Ledger
+    from agent_budget.ledger.base import Ledger, ttl_from_env
 
-    if reservation_ttl is None and os.environ.get(ENV_TTL):
-        try:
-            reservation_ttl = float(os.environ[ENV_TTL])
-        except ValueError:
-            raise InvalidBudget(
-                f"{ENV_TTL}={os.environ[ENV_TTL]!r}: expected a number of seconds"
-            ) from None
+    if reservation_ttl is None:
+        reservation_ttl = ttl_from_env()
     key = (os.getpid(), os.fspath(location), reservation_ttl)
     with _open_lock:
         ledger = _open.get(key)
@@ -132,6 +126,13 @@ def bind_limits(limits: list[SharedLimit], ctx: ChargeContext) -> list[ScopedLim
     return out
 
 
+def usage(ledger: Ledger, limit: ScopedLimit) -> Used:
+    """What counts against a shared limit now (committed and held), read without
+    reserving. The one place integrations read shared usage: it can move to a cheaper
+    read (running totals) without touching them."""
+    return ledger.used(limit)
+
+
 class LedgerBudget:
     """One run's view of the ledger: a `SharedBudget` (each reservation is a held row,
     checked against the shared limits atomically) and a tracker listener (each refusal,
@@ -172,13 +173,35 @@ class LedgerBudget:
                 "could not record a refused %s call to %r: %s", charge.kind, charge.name, exc
             )
 
+    def limit_rows(self) -> list[Limit]:
+        """The shared limits as `Limit` rows labelled with whose they are, read without
+        reserving anything (the budget message shows the tightest)."""
+        from agent_budget.ledger.base import from_nanos
+
+        rows: list[Limit] = []
+        for lim in self.limits:
+            used = usage(self.ledger, lim)
+            who = "everyone" if lim.scope == "global" else f"{lim.scope} {lim.key!r}"
+            scope = f"{who}, {lim.window or 'all time'}"
+            if lim.usd_nanos is not None:
+                allowed = from_nanos(lim.usd_nanos)
+                rows.append(Limit("usd", "USD", allowed, from_nanos(used.usd_nanos), scope=scope))
+            for name, label, limit, have in (
+                ("tokens.total", "Token", lim.total_tokens, used.tokens),
+                ("model_calls", "Model Call", lim.model_calls, used.model_calls),
+                ("total_tool_calls", "Tool Call", lim.total_tool_calls, used.tool_calls),
+            ):
+                if limit is not None:
+                    rows.append(Limit(name, label, limit, have, scope=scope))
+        return rows
+
     def remaining(self) -> list[dict[str, Any]]:
         """What is left of each shared limit now, as plain dicts (for a node or a UI)."""
         from agent_budget.ledger.base import from_nanos
 
         out = []
         for lim in self.limits:
-            used = self.ledger.used(lim)
+            used = usage(self.ledger, lim)
             item: dict[str, Any] = {"scope": lim.scope, "key": lim.key, "window": lim.window}
             if lim.usd_nanos is not None:
                 item["usd_limit"] = from_nanos(lim.usd_nanos)

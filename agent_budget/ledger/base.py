@@ -34,6 +34,20 @@ DEFAULT_TTL = 900.0
 worker's); a call running longer than this may let its user overspend by its own cost."""
 
 
+ENV_TTL = "AGENT_BUDGET_LEDGER_TTL"
+"""Seconds before an unsettled reservation (a crashed worker's) stops counting."""
+
+
+def ttl_from_env() -> float | None:
+    raw = os.environ.get(ENV_TTL)
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidBudget(f"{ENV_TTL}={raw!r}: expected a number of seconds") from None
+
+
 def to_nanos(usd: Decimal, *, up: bool = True) -> int:
     """USD as integer billionths. Costs round up, so the ledger never under-counts."""
     scaled = Decimal(usd) * NANOS
@@ -116,7 +130,13 @@ class Ledger:
     def open(location: str | os.PathLike[str], **kwargs: Any) -> Ledger:
         """A ledger at a SQLite path (``spend.db``, ``sqlite:///abs/path.db``) or a
         ``postgresql://user@host:5432/db[?schema=name]`` URL; created and migrated as needed.
-        Raises `LedgerUnavailable` with the reason when it cannot be opened for writing."""
+        Raises `LedgerUnavailable` with the reason when it cannot be opened for writing.
+        Without ``reservation_ttl=``, ``AGENT_BUDGET_LEDGER_TTL`` (seconds) sets it."""
+        if kwargs.get("reservation_ttl") is None:
+            kwargs.pop("reservation_ttl", None)
+            ttl = ttl_from_env()
+            if ttl is not None:
+                kwargs["reservation_ttl"] = ttl
         text = os.fspath(location)
         if text.startswith(("postgresql://", "postgres://")):
             from agent_budget.ledger.postgres import PostgresLedger
@@ -357,6 +377,24 @@ class Ledger:
         if not any(k in {"day", "hour"} for k in keys):
             out.sort(key=lambda r: r["usd"], reverse=True)
         return out
+
+    def total(
+        self,
+        *,
+        since: str | datetime | date | float | None = None,
+        until: str | datetime | date | float | None = None,
+        user: str | None = None,
+        tenant: str | None = None,
+        run: str | None = None,
+        thread: str | None = None,
+        kind: str | None = None,
+    ) -> dict[str, Any]:
+        """One total, as a dict (`spend` groups and so returns a list): e.g.
+        ``ledger.total(user="alice", since="1d")["usd"]``."""
+        rows = self.spend(
+            since=since, until=until, user=user, tenant=tenant, run=run, thread=thread, kind=kind
+        )
+        return rows[0]
 
     def rows(
         self,

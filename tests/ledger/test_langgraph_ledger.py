@@ -152,3 +152,25 @@ def test_middleware_runs_are_on_the_ledger_too(tmp_path: Path) -> None:
     rows = list(Ledger.open(db).rows())
     assert sorted(r["kind"] for r in rows) == ["model"] * 3 + ["tool"] * 2
     assert {r["user_id"] for r in rows} == {"bob"}
+
+
+def test_the_model_sees_what_is_left_of_the_shared_limit_that_will_stop_it(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "spend.db")
+    budget = Budget(
+        scope="user", window="1d", usd="0.025", ledger=db,
+        prices={"search": "0.01"}, model_prices=PRICES,
+    )  # fmt: skip
+    graph, model = agent(Counter(), budget, tool_turns=1)
+    graph.invoke({"messages": [("user", "hi")]}, config("alice", "t1"))
+    graph, model = agent(Counter(), budget, tool_turns=1)
+    graph.invoke({"messages": [("user", "again")]}, config("alice", "t2"))
+    # The second thread's model is shown alice's day after its search: $0.025 less the
+    # first thread (2 model calls, 1 search) and its own model call and search so far.
+    shown = [m.content for m in model.seen[-1] if m.type == "tool"]
+    left = Decimal("0.025") - 3 * MODEL_CALL - Decimal("0.02")
+    assert left == Decimal("0.00458")
+    assert shown and shown[-1].endswith(
+        "<budget>USD Used: 0.0101, USD Remaining (user 'alice', 1d): 0.0045</budget>"
+    ), shown

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent_budget.errors import BudgetExceeded, LedgerUnavailable
+from agent_budget.errors import BudgetExceeded, InvalidBudget, LedgerUnavailable
 from agent_budget.ledger import ChargeContext, Ledger, ScopedLimit, from_nanos, to_nanos
 from agent_budget.ledger.timeutil import US, now_us, to_us
 from agent_budget.tracker import Charge
@@ -207,3 +208,23 @@ def test_schema_is_versioned_and_migrated_once(location: str) -> None:
     again.close()
     with pytest.raises(LedgerUnavailable, match="schema version 99, newer than"):
         Ledger.open(location)
+
+
+def test_open_reads_the_reservation_ttl_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENT_BUDGET_LEDGER_TTL", "42")
+    assert Ledger.open(tmp_path / "a.db").reservation_ttl == 42.0
+    assert Ledger.open(tmp_path / "b.db", reservation_ttl=7).reservation_ttl == 7.0
+    monkeypatch.setenv("AGENT_BUDGET_LEDGER_TTL", "soon")
+    with pytest.raises(InvalidBudget, match="AGENT_BUDGET_LEDGER_TTL"):
+        Ledger.open(tmp_path / "c.db")
+
+
+def test_total_is_one_dict(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "t.db")
+    ctx = ChargeContext(run_id="r1", user_id="alice")
+    ledger.record(Charge("tool", "search", Decimal("0.01")), ctx)
+    ledger.record(Charge("tool", "search", Decimal("0.02")), ChargeContext(user_id="bob"))
+    assert ledger.total(user="alice")["usd"] == Decimal("0.01")
+    assert ledger.total()["calls"] == 2
