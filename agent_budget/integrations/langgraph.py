@@ -44,12 +44,12 @@ from agent_budget.integrations._state import (
     BudgetChannel,
     current_run,
     run_of,
-    snapshot,
 )
 from agent_budget.integrations._tool_charges import ToolChargeHandler
 from agent_budget.integrations._tool_nodes import replace_tool_node, tool_node_in
 from agent_budget.integrations.callbacks import BudgetCallbackHandler, TokenCounter, with_handler
 from agent_budget.integrations.nodes import finalize_node, guarded_node
+from agent_budget.integrations.threads import akeep_spend_after_error, keep_spend_after_error
 from agent_budget.integrations.tool_node import (
     EACH_SUFFIX,
     FINALIZE_NODE,
@@ -61,7 +61,7 @@ from agent_budget.integrations.tool_node import (
     join_node,
     static_continuation,
 )
-from agent_budget.run import OWNER, BudgetRun, Retry, WarningCallback
+from agent_budget.run import OWNER, Retry, WarningCallback
 from agent_budget.snapshot import BudgetSnapshot, latest
 from agent_budget.tracker import BudgetTracker, Spend
 
@@ -365,45 +365,6 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         except NotImplementedError:
             saved = cp.get_tuple(_checkpoint_config(config))
         return _newest_spend(saved)
-
-
-def keep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> None:
-    """Record the run's spend on its thread when the run raised (`BudgetExceeded` from a
-    node or a subgraph, any crash): the writes of a node that raises are lost, and with
-    them the spend it carried, so a resume would pay for the same calls again. It goes in
-    as a pending write of the thread's latest checkpoint, under a task id LangGraph runs no
-    task for; `_newest_spend` reads it back on resume."""
-    run = _keeps_spend(checkpointer, config)
-    saved = checkpointer.get_tuple(_checkpoint_config(config)) if run else None
-    if run is not None and saved is not None:
-        checkpointer.put_writes(saved.config, [(SPEND_KEY, snapshot(run))], SPEND_TASK_ID)
-
-
-async def akeep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> None:
-    run = _keeps_spend(checkpointer, config)
-    if run is None:
-        return
-    try:
-        saved = await checkpointer.aget_tuple(_checkpoint_config(config))
-        if saved is not None:
-            await checkpointer.aput_writes(
-                saved.config, [(SPEND_KEY, snapshot(run))], SPEND_TASK_ID
-            )
-    except NotImplementedError:  # a sync-only checkpointer
-        keep_spend_after_error(checkpointer, config)
-
-
-SPEND_TASK_ID = "agent_budget:spend-after-error"
-
-
-def _keeps_spend(checkpointer: Any, config: RunnableConfig) -> BudgetRun | None:
-    run = run_of(config)
-    if run is None or checkpointer in (None, True, False) or not run.persist:
-        return None
-    configurable = ensure_config(config).get("configurable") or {}
-    if _thread_id(config) is None or configurable.get("checkpoint_ns"):
-        return None  # a subgraph's run: its parent keeps the thread's spend
-    return run
 
 
 def thread_snapshot(checkpointer: Any, thread_id: str) -> BudgetSnapshot | None:

@@ -57,18 +57,7 @@ def budget_after_every_tool_result(built: Built) -> None:
     assert not missing, f"tool results shown without the budget: {missing}"
 
 
-def shapes(**broken: str) -> Any:
-    """All shapes; those named are known broken (issue 17 item given) until fixed."""
-    params = [
-        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=broken[s.name]))
-        if s.name in broken
-        else s
-        for s in SHAPES
-    ]
-    return pytest.mark.parametrize("shape", params, ids=[s.name for s in SHAPES])
-
-
-SHAPE = shapes()
+SHAPE = pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
 
 
 @SHAPE
