@@ -176,6 +176,9 @@ def _rewired(
         output_schema=builder.output_schema,
     )
     add_state_key(new, BudgetChannel)
+    # Only a bare ToolNode gets the fan-out twin: a ToolNode in `.with_fallbacks` or a
+    # sequence runs its whole step in one task, as written (a fallback reads the state).
+    fan_out = {n for n in tool_nodes if isinstance(builder.nodes[n].runnable, ToolNode)}
     for name, spec in builder.nodes.items():
         if name in tool_nodes:
             node = cast(ToolNode, tool_node_in(spec.runnable))
@@ -197,7 +200,7 @@ def _rewired(
                 runnable.name = name  # its spend shows under the node's name
             runnable = guarded_node(runnable, key, model)
         _add_node_like(new, name, spec, runnable)
-        if name in tool_nodes:  # the fan-out twin: the same node, one call per task
+        if name in fan_out:  # the fan-out twin: the same node, one call per task
             _add_node_like(new, name + EACH_SUFFIX, spec, runnable)
 
     continuations: dict[str, Continuation] = {}
@@ -205,8 +208,9 @@ def _rewired(
         targets = sorted(end for start, end in builder.edges if start == tool)
         branches = builder.branches.get(tool, {})
         join = JOIN_NODE if len(tool_nodes) == 1 else f"{JOIN_NODE}_{tool}"
-        new.add_node(join, join_node())
-        new.add_edge(tool + EACH_SUFFIX, join)
+        if tool in fan_out:
+            new.add_node(join, join_node())
+            new.add_edge(tool + EACH_SUFFIX, join)
         if branches:  # the tool node had a conditional way out: keep it, behind ours
             (branch,) = branches.values()  # a tool node has one way out in practice
             path, ends = branch.path, branch.ends
@@ -219,7 +223,7 @@ def _rewired(
             path_map = {t: t for t in [*(targets or [END]), FINALIZE_NODE]}
             reads_state = False
         continuations[tool] = go_on
-        for source in (tool, join):
+        for source in (tool, join) if tool in fan_out else (tool,):
             new.add_conditional_edges(
                 source, after_tools(tool, go_on, reads_state=reads_state), path_map
             )
@@ -233,16 +237,16 @@ def _rewired(
             continue
         for branch in branches.values():
             ends = branch.ends
-            leads_to_tools = ends is None or any(v in tool_nodes for v in ends.values())
+            leads_to_tools = ends is None or any(v in fan_out for v in ends.values())
             path = (
-                budget_condition(branch.path, ends, tool_nodes, key)
-                if leads_to_tools and tool_nodes
+                budget_condition(branch.path, ends, fan_out, key)
+                if leads_to_tools and fan_out
                 else branch.path
             )
             routes: dict[Any, str] | None = None
             if ends is not None:
                 routes = dict(ends)
-                routes.update({t + EACH_SUFFIX: t + EACH_SUFFIX for t in tool_nodes})
+                routes.update({t + EACH_SUFFIX: t + EACH_SUFFIX for t in fan_out})
                 routes[FINALIZE_NODE] = FINALIZE_NODE
             new.add_conditional_edges(source, stop_first(path), routes)
     plan = AnswerPlan.of(builder, key, {SPEND_KEY})

@@ -12,6 +12,7 @@ from harness import budget, config, model_calls, prompts_after_tools, run
 from history import assert_valid_history, history_errors
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.message import add_messages
@@ -21,6 +22,7 @@ from shapes import (
     BY_NAME,
     Bodies,
     create_agent_project,
+    create_tool_node_with_fallback,
     handle_tool_error,
     search_tool,
     structured_respond,
@@ -126,6 +128,45 @@ def test_1_tool_nodes_as_users_build_them_are_budgeted(form: str, use_async: boo
     if form in ("fallbacks", "sequence", "subclass"):
         shown = prompts_after_tools(model)
         assert shown and all("<budget>" in str(m.content) for m in shown)
+
+
+def test_1_fallback_tool_node_still_catches_a_failing_parallel_call() -> None:
+    """The customer-support fallback reads ``state["messages"]``: a budgeted step must reach
+    it with the graph's state, as the bare graph does, not one call per task."""
+
+    @tool
+    def ok(q: str) -> str:
+        """Works."""
+        return "fine"
+
+    @tool
+    def broken(q: str) -> str:
+        """Fails."""
+        raise RuntimeError("backend down")
+
+    def build() -> tuple[Any, ScriptedChat]:
+        model = ScriptedChat(
+            script=[[("ok", {"q": "a"}), ("broken", {"q": "b"})]], then_answer=True
+        )
+        bound = model.bind_tools([ok, broken])
+
+        def agent(state: MessagesState) -> dict[str, Any]:
+            return {"messages": [bound.invoke(state["messages"])]}
+
+        g = StateGraph(MessagesState)
+        g.add_node("agent", agent)
+        g.add_node("tools", create_tool_node_with_fallback([ok, broken]))
+        g.add_edge(START, "agent")
+        g.add_conditional_edges("agent", tools_condition)
+        g.add_edge("tools", "agent")
+        return g, model
+
+    bare_graph, _ = build()
+    expected = bare_graph.compile().invoke({"messages": [("user", "go")]})
+    graph, _ = build()
+    out = with_budget(graph, budget(usd=10)).invoke({"messages": [("user", "go")]})
+    assert [m.content for m in out["messages"]] == [m.content for m in expected["messages"]]
+    assert "backend down" in str(out["messages"][2].content)
 
 
 def test_1_model_discovery_never_calls_into_getattr() -> None:
