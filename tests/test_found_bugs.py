@@ -275,3 +275,105 @@ def test_each_call_after_a_top_up_is_shown_the_new_remaining() -> None:
         assert "Model Call Budget Remaining: 1" in shown.content, shown.content
         assert "validate Budget Remaining: 1" in shown.content, shown.content
         assert isinstance(out["messages"][-1], AIMessage) or "__interrupt__" in out
+
+
+# --- exactly-once where LangGraph cannot keep a step's finished calls ---------------------
+
+
+def test_a_tool_node_reached_by_a_plain_edge_replays_finished_calls_on_resume(
+    tmp_path: Path,
+) -> None:
+    """A ToolNode behind a plain edge runs all of a step's calls in one task, so LangGraph
+    drops their results when one interrupts; in the same process the run replays them."""
+    runs: collections.Counter[str] = collections.Counter()
+
+    @tool
+    def search(query: str) -> str:
+        """Search the web."""
+        runs[query] += 1
+        return f"found {query}"
+
+    @tool
+    def approve(what: str) -> str:
+        """Ask a person to approve."""
+        return f"approved: {interrupt({'approve': what})}"
+
+    model = ScriptedFake(
+        script=[
+            [("search", {"query": "a"}), ("search", {"query": "b"}), ("approve", {"what": "x"})]
+        ]
+    )
+    bound = model.bind_tools([search, approve])
+    g = StateGraph(State)
+    g.add_node("llm", lambda state: {"messages": [bound.invoke(state["messages"])]})
+    g.add_node("tools", ToolNode([search, approve]))
+    g.add_edge(START, "llm")
+    g.add_edge("llm", "tools")
+    db = tmp_path / "spend.db"
+    budget = Budget(usd="0.05", prices={"search": "0.01"}, model_prices=PRICES, ledger=str(db))
+    agent = with_budget(g.compile(checkpointer=InMemorySaver()), budget)
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "plain-edge"}}
+    assert "__interrupt__" in agent.invoke({"messages": [("user", "go")]}, cfg)
+    out = agent.invoke(Command(resume="yes"), cfg)
+
+    assert runs == {"a": 1, "b": 1}
+    results = [m.content.split("\n\n")[0] for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert results == ["found a", "found b", "approved: yes"]
+    rows = ledger_rows(db)
+    ok = collections.Counter(call_id(r) for r in rows if r["kind"] == "tool")
+    assert ok == {"call_1_0": 1, "call_1_1": 1, "call_1_2": 1}
+    spend = agent.get_spend(cfg)
+    assert spend is not None and spend.tool_calls == {"search": 2, "approve": 1}
+    assert committed_usd(rows) == spend.usd
+
+
+async def test_an_async_retry_of_a_one_task_step_waits_for_siblings_still_running(
+    tmp_path: Path,
+) -> None:
+    """All calls in one task (a plain edge): `asyncio.gather` leaves the searches running
+    when `flaky` raises; the node's retry waits for them instead of running them again."""
+    runs: collections.Counter[str] = collections.Counter()
+
+    @tool
+    async def search(query: str) -> str:
+        """Search the web (slow)."""
+        runs[query] += 1
+        await asyncio.sleep(0.3)
+        return f"found {query}"
+
+    @tool
+    async def flaky(what: str) -> str:
+        """Fails the first time."""
+        runs["flaky"] += 1
+        if runs["flaky"] == 1:
+            raise Flaky("try again")
+        return "fine"
+
+    model = ScriptedFake(
+        script=[[("search", {"query": "a"}), ("search", {"query": "b"}), ("flaky", {"what": "x"})]]
+    )
+    bound = model.bind_tools([search, flaky])
+
+    async def llm(state: State) -> dict[str, Any]:
+        return {"messages": [await bound.ainvoke(state["messages"])]}
+
+    retry = RetryPolicy(max_attempts=3, initial_interval=0.01, jitter=False, retry_on=Flaky)
+    g = StateGraph(State)
+    g.add_node("llm", llm)
+    g.add_node("tools", ToolNode([search, flaky]), retry_policy=retry)
+    g.add_edge(START, "llm")
+    g.add_edge("llm", "tools")
+    db = tmp_path / "spend.db"
+    budget = Budget(
+        usd=1, prices={"search": "0.01", "flaky": "0.01"}, model_prices=PRICES, ledger=str(db)
+    )
+    agent = with_budget(g.compile(), budget)
+    out = await agent.ainvoke({"messages": [("user", "go")]})
+    await asyncio.sleep(0.4)
+    assert runs == {"a": 1, "b": 1, "flaky": 2}
+    results = [m.content.split("\n\n")[0] for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert results == ["found a", "found b", "fine"]
+    made = collections.Counter(
+        call_id(r) for r in ledger_rows(db) if r["kind"] == "tool" and r["outcome"] != "held"
+    )
+    assert made == {"call_1_0": 1, "call_1_1": 1, "call_1_2": 2}  # bodies run = rows

@@ -236,3 +236,27 @@ def test_a_sub_agent_spends_from_the_parents_budget_once(kind: str) -> None:
 def test_scenarios_cover_every_integration() -> None:
     assert set(INTEGRATIONS) == {"with_budget", "middleware", "handler"}
     asyncio.get_event_loop_policy()  # the async scenarios run under pytest-asyncio
+
+
+def test_building_blocks_composed_by_hand() -> None:
+    from agent_budget.integrations.tool_node import budgeted_tool_node
+
+    counter, model = Counter(), ToolCallingFake(calls_per_turn=3, max_tool_turns=30)
+    tools = [make_search(counter)]
+    bound = model.bind_tools(tools)
+
+    def llm(state: State) -> dict[str, Any]:
+        return {"messages": [bound.invoke(state["messages"])]}
+
+    g = StateGraph(State)
+    g.add_node("llm", llm)
+    g.add_node("tools", budgeted_tool_node(tools))
+    g.add_edge(START, "llm")
+    g.add_conditional_edges("llm", tools_condition)
+    g.add_edge("tools", "llm")
+    agent = with_budget(g, budget(tool_calls={"search": 7}))
+    out = agent.invoke({"messages": [("user", "go")]}, cfg())
+    assert counter.n == 7  # each call guarded once, the cap exact across parallel calls
+    assert out["messages"][-1].content.startswith("final")
+    nodes = set(agent.get_graph().nodes)
+    assert {"tools", "tools__each", "budget_tracker", "budget_finalize"} <= nodes

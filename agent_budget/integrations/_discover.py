@@ -13,7 +13,7 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableSequence
 from langchain_core.runnables.fallbacks import RunnableWithFallbacks
 
 from agent_budget.budget import Budget, misspelled
-from agent_budget.errors import InvalidBudget
+from agent_budget.errors import InvalidBudget, UnknownPrice
 
 _MAX_DEPTH = 7
 
@@ -110,3 +110,26 @@ def check_tool_names(budget: Budget, tools: set[str]) -> None:
             f"budget.tool_calls.{name}: the agent has no tool of that name (its tools: {listed})",
             stacklevel=3,
         )
+
+
+def resolve_model(
+    spec: str, budget: Budget, models: dict[str, BaseChatModel] | None
+) -> BaseChatModel:
+    """A model named by a budget (the downgrade target), its price checked now: a model
+    with no price fails here, naming the field, not mid-run."""
+    from agent_budget.integrations._messages import model_name
+    from agent_budget.pricing import PriceBook
+
+    model = (models or {}).get(spec)
+    if model is None:
+        from agent_budget.models import resolve
+
+        try:
+            model = resolve(spec, budget=budget)
+        except UnknownPrice as exc:
+            raise InvalidBudget(f"budget.downgrade.model: {exc}") from None
+    try:
+        PriceBook(budget).model_price(model_name(model) or spec)
+    except UnknownPrice as exc:
+        raise InvalidBudget(f"budget.downgrade.model: {exc}") from None
+    return model

@@ -44,9 +44,13 @@ def tool_hooks(run: BudgetRun, *, annotate: bool, node: Callable[[], str | None]
     message appended when ``annotate`` (it then costs no extra state write), and each
     outcome noted for the stop policy."""
 
+    # Only the idle guard compares result texts: without it, a step result is its id,
+    # name and refusal, and no text is copied per call.
+    with_text = run.guards.idle_steps is not None
+
     def note(out: Any) -> Any:
         for m in tool_messages(out):
-            run.note_result(step_result(m))
+            run.note_result(step_result(m, with_text))
         return out
 
     def shown(out: Any) -> Any:
@@ -91,9 +95,11 @@ def last_tool_step(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
     return step
 
 
-def step_result(m: ToolMessage) -> StepResult:
-    refused = m.response_metadata.get(REFUSED, {}).get("refused")
-    return StepResult(m.tool_call_id, m.name, _without_budget(m.content), refused)
+def step_result(m: ToolMessage, with_text: bool = True) -> StepResult:
+    meta = m.response_metadata.get(REFUSED)
+    refused = meta.get("refused") if meta else None
+    text = _without_budget(m.content) if with_text else ""
+    return StepResult(m.tool_call_id, m.name, text, refused)
 
 
 def step_results(messages: Sequence[BaseMessage]) -> list[StepResult]:

@@ -1,6 +1,8 @@
 """Every private LangGraph name agent-budget uses, in one module, each with the reason no
-public API does the job. Before issue 11 with_budget used 12 private names across its
-module; these are the 5 left. Check them against each LangGraph upgrade.
+public API does the job. Before issue 11 `with_budget` used 12 private names across its
+module (and copied the builder's internals); 7 are left, in the 5 uses below. The graph
+itself is rebuilt through `StateGraph`'s public methods. Check these on each LangGraph
+upgrade.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ from langgraph.types import Command
 from tenacity import AsyncRetrying, Retrying
 
 from agent_budget.budget import Budget
-from agent_budget.errors import BudgetExceeded, InvalidBudget, UnknownPrice
+from agent_budget.errors import BudgetExceeded
+from agent_budget.integrations._discover import resolve_model
 from agent_budget.integrations._messages import (
     final_prompt,
     last_tool_step,
@@ -352,28 +353,6 @@ def _paying(run: BudgetRun, held: Reservation) -> Iterator[None]:
         raise
     finally:
         OWNER.reset(token)
-
-
-def resolve_model(
-    spec: str, budget: Budget, models: dict[str, BaseChatModel] | None
-) -> BaseChatModel:
-    """A model named by a budget (the downgrade target), its price checked now: a model
-    with no price fails here, naming the field, not mid-run."""
-    from agent_budget.pricing import PriceBook
-
-    model = (models or {}).get(spec)
-    if model is None:
-        from agent_budget.models import resolve
-
-        try:
-            model = resolve(spec, budget=budget)
-        except UnknownPrice as exc:
-            raise InvalidBudget(f"budget.downgrade.model: {exc}") from None
-    try:
-        PriceBook(budget).model_price(model_name(model) or spec)
-    except UnknownPrice as exc:
-        raise InvalidBudget(f"budget.downgrade.model: {exc}") from None
-    return model
 
 
 def _config() -> RunnableConfig:

@@ -99,11 +99,16 @@ def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]
             return await call()
         return persisted(run, await run.aguard_tool_call(request.tool_call, call, _hooks(run)))
 
+    if getattr(tools, "agent_budget_tool_node", False):
+        return tools  # type: ignore[return-value]  # already budgeted: guard each call once
     if isinstance(tools, ToolNode):
-        # A user's sync-only wrapper: ToolNode runs the sync one in async runs too.
-        return with_tool_wrappers(tools, wrap, None if inner_wrap and not inner_awrap else awrap)
+        # A copy of the user's node, of its own class (a subclass keeps its overrides). A
+        # user's sync-only wrapper: ToolNode runs the sync one in async runs too.
+        copied = with_tool_wrappers(tools, wrap, None if inner_wrap and not inner_awrap else awrap)
+        copied.agent_budget_tool_node = True  # type: ignore[attr-defined]
+        return copied
     kwargs: dict[str, Any] = {} if handle_errors is None else {"handle_tool_errors": handle_errors}
-    return ToolNode(
+    budgeted = ToolNode(
         tool_list,
         name=name,
         tags=tags,
@@ -113,6 +118,8 @@ def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]
         awrap_tool_call=None if inner_wrap and not inner_awrap else awrap,
         **kwargs,
     )
+    budgeted.agent_budget_tool_node = True  # type: ignore[attr-defined]
+    return budgeted
 
 
 def _hooks(run: BudgetRun) -> Any:
