@@ -17,6 +17,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.types import Command
 from scripted import ScriptedChat
 from shapes import (
     BY_NAME,
@@ -235,6 +236,23 @@ def test_2_nothing_affordable_still_ends_cleanly() -> None:
     out = with_budget(_write_polish(llm), budget(usd=0.0001)).invoke({"topic": "t"})
     assert out["report"].startswith("I have to stop")
     assert llm.model_calls == 0
+
+
+@pytest.mark.parametrize("answer", ["finalize", "top_up"])
+def test_2_interrupt_in_a_pipeline_asks_once(answer: str) -> None:
+    llm = ScriptedChat(answer="text")
+    graph = with_budget(
+        _write_polish(llm).compile(checkpointer=InMemorySaver()),
+        budget(model_calls=1, on_exhausted="interrupt"),
+    )
+    cfg = thread()
+    first = graph.invoke({"topic": "t"}, cfg)
+    assert first["__interrupt__"][0].value["type"] == "agent_budget.exhausted"
+    resume = "finalize" if answer == "finalize" else {"model_calls": 1}
+    out = graph.invoke(Command(resume=resume), cfg)
+    assert "__interrupt__" not in out  # one question, not one per node that notices
+    assert out["report"] == "text"  # the final call, or polish itself after the top-up
+    assert llm.model_calls == 2
 
 
 def test_2_structured_output_reaches_final_response() -> None:
