@@ -31,6 +31,16 @@ def refused(run: BudgetRun, reason: StopReason) -> Command[Any]:
     return Command(update=update, goto=FINALIZE_NODE)
 
 
+def answered(run: BudgetRun, reason: StopReason, out: Any) -> Command[Any]:
+    """What a node returns that wrote the graph's answer as the run's final call: its own
+    output, and the run ends (``budget_finalize`` finds the answer written)."""
+    run.stop = run.stop or reason
+    run.decided = True
+    if isinstance(out, Command):
+        return Command(graph=out.graph, update=out.update, goto=FINALIZE_NODE)
+    return Command(update=out, goto=FINALIZE_NODE)
+
+
 def after_node(run: BudgetRun, out: Any) -> Any:
     """A node's output; to ``budget_finalize`` as well when the run must stop now (a
     sub-agent in this node stopped on the limits this run spends from)."""

@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -28,6 +29,19 @@ from agent_budget.tracker import BudgetTracker, Charge, Reservation
 
 FINAL_CALL_METADATA = "agent_budget_final"
 """Metadata key marking the final-answer call, which may use the budget's reserve."""
+
+FINAL_PASS: ContextVar[list[bool] | None] = ContextVar("agent_budget_final_pass", default=None)
+"""Set while a graph's answer node runs once more as the run's final answer: its first
+model call is that answer (it may use the reserve), whatever its metadata says."""
+
+
+def _final_pass() -> bool:
+    ticket = FINAL_PASS.get()
+    if ticket:
+        ticket.pop()  # one call, not every call the node makes
+        return True
+    return False
+
 
 TokenCounter = Callable[[Sequence[BaseMessage], dict[str, Any]], int]
 
@@ -182,7 +196,8 @@ class BudgetCallbackHandler(BaseCallbackHandler):
         charge = self.tracker.model_worst_case(
             model, prompt, max_tokens, key=key, node=meta.get("langgraph_node")
         )
-        res = self.tracker.reserve(charge, final=bool(meta.get(FINAL_CALL_METADATA)))
+        final = bool(meta.get(FINAL_CALL_METADATA)) or _final_pass()
+        res = self.tracker.reserve(charge, final=final)
         with self._lock:
             self._held[run_id] = (res, model)
 

@@ -179,6 +179,9 @@ def _rewired(
     # Only a bare ToolNode gets the fan-out twin: a ToolNode in `.with_fallbacks` or a
     # sequence runs its whole step in one task, as written (a fallback reads the state).
     fan_out = {n for n in tool_nodes if isinstance(builder.nodes[n].runnable, ToolNode)}
+    # A state without messages answers in its own keys: the nodes that write them last
+    # (an edge to END) write the final answer themselves when their call is refused.
+    answer_nodes = set() if key in builder.channels else {s for s, e in builder.edges if e == END}
     for name, spec in builder.nodes.items():
         if name in tool_nodes:
             node = cast(ToolNode, tool_node_in(spec.runnable))
@@ -198,7 +201,7 @@ def _rewired(
                     messages_key=key,
                 )
                 runnable.name = name  # its spend shows under the node's name
-            runnable = guarded_node(runnable, key, model)
+            runnable = guarded_node(runnable, key, model, answers=name in answer_nodes)
         _add_node_like(new, name, spec, runnable)
         if name in fan_out:  # the fan-out twin: the same node, one call per task
             _add_node_like(new, name + EACH_SUFFIX, spec, runnable)

@@ -16,7 +16,7 @@ from langgraph.types import Command, interrupt
 
 from agent_budget.errors import BudgetExceeded
 from agent_budget.integrations._finalize import AnswerPlan, afinal_update, final_update
-from agent_budget.integrations._graph_stop import after_node, refused
+from agent_budget.integrations._graph_stop import after_node, answered, refused
 from agent_budget.integrations._messages import (
     refreshed,
 )
@@ -29,7 +29,7 @@ from agent_budget.integrations._state import (
     snapshot,
     with_spend,
 )
-from agent_budget.integrations.callbacks import FINAL_CALL_METADATA
+from agent_budget.integrations.callbacks import FINAL_CALL_METADATA, FINAL_PASS
 from agent_budget.integrations.tool_node import FINALIZE_NODE, Continuation
 from agent_budget.run import OWNER, BudgetRun
 from agent_budget.stopping import StopReason
@@ -111,19 +111,24 @@ def finalize_node(
 # --- every other node ---------------------------------------------------------------------
 
 
-def guarded_node(inner: Any, key: str, model: BaseChatModel | None) -> Any:
+def guarded_node(
+    inner: Any, key: str, model: BaseChatModel | None, *, answers: bool = False
+) -> Any:
     """Run a node as the run's own (`OWNER`); a model call in it the budget refuses ends
-    the run the budget's way. A node that is a plain function keeps its runnable and only
-    has its function wrapped: an extra runnable layer around every model node was a
-    measurable share of the per-step cost."""
+    the run the budget's way. A node that ``answers`` (it writes the graph's answer: an
+    edge to END in a state without messages) runs once more as the run's final answer
+    instead, so the answer comes from the graph's own prompt. A node that is a plain
+    function keeps its runnable and only has its function wrapped: an extra runnable layer
+    around every model node was a measurable share of the per-step cost."""
     if isinstance(inner, RunnableCallable) and not inner.explode_args:
         node = copy.copy(inner)
         if inner.func is not None:
-            node.func = _guard_sync(inner.func, key, model)
+            node.func = _guard_sync(inner.func, key, answers)
         if inner.afunc is not None:
-            node.afunc = _guard_async(inner.afunc, key, model)
+            node.afunc = _guard_async(inner.afunc, key, answers)
         return node
-    sync, async_ = _guard_sync(inner.invoke, key, model), _guard_async(inner.ainvoke, key, model)
+    sync = _guard_sync(inner.invoke, key, answers)
+    async_ = _guard_async(inner.ainvoke, key, answers)
 
     def run(state: Any, config: RunnableConfig) -> Any:
         return sync(state, config)
@@ -146,7 +151,7 @@ def _topped_up(args: tuple[Any, ...], run: BudgetRun, key: str) -> tuple[Any, ..
     return ({**state, key: [*msgs[:-1], shown]}, *args[1:])
 
 
-def _guard_sync(func: Callable[..., Any], key: str, model: BaseChatModel | None) -> Any:
+def _guard_sync(func: Callable[..., Any], key: str, answers: bool) -> Any:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         run = current_run()
@@ -167,6 +172,17 @@ def _guard_sync(func: Callable[..., Any], key: str, model: BaseChatModel | None)
                         args = _topped_up(args, run, key)
                         shown = messages_of(args[0], key)[-1:] if args else None
                         continue
+                    if answers and not run.final_done:
+                        final = FINAL_PASS.set([True])
+                        run.final_done = True
+                        try:
+                            out = func(*args, **kwargs)
+                        except BudgetExceeded:
+                            run.final_done = False  # budget_finalize answers as it can
+                            return refused(run, reason)
+                        finally:
+                            FINAL_PASS.reset(final)
+                        return answered(run, reason, with_spend(run, out, seq))
                     return refused(run, reason)
         finally:
             OWNER.reset(token)
@@ -175,7 +191,7 @@ def _guard_sync(func: Callable[..., Any], key: str, model: BaseChatModel | None)
     return guarded
 
 
-def _guard_async(func: Callable[..., Any], key: str, model: BaseChatModel | None) -> Any:
+def _guard_async(func: Callable[..., Any], key: str, answers: bool) -> Any:
     @functools.wraps(func)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         run = current_run()
@@ -196,6 +212,17 @@ def _guard_async(func: Callable[..., Any], key: str, model: BaseChatModel | None
                         args = _topped_up(args, run, key)
                         shown = messages_of(args[0], key)[-1:] if args else None
                         continue
+                    if answers and not run.final_done:
+                        final = FINAL_PASS.set([True])
+                        run.final_done = True
+                        try:
+                            out = await func(*args, **kwargs)
+                        except BudgetExceeded:
+                            run.final_done = False
+                            return refused(run, reason)
+                        finally:
+                            FINAL_PASS.reset(final)
+                        return answered(run, reason, with_spend(run, out, seq))
                     return refused(run, reason)
         finally:
             OWNER.reset(token)

@@ -227,8 +227,10 @@ def test_2_state_without_messages_gets_its_report() -> None:
     llm = ScriptedChat(answer="text")
     out = with_budget(_write_polish(llm), budget(model_calls=1)).invoke({"topic": "t"})
     assert set(out) == {"topic", "draft", "report"}
-    assert out["report"]
+    assert out["report"] == "text"
     assert llm.model_calls == 2  # the draft, then the one final call that writes the report
+    # ... made by the node that writes the report, with its own prompt.
+    assert str(llm.seen[-1][-1].content).startswith("Polish:")
 
 
 def test_2_nothing_affordable_still_ends_cleanly() -> None:
