@@ -24,7 +24,7 @@ _ORDER = {"total_tool_calls": 1, "model_calls": 2, "tokens.input": 3, "tokens.ou
 def budget_message(tracker: BudgetTracker) -> str:
     """The budget in the BATS format, e.g. ``<budget>Query Budget Used: 3, ...</budget>``."""
     b, s = tracker.limits, tracker.spent_now()
-    elapsed = tracker.elapsed()
+    elapsed = tracker.elapsed() if b.seconds is not None else 0.0
     rows = tracker.table.rows(s, None, elapsed)
     counts = sorted(
         (r for r in rows if r.name not in ("usd", "seconds")),
@@ -47,13 +47,19 @@ def budget_message(tracker: BudgetTracker) -> str:
     if b.seconds is not None:
         left = max(b.seconds - elapsed, 0.0)
         items.append(f"Seconds Used: {elapsed:.0f}, Seconds Remaining: {left:.0f}")
-    items += [_outside(r) for r in tighter_outside(tracker, rows)]
+    if tracker.shared:
+        items += [_outside(r) for r in tighter_outside(tracker, rows)]
+    # The regime is an exact fraction of every limit: worked out only where it is shown.
+    regime = ""
+    if b.downgrade is not None or b.warn_at or "{regime}" in (b.message_template or ""):
+        regime = tracker.regime().value
     if b.downgrade is not None or b.warn_at:
-        items.append(f"Budget Regime: {tracker.regime().value}")
+        items.append(f"Budget Regime: {regime}")
     text = ", ".join(items)
-    template = b.message_template or "<budget>{items}</budget>"
-    return template.format(
-        items=text, regime=tracker.regime().value, usd_used=usd_used, usd_remaining=usd_left
+    if b.message_template is None:
+        return f"<budget>{text}</budget>"
+    return b.message_template.format(
+        items=text, regime=regime, usd_used=usd_used, usd_remaining=usd_left
     )
 
 

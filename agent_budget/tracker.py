@@ -174,7 +174,7 @@ class BudgetTracker:
         self, model: str | None, prompt_tokens: int, max_output_tokens: int | None, **meta: Any
     ) -> Charge:
         out = (
-            self.budget.default_max_output_tokens
+            self._budget.default_max_output_tokens
             if max_output_tokens is None
             else max_output_tokens
         )
@@ -275,7 +275,7 @@ class BudgetTracker:
                 node = actual.meta.get("node")
                 if node:
                     self.by_node.setdefault(node, Spend()).add(actual)
-                if self.budget.guards.usd_per_minute is not None and actual.usd:
+                if self._budget.guards.usd_per_minute is not None and actual.usd:
                     self._recent.append((self._clock(), actual.usd))
                 if actual.key is not None:
                     self._remember(actual.key, actual.kind == "tool")
@@ -293,7 +293,7 @@ class BudgetTracker:
         if actual is None:
             return res.charge
         self._notify(actual, actual.meta.get("outcome", "ok"))
-        if self.budget.warn_at:
+        if self._budget.warn_at:
             self._fire_warnings()
         return actual
 

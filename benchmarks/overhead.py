@@ -10,8 +10,13 @@ Cases, all on one machine in one run, interleaved (bare, each budgeted kind, bar
 - ``bare react`` / ``with_budget react``: the same with `create_react_agent`, LangGraph's
   prebuilt agent most `with_budget` users wrap (its ratio is against ``bare react``).
 
-The median of the repeats is compared, so the ratios mean something on a noisy shared
-machine while absolute times do not. 50 and 500 steps show whether the cost per step
+Three measures per run: wall time, and the process's CPU time plus the model's nominal
+sleep (``steps x model_ms``): the second is what the run would take on an idle machine,
+and is far less disturbed by other processes on a shared one (wall-time ratios there
+swing by x0.5-x2 between repeats); and the number of Python function calls, counted once
+per kind: deterministic, a proxy for added CPU work that no other process disturbs. The
+median over repeats of the per-repeat ratio is
+reported, with its interquartile range. 50 and 500 steps show whether the cost per step
 grows with the run (it must not).
 
     python benchmarks/overhead.py [--repeats 5] [--model-ms 1.0] [--steps 50 500]
@@ -24,6 +29,7 @@ import gc
 import json
 import statistics
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -105,15 +111,36 @@ KINDS = [
 BASELINE = {"with_budget react": "bare react", "bare react": "bare react"}
 
 
-def time_run(kind: str, steps: int, delay_s: float) -> float:
+def time_run(kind: str, steps: int, delay_s: float) -> tuple[float, float]:
+    """(wall seconds, CPU seconds + the model's nominal sleep) of one run."""
     graph = build(kind, steps, delay_s)
     gc.collect()  # start each timed run from the same heap state
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = graph.invoke({"messages": [("user", "go")]}, {"recursion_limit": 10 * steps + 20})
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     tools_run = sum(1 for m in out["messages"] if m.type == "tool")
     assert tools_run == steps, f"{kind}: expected {steps} tool steps, got {tools_run}"
-    return elapsed
+    return elapsed, cpu + (steps + 1) * delay_s
+
+
+def python_calls(kind: str, steps: int) -> int:
+    """Python function calls of one run, in every thread: deterministic, so its ratio is
+    the same on a busy machine as on an idle one (a proxy for the CPU a run adds)."""
+    graph = build(kind, steps, 0.0)
+    count = [0]
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            count[0] += 1
+
+    sys.setprofile(profile)
+    threading.setprofile(profile)
+    try:
+        graph.invoke({"messages": [("user", "go")]}, {"recursion_limit": 10 * steps + 20})
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)  # type: ignore[arg-type]
+    return count[0]
 
 
 def measure(
@@ -121,31 +148,43 @@ def measure(
 ) -> list[dict[str, Any]]:
     rows = []
     for steps in steps_list:
-        times: dict[str, list[float]] = {k: [] for k in KINDS}
+        wall: dict[str, list[float]] = {k: [] for k in KINDS}
+        cpu: dict[str, list[float]] = {k: [] for k in KINDS}
         for _ in range(repeats):  # interleaved, so drift hits every kind alike
             for kind in KINDS:
-                times[kind].append(time_run(kind, steps, delay))
+                w, c = time_run(kind, steps, delay)
+                wall[kind].append(w)
+                cpu[kind].append(c)
                 advance()
-        medians = {k: statistics.median(v) for k, v in times.items()}
+        calls = {kind: python_calls(kind, steps) for kind in KINDS}
         for kind in KINDS:
             base = BASELINE.get(kind, "bare")
             # The ratio of each repeat to the baseline of the same repeat: its spread
             # shows how much of a difference is noise.
-            per = [t / b for t, b in zip(times[kind], times[base], strict=True)]
-            q = statistics.quantiles(per, n=4) if len(per) > 3 else [min(per), max(per)]
+            per_cpu = [t / b for t, b in zip(cpu[kind], cpu[base], strict=True)]
+            per_wall = [t / b for t, b in zip(wall[kind], wall[base], strict=True)]
             rows.append(
                 {
                     "steps": steps,
                     "kind": kind,
                     "baseline": base,
                     "model_ms": delay * 1000,
-                    "median_s": medians[kind],
-                    "us_per_step": medians[kind] / steps * 1e6,
-                    "ratio": medians[kind] / medians[base],
-                    "ratio_iqr": [round(q[0], 3), round(q[-1], 3)],
+                    "us_per_step": statistics.median(cpu[kind]) / steps * 1e6,
+                    "ratio": statistics.median(per_cpu),
+                    "ratio_iqr": _iqr(per_cpu),
+                    "wall_us_per_step": statistics.median(wall[kind]) / steps * 1e6,
+                    "wall_ratio": statistics.median(per_wall),
+                    "wall_ratio_iqr": _iqr(per_wall),
+                    "python_calls_per_step": calls[kind] / steps,
+                    "python_calls_ratio": calls[kind] / calls[base],
                 }
             )
     return rows
+
+
+def _iqr(values: list[float]) -> list[float]:
+    q = statistics.quantiles(values, n=4) if len(values) > 3 else [min(values), max(values)]
+    return [round(q[0], 3), round(q[-1], 3)]
 
 
 def main() -> None:
@@ -154,23 +193,28 @@ def main() -> None:
     ap.add_argument("--model-ms", type=float, default=1.0)
     ap.add_argument("--steps", type=int, nargs="+", default=[50, 500])
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=150)
     delay = args.model_ms / 1000
     for kind in KINDS:  # warm imports and caches for every path
         time_run(kind, 10, delay)
     with Progress(console=console) as progress:
         task = progress.add_task("overhead", total=len(args.steps) * args.repeats * len(KINDS))
         rows = measure(args.steps, args.repeats, delay, lambda: progress.advance(task))
-    table = Table(title=f"Per-step cost ({args.model_ms} ms model, median of {args.repeats})")
-    for col in ("steps", "agent", "µs/step", "ratio vs bare", "IQR of ratio"):
+    title = f"Per-step cost ({args.model_ms} ms model, median of {args.repeats}; µs/step and "
+    table = Table(title=title + "ratio: CPU + model time)")
+    cols = ("steps", "agent", "µs/step", "ratio", "IQR", "wall ratio", "wall IQR", "py calls")
+    for col in cols:
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
             str(r["steps"]),
-            r["kind"],
+            r["kind"] + (" (vs bare react)" if r["baseline"] != "bare" else ""),
             f"{r['us_per_step']:.0f}",
-            f"x{r['ratio']:.3f}" + (" (vs bare react)" if r["baseline"] != "bare" else ""),
+            f"x{r['ratio']:.3f}",
             f"{r['ratio_iqr'][0]:.2f}-{r['ratio_iqr'][1]:.2f}",
+            f"x{r['wall_ratio']:.3f}",
+            f"{r['wall_ratio_iqr'][0]:.2f}-{r['wall_ratio_iqr'][1]:.2f}",
+            f"x{r['python_calls_ratio']:.3f}",
         )
     console.print(table)
     RESULTS.mkdir(exist_ok=True)
@@ -194,7 +238,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ys = [
             next(r["ratio"] for r in rows if r["kind"] == kind and r["steps"] == s) for s in steps
         ]
-        bars = ax.bar(xs, ys, width, label=kind)
+        got = [next(r for r in rows if r["kind"] == kind and r["steps"] == s) for s in steps]
+        err = [[y - r["ratio_iqr"][0] for y, r in zip(ys, got, strict=True)],
+               [r["ratio_iqr"][1] - y for y, r in zip(ys, got, strict=True)]]  # fmt: skip
+        bars = ax.bar(xs, ys, width, label=kind, yerr=err, capsize=2)
+        ax.scatter(xs, [r["python_calls_ratio"] for r in got], marker="x", color="black",
+                   zorder=3, label="Python calls ratio" if i == 0 else None)  # fmt: skip
         for bar, y in zip(bars, ys, strict=True):
             ax.text(
                 bar.get_x() + bar.get_width() / 2,
@@ -207,7 +256,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.axhline(1.05, color="red", linewidth=0.8, linestyle="--", label="goal: x1.05")
     ax.set_xticks(range(len(steps)), [f"{s} steps" for s in steps])
-    ax.set_ylabel("time per run / bare agent (median)")
+    ax.set_ylabel("CPU + model time / bare agent (median)")
     ax.set_ylim(0.9, max(1.3, max(r["ratio"] for r in rows) + 0.05))
     ax.set_title(
         f"Per-step cost of a budget, {rows[0]['model_ms']:g} ms model (one run, interleaved)"

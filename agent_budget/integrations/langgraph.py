@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, TypeGuard, cast
 
@@ -277,6 +278,11 @@ def _add_node_like(
     new.nodes[name] = replace(spec, runnable=runnable)
 
 
+_STARTED: ContextVar[RunnableConfig | None] = ContextVar("agent_budget_started", default=None)
+"""The config `stream` started the run with: `invoke` keeps that run's spend if it raises
+(a generator of ours around the sync stream would cost a frame per chunk)."""
+
+
 class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
     """A compiled graph whose every run gets a budget. Use it like any compiled graph."""
 
@@ -293,12 +299,23 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
+        # The run is set up now and LangGraph's own iterator handed back: a generator of
+        # ours around it would be one more frame per chunk of every run.
         config = self._with_run(input, config, saved=self._saved_spend(config))
+        _STARTED.set(config)  # for invoke(): the run to keep the spend of if it raises
+        return super().stream(input, config, **kwargs)
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        token = _STARTED.set(None)
         try:
-            yield from super().stream(input, config, **kwargs)
+            return super().invoke(input, config, **kwargs)
         except Exception:
-            keep_spend_after_error(self.checkpointer, config)
+            started = _STARTED.get()
+            if started is not None:
+                keep_spend_after_error(self.checkpointer, started)
             raise
+        finally:
+            _STARTED.reset(token)
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
