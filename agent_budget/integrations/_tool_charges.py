@@ -66,6 +66,8 @@ class ToolChargeHandler(BaseCallbackHandler):
             self._held[run_id] = res
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if not self._held:  # the usual case: every call went through a tool guard
+            return
         with self._lock:
             res = self._held.pop(run_id, None)
         if res is not None:

@@ -242,17 +242,17 @@ def _rewired(
         for branch in branches.values():
             ends = branch.ends
             leads_to_tools = ends is None or any(v in fan_out for v in ends.values())
-            path = (
+            path = (  # either way, to budget_finalize once the run must stop
                 budget_condition(branch.path, ends, fan_out, key)
                 if leads_to_tools and fan_out
-                else branch.path
+                else stop_first(branch.path)
             )
             routes: dict[Any, str] | None = None
             if ends is not None:
                 routes = dict(ends)
                 routes.update({t + EACH_SUFFIX: t + EACH_SUFFIX for t in fan_out})
                 routes[FINALIZE_NODE] = FINALIZE_NODE
-            new.add_conditional_edges(source, stop_first(path), routes)
+            new.add_conditional_edges(source, path, routes)
     plan = AnswerPlan.of(builder, key, {SPEND_KEY})
     new.add_node(FINALIZE_NODE, finalize_node(key, model, continuations, plan))
     new.add_edge(FINALIZE_NODE, END)

@@ -186,7 +186,8 @@ def _guard_sync(func: Callable[..., Any], key: str, answers: bool) -> Any:
                     return refused(run, reason)
         finally:
             OWNER.reset(token)
-        return after_node(run, with_spend(run, _with_shown(out, key, shown), seq))
+        out = with_spend(run, _with_shown(out, key, shown), seq)
+        return out if run.stop is None else after_node(run, out)
 
     return guarded
 
@@ -226,7 +227,8 @@ def _guard_async(func: Callable[..., Any], key: str, answers: bool) -> Any:
                     return refused(run, reason)
         finally:
             OWNER.reset(token)
-        return after_node(run, with_spend(run, _with_shown(out, key, shown), seq))
+        out = with_spend(run, _with_shown(out, key, shown), seq)
+        return out if run.stop is None else after_node(run, out)
 
     return guarded
 

@@ -195,12 +195,23 @@ def budget_condition(
         return out if isinstance(result, list | tuple) or len(out) != 1 else out[0]
 
     def route(state: Any, config: RunnableConfig) -> Any:
+        if _stopping(config):
+            return FINALIZE_NODE
         return spread(state, path.invoke(state, config))
 
     async def aroute(state: Any, config: RunnableConfig) -> Any:
+        if _stopping(config):
+            return FINALIZE_NODE
         return spread(state, await path.ainvoke(state, config))
 
     return RunnableCallable(route, aroute, name=getattr(path, "name", None), trace=False)
+
+
+def _stopping(config: RunnableConfig) -> bool:
+    """The run must stop (a node was refused): no router of the user's is asked, which may
+    not cope with a state the refused node never wrote."""
+    run = run_of(config)
+    return run is not None and run.stop is not None
 
 
 def _last_calls(state: Any, key: str) -> list[Any]:
