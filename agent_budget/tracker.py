@@ -339,7 +339,8 @@ class BudgetTracker:
         """A tracker for a sub-agent or node: it spends from its own limits and from this
         tracker's (and every ancestor's) at once, so a call must fit all of them. With
         ``reuse``, a child of that name this tracker already has is returned instead (a
-        sub-agent called several times in a run spends from one allowance)."""
+        sub-agent called several times in a run spends from one allowance). Children are
+        told apart by name only: two ``Send`` children of one name share one allowance."""
         from agent_budget.nesting import ParentLink, check_child
 
         if reuse:

@@ -242,7 +242,8 @@ def test_three_level_chain_holds_each_call_once_on_the_top_budget() -> None:
 # --- 5. each model call after a top-up is shown the new remaining -------------------------
 
 
-def test_each_call_after_a_top_up_is_shown_the_new_remaining() -> None:
+@pytest.mark.parametrize("kind", ["with_budget", "middleware"])
+def test_each_call_after_a_top_up_is_shown_the_new_remaining(kind: str) -> None:
     calls = collections.Counter[str]()
 
     @tool
@@ -260,7 +261,18 @@ def test_each_call_after_a_top_up_is_shown_the_new_remaining() -> None:
         model_prices=PRICES,
         on_exhausted="interrupt",
     )
-    agent = with_budget(create_react_agent(model, [validate], checkpointer=InMemorySaver()), budget)
+    if kind == "with_budget":
+        agent = with_budget(
+            create_react_agent(model, [validate], checkpointer=InMemorySaver()), budget
+        )
+    else:
+        from langchain.agents import create_agent
+
+        from agent_budget import BudgetMiddleware
+
+        agent = create_agent(
+            model, [validate], middleware=[BudgetMiddleware(budget)], checkpointer=InMemorySaver()
+        )
     cfg: dict[str, Any] = {"configurable": {"thread_id": "topups"}, "recursion_limit": 50}
     out = agent.invoke({"messages": [("user", "go")]}, cfg)
     assert "__interrupt__" in out and model.turns == 2

@@ -236,20 +236,26 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
             reason = run.stop_reason(step_results(request.messages))
             if reason is not None and not on_exhausted(run, reason, None):
                 run.stop = reason
-        if self.show_budget and last_tool_step(request.messages):
-            last = cast(ToolMessage, request.messages[-1])
-            patched = with_budget_text(last, run.tracker.message())
-            request = request.override(messages=[*request.messages[:-1], patched])
         while run.stop is None:
+            shown = self._shown(run, request)
             try:
-                return request, run.tracker.reserve(self._worst_case(run, request))
+                return shown, run.tracker.reserve(self._worst_case(run, shown))
             except BudgetExceeded as exc:
                 reason = StopReason(exc.limit, str(exc), "budget")
                 if not on_exhausted(run, reason, exc):
-                    run.stop = reason
+                    run.stop = reason  # else topped up: shown again with the new figures
         prompt = final_prompt(run.tracker, request.messages, run.stop or _EXHAUSTED)
         final = request.override(tools=[], messages=cast(list[Any], prompt), tool_choice=None)
         return final, None
+
+    def _shown(self, run: BudgetRun, request: ModelRequest) -> ModelRequest:
+        """The request with the budget as it is now after the last tool result (shown at
+        call time: the stored history keeps the tools' own output)."""
+        if not self.show_budget or not last_tool_step(request.messages):
+            return request
+        last = cast(ToolMessage, request.messages[-1])
+        patched = with_budget_text(last, run.tracker.message())
+        return request.override(messages=[*request.messages[:-1], patched])
 
     def _counter(self, run: BudgetRun) -> _PrefixCounter:
         with self._lock:

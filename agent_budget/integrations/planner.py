@@ -126,7 +126,7 @@ def planner_node(
 ) -> Any:
     """A node (sync and async) that plans over ``tools``, pays for the plan up front, runs it
     and replans on signals. ``start`` is held types (values None) or a dict type -> value."""
-    from langgraph._internal._runnable import RunnableCallable
+    from agent_budget.integrations._private import RunnableCallable
 
     spec = _Spec(
         {t.name: t for t in tools},
