@@ -123,9 +123,10 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         with self._lock:
             saved = _saved(state)
             run_id = saved.get("run", "") if saved else ""
-            self._runs.pop(run_id, None)
+            run = self._runs.pop(run_id, None)
             self._counters.pop(run_id, None)
-        return None
+        # Without a checkpointer no step wrote the spend: the final state gets it once.
+        return {SPEND_KEY: snapshot(run)} if run is not None and not run.persist else None
 
     async def aafter_agent(self, state: BudgetState, runtime: Any) -> dict[str, Any] | None:
         return self.after_agent(state, runtime)
@@ -146,7 +147,8 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
             retry=self.tool_retry,
             on_warning=self.on_warning,
         )
-        run.persist = CONFIG_KEY_CHECKPOINTER in (config.get("configurable") or {})
+        # Spend is written to state only when a checkpointer keeps it.
+        run.persist = (config.get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER) is not None
         with self._lock:
             self._runs[run.run_id] = run
             while len(self._runs) > _MAX_LIVE_RUNS:
