@@ -349,18 +349,13 @@ class Budget(_Strict):
         A limit that was unlimited stays unlimited.
         """
         add = Budget.from_dict(extra, source="top-up")
-        data = self.model_dump()
-        for name in ("usd", "total_tool_calls", "model_calls", "seconds"):
-            if extra.get(name) is not None and data[name] is not None:
-                data[name] = data[name] + getattr(add, name)
-        for name in ("input", "output", "total"):
-            mine, more = data["tokens"][name], getattr(add.tokens, name)
-            if mine is not None and more is not None:
-                data["tokens"][name] = mine + more
-        for tool, more in add.tool_calls.items():
-            if tool in data["tool_calls"]:
-                data["tool_calls"][tool] += more
-        return Budget.model_validate(data)
+        mine, more = limit_values(self), limit_values(add)
+        raised = {
+            name: value + more[name]
+            for name, value in mine.items()
+            if value is not None and more.get(name) is not None
+        }
+        return with_limits(self, raised)
 
 
 def misspelled(
@@ -373,17 +368,36 @@ def misspelled(
             yield name, close[0] if close else None
 
 
+_SCALAR_LIMITS = ("usd", "total_tool_calls", "model_calls", "seconds")
+_TOKEN_LIMITS = ("input", "output", "total")
+
+
+def limit_values(budget: Budget) -> dict[str, Any]:
+    """Every limit of a budget by its dotted name (``usd``, ``tokens.input``,
+    ``tool_calls.search``), None when unlimited: the one walk over a budget's limit fields
+    (nested-budget checks and top-ups use it; the run's checks use `limits.LimitTable`)."""
+    out: dict[str, Any] = {name: getattr(budget, name) for name in _SCALAR_LIMITS}
+    out.update({f"tokens.{n}": getattr(budget.tokens, n) for n in _TOKEN_LIMITS})
+    out.update({f"tool_calls.{t}": n for t, n in budget.tool_calls.items()})
+    return out
+
+
+def with_limits(budget: Budget, values: Mapping[str, Any]) -> Budget:
+    """A copy of ``budget`` with the limits named in ``values`` (dotted names) set."""
+    data = budget.model_dump()
+    for name, value in values.items():
+        head, _, tail = name.partition(".")
+        if tail:
+            data[head][tail] = value
+        else:
+            data[head] = value
+    return Budget.model_validate(data)
+
+
 def limit_pairs(parent: Budget, child: Budget) -> list[tuple[str, Any, Any]]:
-    pairs: list[tuple[str, Any, Any]] = [
-        (name, getattr(parent, name), getattr(child, name))
-        for name in ("usd", "total_tool_calls", "model_calls", "seconds")
-    ]
-    pairs += [
-        (f"tokens.{n}", getattr(parent.tokens, n), getattr(child.tokens, n))
-        for n in ("input", "output", "total")
-    ]
-    pairs += [(f"tool_calls.{t}", n, child.tool_calls.get(t)) for t, n in parent.tool_calls.items()]
-    return pairs
+    """(limit, the parent's value, the child's value) for each limit the parent has."""
+    theirs = limit_values(child)
+    return [(name, value, theirs.get(name)) for name, value in limit_values(parent).items()]
 
 
 def _env_value(value: str) -> Any:
