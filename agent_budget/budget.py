@@ -2,7 +2,8 @@
 
 Plain data (pydantic v2). Loading from dicts, YAML, TOML, JSON, `AGENT_BUDGET_*` environment
 variables and a LangGraph `config["configurable"]["budget"]` lives here too, so every entry
-point reports bad values the same way: one `InvalidBudget` naming the field.
+point reports bad values the same way: one `InvalidBudget` naming the field. (Over 400
+lines for that reason: the settings, their validation and their loaders are one schema.)
 """
 
 from __future__ import annotations
