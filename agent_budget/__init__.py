@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from agent_budget.integrations.callbacks import BudgetCallbackHandler
     from agent_budget.integrations.langchain import BudgetMiddleware
     from agent_budget.integrations.langgraph import BudgetedGraph, current_tracker, with_budget
+    from agent_budget.integrations.threads import get_spend
     from agent_budget.pricing import PriceBook, register_model_price
     from agent_budget.run import Retry
     from agent_budget.tracker import BudgetTracker, Charge, Regime, Spend
@@ -32,6 +33,7 @@ _LAZY = {
     "with_budget": "agent_budget.integrations.langgraph",
     "current_tracker": "agent_budget.integrations.langgraph",
     "BudgetedGraph": "agent_budget.integrations.langgraph",
+    "get_spend": "agent_budget.integrations.threads",
     "Retry": "agent_budget.run",
     "BudgetCallbackHandler": "agent_budget.integrations.callbacks",
     "BudgetMiddleware": "agent_budget.integrations.langchain",
@@ -64,6 +66,7 @@ __all__ = [
     "TokenLimits",
     "UnknownPrice",
     "current_tracker",
+    "get_spend",
     "register_model_price",
     "with_budget",
 ]

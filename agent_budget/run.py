@@ -104,6 +104,9 @@ class BudgetRun:
         self._step: list[StepResult] = []  # results since the stop policy last looked
         self._step_lock = threading.Lock()
         self.resume_to: list[str] | None = None  # where a topped-up run goes on
+        self.final_done = False  # the run's one final answer is written
+        self.decided = False  # on_exhausted was applied already (a node's refusal)
+        self.parent: BudgetRun | None = None  # a child on its parent's own limits
 
     # --- soft limits --------------------------------------------------------------------
 

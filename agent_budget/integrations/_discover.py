@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableBinding, RunnableSequence
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableSequence
+from langchain_core.runnables.fallbacks import RunnableWithFallbacks
 
 from agent_budget.budget import Budget, misspelled
 from agent_budget.errors import InvalidBudget, UnknownPrice
@@ -40,25 +41,49 @@ def _search(obj: Any, seen: set[int], depth: int) -> BaseChatModel | None:
         children.append(obj.bound)
     elif isinstance(obj, RunnableSequence):
         children.extend(obj.steps)
+    elif isinstance(obj, RunnableWithFallbacks):
+        children.extend([obj.runnable, *obj.fallbacks])
     elif isinstance(obj, functools.partial):
         children.extend([obj.func, *obj.args, *obj.keywords.values()])
-    builder = getattr(obj, "builder", None)  # a compiled subgraph: look in its nodes
-    if builder is not None and isinstance(getattr(builder, "nodes", None), dict):
+    builder = _attr(obj, "builder")  # a compiled subgraph: look in its nodes
+    if builder is not None and isinstance(_attr(builder, "nodes"), dict):
         children.extend(spec.runnable for spec in builder.nodes.values())
     for attr in ("func", "afunc", "bound", "model", "llm"):
-        value = getattr(obj, attr, None)
-        if value is not None and not isinstance(obj, BaseChatModel):
+        value = _attr(obj, attr)
+        if value is not None:
             children.append(value)
-    code = getattr(obj, "__code__", None)
+    code = _attr(obj, "__code__")
     if code is not None:
         children.extend(c.cell_contents for c in (obj.__closure__ or ()) if _filled(c))
-        globs = getattr(obj, "__globals__", {})
+        globs = _attr(obj, "__globals__") or {}
         children.extend(globs[n] for n in code.co_names if n in globs)
+    elif _is_plain_object(obj):
+        # A callable object used as a node (the customer-support tutorial's `Assistant`
+        # keeps its `prompt | model` in `self.runnable`): look at what it holds.
+        children.extend(_attr(obj, "__dict__").values())
     for child in children:
         found = _search(child, seen, depth + 1)
         if found is not None:
             return found
     return None
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """``obj.name`` without running a class's ``__getattr__``: some forward to other objects
+    and raise whatever those raise (`RunnableWithFallbacks` can raise NameError)."""
+    try:
+        return object.__getattribute__(obj, name)
+    except Exception:  # a property of a user's object may raise anything
+        return None
+
+
+def _is_plain_object(obj: Any) -> bool:
+    """A user's callable object (not a function, class or runnable we already look into)."""
+    return (
+        callable(obj)
+        and not isinstance(obj, type | functools.partial | Runnable)
+        and isinstance(_attr(obj, "__dict__"), dict)
+    )
 
 
 def _filled(cell: Any) -> bool:

@@ -9,7 +9,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+    convert_to_messages,
+)
 from langgraph.types import Command
 
 from agent_budget.errors import BudgetExceeded
@@ -104,27 +110,56 @@ def tool_messages(out: Any) -> list[ToolMessage]:
     if isinstance(out, ToolMessage):
         return [out]
     if isinstance(out, Command) and isinstance(out.update, dict):
-        return [
-            m
-            for v in out.update.values()
-            if isinstance(v, list)
-            for m in v
-            if isinstance(m, ToolMessage)
-        ]
+        return [m for v in out.update.values() if isinstance(v, list) for _, m in _own_results(v)]
     return []
 
 
 def map_tool_messages(out: Any, fn: Callable[[ToolMessage], ToolMessage]) -> Any:
-    """Apply ``fn`` to a tool result: a ToolMessage, or those a ``Command`` writes."""
+    """Apply ``fn`` to a tool result: a ToolMessage, or those a ``Command`` writes.
+
+    A handoff tool (``Command(graph=Command.PARENT, ...)``) writes the whole history with
+    its result appended, often as a dict (``{"role": "tool", ...}``): only the tool
+    messages after the last AIMessage are this call's, and dicts are read as messages, so
+    the handoff result carries the budget and earlier results are not rewritten."""
     if isinstance(out, ToolMessage):
         return fn(out)
     if isinstance(out, Command) and isinstance(out.update, dict):
-        update = {
-            k: [fn(m) if isinstance(m, ToolMessage) else m for m in v] if isinstance(v, list) else v
-            for k, v in out.update.items()
-        }
+        update = {k: _map_list(v, fn) if isinstance(v, list) else v for k, v in out.update.items()}
         return Command(graph=out.graph, update=update, resume=out.resume, goto=out.goto)
     return out
+
+
+def _map_list(items: list[Any], fn: Callable[[ToolMessage], ToolMessage]) -> list[Any]:
+    out = list(items)
+    for i, m in _own_results(items):
+        out[i] = fn(m)
+    return out
+
+
+def _own_results(items: list[Any]) -> list[tuple[int, ToolMessage]]:
+    """The tool results a tool's ``Command`` writes for its own call: those after the last
+    AIMessage of the list (a handoff copies the history before its result)."""
+    last_ai = max(
+        (i for i, m in enumerate(items) if _role(m) == "ai"),
+        default=-1,
+    )
+    found: list[tuple[int, ToolMessage]] = []
+    for i in range(last_ai + 1, len(items)):
+        m = items[i]
+        if _role(m) == "tool" and isinstance(m, dict) and m.get("tool_call_id"):
+            m = convert_to_messages([m])[0]
+        if isinstance(m, ToolMessage):
+            found.append((i, m))
+    return found
+
+
+def _role(m: Any) -> str | None:
+    if isinstance(m, BaseMessage):
+        return m.type
+    if isinstance(m, dict):
+        role = str(m.get("role") or m.get("type") or "")
+        return "ai" if role == "assistant" else role
+    return None
 
 
 def _escape_message(out: ToolMessage) -> ToolMessage:

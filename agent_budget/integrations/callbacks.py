@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +30,19 @@ from agent_budget.tracker import BudgetTracker, Charge, Reservation
 
 FINAL_CALL_METADATA = "agent_budget_final"
 """Metadata key marking the final-answer call, which may use the budget's reserve."""
+
+FINAL_PASS: ContextVar[list[bool] | None] = ContextVar("agent_budget_final_pass", default=None)
+"""Set while a graph's answer node runs once more as the run's final answer: its first
+model call is that answer (it may use the reserve), whatever its metadata says."""
+
+
+def _final_pass() -> bool:
+    ticket = FINAL_PASS.get()
+    if ticket:
+        ticket.pop()  # one call, not every call the node makes
+        return True
+    return False
+
 
 TokenCounter = Callable[[Sequence[BaseMessage], dict[str, Any]], int]
 
@@ -188,7 +202,8 @@ class BudgetCallbackHandler(BaseCallbackHandler):
             service_tier=params.get("service_tier"),
             node=meta.get("langgraph_node"),
         )
-        res = self.tracker.reserve(charge, final=bool(meta.get(FINAL_CALL_METADATA)))
+        final = bool(meta.get(FINAL_CALL_METADATA)) or _final_pass()
+        res = self.tracker.reserve(charge, final=final)
         with self._lock:
             self._held[run_id] = (res, model)
 
@@ -218,7 +233,7 @@ def _below(tracker: BudgetTracker, ancestor: BudgetTracker) -> bool:
     return False
 
 
-def with_handler(callbacks: Any, handler: BudgetCallbackHandler) -> Any:
+def with_handler(callbacks: Any, handler: BaseCallbackHandler) -> Any:
     # Not merge_configs: it re-reads the ambient config of a calling run into every
     # argument, which would put a parent run's budget back over a child's.
     if isinstance(callbacks, BaseCallbackManager):

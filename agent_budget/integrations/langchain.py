@@ -390,9 +390,19 @@ def _result_messages(response: Any) -> list[BaseMessage]:
 
 
 def _stripped(response: Any) -> Any:
+    """The final answer without tool calls, except those answered in the response itself:
+    `create_agent` with ``response_format=ToolStrategy(...)`` returns the structured-output
+    call together with its ToolMessage, and a ToolMessage whose call was stripped from the
+    AIMessage before it is a history chat APIs reject."""
     if isinstance(response, ModelResponse):
+        answered = {m.tool_call_id for m in response.result if isinstance(m, ToolMessage)}
         response.result = [
-            m.model_copy(update={"tool_calls": [], "invalid_tool_calls": []})
+            m.model_copy(
+                update={
+                    "tool_calls": [c for c in m.tool_calls if c.get("id") in answered],
+                    "invalid_tool_calls": [],
+                }
+            )
             if isinstance(m, AIMessage) and m.tool_calls
             else m
             for m in response.result

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, TypeGuard, cast
 
@@ -35,6 +36,8 @@ from langgraph.types import Command
 from agent_budget.budget import Budget
 from agent_budget.errors import GraphNotSupported, InvalidBudget
 from agent_budget.integrations._discover import check_tool_names, find_chat_model
+from agent_budget.integrations._finalize import AnswerPlan
+from agent_budget.integrations._graph_stop import stop_first
 from agent_budget.integrations._private import CONFIG_KEY_CHECKPOINTER, add_state_key
 from agent_budget.integrations._state import (
     RUN_KEY,
@@ -43,8 +46,11 @@ from agent_budget.integrations._state import (
     current_run,
     run_of,
 )
+from agent_budget.integrations._tool_charges import ToolChargeHandler
+from agent_budget.integrations._tool_nodes import replace_tool_node, tool_node_in
 from agent_budget.integrations.callbacks import BudgetCallbackHandler, TokenCounter, with_handler
 from agent_budget.integrations.nodes import finalize_node, guarded_node
+from agent_budget.integrations.threads import akeep_spend_after_error, keep_spend_after_error
 from agent_budget.integrations.tool_node import (
     EACH_SUFFIX,
     FINALIZE_NODE,
@@ -129,9 +135,11 @@ def with_budget(
                 "Wrap the original graph once."
             )
     specs = builder.nodes
-    tool_nodes = {n for n, s in specs.items() if isinstance(s.runnable, ToolNode)}
+    # A ToolNode as users add it: bare, subclassed, in `.with_fallbacks`, in a sequence.
+    found = {n: tool_node_in(s.runnable) for n, s in specs.items()}
+    tool_nodes = {n for n, node in found.items() if node is not None}
     if base is not None:
-        names = {t for n in tool_nodes for t in cast(ToolNode, specs[n].runnable).tools_by_name}
+        names = {t for n in tool_nodes for t in cast(ToolNode, found[n]).tools_by_name}
         check_tool_names(base, names)
     if final_model is None:
         final_model = find_chat_model([s.runnable for s in specs.values()])
@@ -169,25 +177,34 @@ def _rewired(
         output_schema=builder.output_schema,
     )
     add_state_key(new, BudgetChannel)
+    # Only a bare ToolNode gets the fan-out twin: a ToolNode in `.with_fallbacks` or a
+    # sequence runs its whole step in one task, as written (a fallback reads the state).
+    fan_out = {n for n in tool_nodes if isinstance(builder.nodes[n].runnable, ToolNode)}
+    # A state without messages answers in its own keys: the nodes that write them last
+    # (an edge to END) write the final answer themselves when their call is refused.
+    answer_nodes = set() if key in builder.channels else {s for s, e in builder.edges if e == END}
     for name, spec in builder.nodes.items():
         if name in tool_nodes:
-            runnable: Any = budgeted_tool_node(spec.runnable)  # type: ignore[arg-type]
+            node = cast(ToolNode, tool_node_in(spec.runnable))
+            runnable: Any = replace_tool_node(spec.runnable, budgeted_tool_node(node))
         else:
             runnable = spec.runnable
             if _unbudgeted_tool_user(runnable):
                 # A plain subgraph that runs tools: budget it as a child with no limits of
                 # its own, so its tool calls are guarded and counted against this budget.
+                # It answers with its own model (a worker's final answer is the worker's,
+                # not the supervisor's).
                 runnable = with_budget(
                     runnable,
-                    final_model=model,
+                    final_model=find_chat_model([runnable]) or model,
                     tool_retry=setup.retry,
                     token_counter=setup.token_counter,
                     messages_key=key,
                 )
                 runnable.name = name  # its spend shows under the node's name
-            runnable = guarded_node(runnable, key, model)
+            runnable = guarded_node(runnable, key, model, answers=name in answer_nodes)
         _add_node_like(new, name, spec, runnable)
-        if name in tool_nodes:  # the fan-out twin: the same node, one call per task
+        if name in fan_out:  # the fan-out twin: the same node, one call per task
             _add_node_like(new, name + EACH_SUFFIX, spec, runnable)
 
     continuations: dict[str, Continuation] = {}
@@ -195,8 +212,9 @@ def _rewired(
         targets = sorted(end for start, end in builder.edges if start == tool)
         branches = builder.branches.get(tool, {})
         join = JOIN_NODE if len(tool_nodes) == 1 else f"{JOIN_NODE}_{tool}"
-        new.add_node(join, join_node())
-        new.add_edge(tool + EACH_SUFFIX, join)
+        if tool in fan_out:
+            new.add_node(join, join_node())
+            new.add_edge(tool + EACH_SUFFIX, join)
         if branches:  # the tool node had a conditional way out: keep it, behind ours
             (branch,) = branches.values()  # a tool node has one way out in practice
             path, ends = branch.path, branch.ends
@@ -209,7 +227,7 @@ def _rewired(
             path_map = {t: t for t in [*(targets or [END]), FINALIZE_NODE]}
             reads_state = False
         continuations[tool] = go_on
-        for source in (tool, join):
+        for source in (tool, join) if tool in fan_out else (tool,):
             new.add_conditional_edges(
                 source, after_tools(tool, go_on, reads_state=reads_state), path_map
             )
@@ -223,17 +241,20 @@ def _rewired(
             continue
         for branch in branches.values():
             ends = branch.ends
-            leads_to_tools = ends is None or any(v in tool_nodes for v in ends.values())
-            path = (
-                budget_condition(branch.path, ends, tool_nodes, key)
-                if leads_to_tools and tool_nodes
-                else branch.path
+            leads_to_tools = ends is None or any(v in fan_out for v in ends.values())
+            path = (  # either way, to budget_finalize once the run must stop
+                budget_condition(branch.path, ends, fan_out, key)
+                if leads_to_tools and fan_out
+                else stop_first(branch.path)
             )
-            path_map = None
+            routes: dict[Any, str] | None = None
             if ends is not None:
-                path_map = {**ends, **{t + EACH_SUFFIX: t + EACH_SUFFIX for t in tool_nodes}}
-            new.add_conditional_edges(source, path, path_map)
-    new.add_node(FINALIZE_NODE, finalize_node(key, model, continuations))
+                routes = dict(ends)
+                routes.update({t + EACH_SUFFIX: t + EACH_SUFFIX for t in fan_out})
+                routes[FINALIZE_NODE] = FINALIZE_NODE
+            new.add_conditional_edges(source, path, routes)
+    plan = AnswerPlan.of(builder, key, {SPEND_KEY})
+    new.add_node(FINALIZE_NODE, finalize_node(key, model, continuations, plan))
     new.add_edge(FINALIZE_NODE, END)
     return new
 
@@ -257,6 +278,11 @@ def _add_node_like(
     new.nodes[name] = replace(spec, runnable=runnable)
 
 
+_STARTED: ContextVar[RunnableConfig | None] = ContextVar("agent_budget_started", default=None)
+"""The config `stream` started the run with: `invoke` keeps that run's spend if it raises
+(a generator of ours around the sync stream would cost a frame per chunk)."""
+
+
 class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
     """A compiled graph whose every run gets a budget. Use it like any compiled graph."""
 
@@ -276,14 +302,31 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         # The run is set up now and LangGraph's own iterator handed back: a generator of
         # ours around it would be one more frame per chunk of every run.
         config = self._with_run(input, config, saved=self._saved_spend(config))
+        _STARTED.set(config)  # for invoke(): the run to keep the spend of if it raises
         return super().stream(input, config, **kwargs)
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        token = _STARTED.set(None)
+        try:
+            return super().invoke(input, config, **kwargs)
+        except Exception:
+            started = _STARTED.get()
+            if started is not None:
+                keep_spend_after_error(self.checkpointer, started)
+            raise
+        finally:
+            _STARTED.reset(token)
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         config = self._with_run(input, config, saved=await self._asaved_spend(config))
-        async for chunk in super().astream(input, config, **kwargs):
-            yield chunk
+        try:
+            async for chunk in super().astream(input, config, **kwargs):
+                yield chunk
+        except Exception:
+            await akeep_spend_after_error(self.checkpointer, config)
+            raise
 
     def get_spend(self, config: RunnableConfig) -> Spend | None:
         """The spend a checkpointed thread has recorded (None if it has none)."""
@@ -302,12 +345,13 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         if isinstance(input, dict) and input.get(SPEND_KEY):
             saved = input[SPEND_KEY]
         resuming = input is None or isinstance(input, Command)
+        parent = run_of(conf) or OWNER.get()
         run, callbacks = start_run(
             setup.budget,
             conf,
             saved=saved,
             resuming=resuming,
-            parent=run_of(conf) or OWNER.get(),
+            parent=parent,
             name=self.name,
             retry=setup.retry,
             on_warning=setup.on_warning,
@@ -321,9 +365,13 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         run.persist = self.checkpointer not in (None, True, False) or (
             self.checkpointer is not False and CONFIG_KEY_CHECKPOINTER in configurable
         )
+        if parent is not None and setup.budget is None:
+            # A child spending its parent's own limits: when it has to stop, so does the
+            # parent (a supervisor would only hand the same spent budget to the next worker).
+            run.parent = parent
         configurable[RUN_KEY] = run
         handler = BudgetCallbackHandler(run, token_counter=setup.token_counter)
-        callbacks = with_handler(callbacks, handler)
+        callbacks = with_handler(with_handler(callbacks, handler), ToolChargeHandler(run))
         return RunnableConfig(**{**conf, "configurable": configurable, "callbacks": callbacks})
 
     def _saved_spend(self, config: RunnableConfig | None) -> BudgetSnapshot | None:

@@ -10,18 +10,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.constants import END
 from langgraph.types import Command, interrupt
 
 from agent_budget.errors import BudgetExceeded
+from agent_budget.integrations._finalize import AnswerPlan, afinal_update, final_update
+from agent_budget.integrations._graph_stop import after_node, answered, refused
 from agent_budget.integrations._messages import (
-    final_prompt,
-    no_tool_calls,
     refreshed,
-    sized_final_model,
-    unpaid_answer,
 )
 from agent_budget.integrations._private import RunnableCallable
 from agent_budget.integrations._state import (
@@ -32,7 +29,7 @@ from agent_budget.integrations._state import (
     snapshot,
     with_spend,
 )
-from agent_budget.integrations.callbacks import FINAL_CALL_METADATA
+from agent_budget.integrations.callbacks import FINAL_CALL_METADATA, FINAL_PASS
 from agent_budget.integrations.tool_node import FINALIZE_NODE, Continuation
 from agent_budget.run import OWNER, BudgetRun
 from agent_budget.stopping import StopReason
@@ -54,18 +51,29 @@ def on_exhausted(run: BudgetRun, reason: StopReason, exc: BudgetExceeded | None)
 
 
 def finalize_node(
-    key: str, model: BaseChatModel | None, continuations: Mapping[str, Continuation]
+    key: str,
+    model: BaseChatModel | None,
+    continuations: Mapping[str, Continuation],
+    plan: AnswerPlan | None = None,
 ) -> Runnable[Any, Any]:
-    """`budget_finalize`: the stop policy, then one last model call without tools. After
-    a top-up (``interrupt``) the run goes on where the tool node would have gone, the last
-    tool result showing the new budget."""
+    """`budget_finalize`: the stop policy, then one last model call without tools, whose
+    answer goes where the graph's output goes (`AnswerPlan`). After a top-up
+    (``interrupt``) the run goes on where the tool node would have gone, the last tool
+    result showing the new budget. It answers once per run, however many nodes sent the
+    run here."""
+    plan = plan or AnswerPlan(key, ())
 
     def decide(state: Any, config: RunnableConfig) -> tuple[BudgetRun, StopReason, Any]:
         run = run_of(config)
         if run is None:
             raise RuntimeError(f"{FINALIZE_NODE} runs only inside a budgeted graph")
         reason = run.stop or run.tracker.first_spent() or _EXHAUSTED
-        if not on_exhausted(run, reason, None):
+        if run.final_done:
+            return run, reason, {}
+        if run.decided or not on_exhausted(run, reason, None):
+            run.final_done = True
+            if run.parent is not None and run.parent.stop is None:
+                run.parent.stop = reason  # a child on its parent's limits stops it too
             return run, reason, None
         source = (run.resume_to or [*continuations][:1] or [""])[0]
         go_on = continuations.get(source)
@@ -77,75 +85,50 @@ def finalize_node(
         return run, reason, Command(update=update, goto=goto)
 
     def budget_finalize(state: Any, config: RunnableConfig) -> Any:
-        run, reason, topped_up = decide(state, config)
-        if topped_up is not None:
-            return topped_up
-        answer = final_answer(run, model, messages_of(state, key), reason)
-        return {key: [answer], SPEND_KEY: snapshot(run)}
+        run, reason, decided = decide(state, config)
+        if decided is not None:
+            return decided
+        token = OWNER.set(run)
+        try:
+            return {**final_update(run, model, state, plan, reason), SPEND_KEY: snapshot(run)}
+        finally:
+            OWNER.reset(token)
 
     async def abudget_finalize(state: Any, config: RunnableConfig) -> Any:
-        run, reason, topped_up = decide(state, config)
-        if topped_up is not None:
-            return topped_up
-        answer = await afinal_answer(run, model, messages_of(state, key), reason)
-        return {key: [answer], SPEND_KEY: snapshot(run)}
+        run, reason, decided = decide(state, config)
+        if decided is not None:
+            return decided
+        token = OWNER.set(run)
+        try:
+            update = await afinal_update(run, model, state, plan, reason)
+            return {**update, SPEND_KEY: snapshot(run)}
+        finally:
+            OWNER.reset(token)
 
     return RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
-
-
-def _prepared(
-    run: BudgetRun, model: BaseChatModel | None, messages: list[BaseMessage], reason: StopReason
-) -> tuple[BaseChatModel | None, list[BaseMessage]]:
-    prompt = final_prompt(run.tracker, messages, reason)
-    return (sized_final_model(run.tracker, model, prompt) if model else None), prompt
-
-
-def final_answer(
-    run: BudgetRun, model: BaseChatModel | None, messages: list[BaseMessage], reason: StopReason
-) -> AIMessage:
-    sized, prompt = _prepared(run, model, messages, reason)
-    if sized is None:
-        return unpaid_answer(run.tracker, reason)
-    token = OWNER.set(run)
-    try:
-        return no_tool_calls(sized.invoke(prompt, _FINAL_CONFIG))
-    except BudgetExceeded:
-        return unpaid_answer(run.tracker, reason)
-    finally:
-        OWNER.reset(token)
-
-
-async def afinal_answer(
-    run: BudgetRun, model: BaseChatModel | None, messages: list[BaseMessage], reason: StopReason
-) -> AIMessage:
-    sized, prompt = _prepared(run, model, messages, reason)
-    if sized is None:
-        return unpaid_answer(run.tracker, reason)
-    token = OWNER.set(run)
-    try:
-        return no_tool_calls(await sized.ainvoke(prompt, _FINAL_CONFIG))
-    except BudgetExceeded:
-        return unpaid_answer(run.tracker, reason)
-    finally:
-        OWNER.reset(token)
 
 
 # --- every other node ---------------------------------------------------------------------
 
 
-def guarded_node(inner: Any, key: str, model: BaseChatModel | None) -> Any:
+def guarded_node(
+    inner: Any, key: str, model: BaseChatModel | None, *, answers: bool = False
+) -> Any:
     """Run a node as the run's own (`OWNER`); a model call in it the budget refuses ends
-    the run the budget's way. A node that is a plain function keeps its runnable and only
-    has its function wrapped: an extra runnable layer around every model node was a
-    measurable share of the per-step cost."""
+    the run the budget's way. A node that ``answers`` (it writes the graph's answer: an
+    edge to END in a state without messages) runs once more as the run's final answer
+    instead, so the answer comes from the graph's own prompt. A node that is a plain
+    function keeps its runnable and only has its function wrapped: an extra runnable layer
+    around every model node was a measurable share of the per-step cost."""
     if isinstance(inner, RunnableCallable) and not inner.explode_args:
         node = copy.copy(inner)
         if inner.func is not None:
-            node.func = _guard_sync(inner.func, key, model)
+            node.func = _guard_sync(inner.func, key, answers)
         if inner.afunc is not None:
-            node.afunc = _guard_async(inner.afunc, key, model)
+            node.afunc = _guard_async(inner.afunc, key, answers)
         return node
-    sync, async_ = _guard_sync(inner.invoke, key, model), _guard_async(inner.ainvoke, key, model)
+    sync = _guard_sync(inner.invoke, key, answers)
+    async_ = _guard_async(inner.ainvoke, key, answers)
 
     def run(state: Any, config: RunnableConfig) -> Any:
         return sync(state, config)
@@ -168,12 +151,14 @@ def _topped_up(args: tuple[Any, ...], run: BudgetRun, key: str) -> tuple[Any, ..
     return ({**state, key: [*msgs[:-1], shown]}, *args[1:])
 
 
-def _guard_sync(func: Callable[..., Any], key: str, model: BaseChatModel | None) -> Any:
+def _guard_sync(func: Callable[..., Any], key: str, answers: bool) -> Any:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         run = current_run()
         if run is None:
             return func(*args, **kwargs)
+        if run.stop is not None:
+            return None  # the run is on its way to budget_finalize: nothing more is paid
         seq, shown = run.tracker.seq, None
         token = OWNER.set(run)
         try:
@@ -187,21 +172,34 @@ def _guard_sync(func: Callable[..., Any], key: str, model: BaseChatModel | None)
                         args = _topped_up(args, run, key)
                         shown = messages_of(args[0], key)[-1:] if args else None
                         continue
-                    out = {key: [final_answer(run, model, messages_of(args[0], key), reason)]}
-                    break
+                    if answers and not run.final_done:
+                        final = FINAL_PASS.set([True])
+                        run.final_done = True
+                        try:
+                            out = func(*args, **kwargs)
+                        except BudgetExceeded:
+                            run.final_done = False  # budget_finalize answers as it can
+                            return refused(run, reason)
+                        finally:
+                            FINAL_PASS.reset(final)
+                        return answered(run, reason, with_spend(run, out, seq))
+                    return refused(run, reason)
         finally:
             OWNER.reset(token)
-        return with_spend(run, _with_shown(out, key, shown), seq)
+        out = with_spend(run, _with_shown(out, key, shown), seq)
+        return out if run.stop is None else after_node(run, out)
 
     return guarded
 
 
-def _guard_async(func: Callable[..., Any], key: str, model: BaseChatModel | None) -> Any:
+def _guard_async(func: Callable[..., Any], key: str, answers: bool) -> Any:
     @functools.wraps(func)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         run = current_run()
         if run is None:
             return await func(*args, **kwargs)
+        if run.stop is not None:
+            return None
         seq, shown = run.tracker.seq, None
         token = OWNER.set(run)
         try:
@@ -215,12 +213,22 @@ def _guard_async(func: Callable[..., Any], key: str, model: BaseChatModel | None
                         args = _topped_up(args, run, key)
                         shown = messages_of(args[0], key)[-1:] if args else None
                         continue
-                    msgs = messages_of(args[0], key)
-                    out = {key: [await afinal_answer(run, model, msgs, reason)]}
-                    break
+                    if answers and not run.final_done:
+                        final = FINAL_PASS.set([True])
+                        run.final_done = True
+                        try:
+                            out = await func(*args, **kwargs)
+                        except BudgetExceeded:
+                            run.final_done = False
+                            return refused(run, reason)
+                        finally:
+                            FINAL_PASS.reset(final)
+                        return answered(run, reason, with_spend(run, out, seq))
+                    return refused(run, reason)
         finally:
             OWNER.reset(token)
-        return with_spend(run, _with_shown(out, key, shown), seq)
+        out = with_spend(run, _with_shown(out, key, shown), seq)
+        return out if run.stop is None else after_node(run, out)
 
     return guarded
 

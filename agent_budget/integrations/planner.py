@@ -54,6 +54,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import TypeAdapter, ValidationError
 
 from agent_budget.errors import AgentBudgetError, BudgetExceeded
+from agent_budget.integrations._tool_charges import GUARDED
 from agent_budget.integrations.langgraph import current_tracker
 from agent_budget.planners.dispatch import Method, plan
 from agent_budget.planners.errors import PlannerGaveUp, PlanningWarning
@@ -146,10 +147,13 @@ def planner_node(
         try:
             tool, args = next(gen)
             while True:
+                token = GUARDED.set(ex)  # reserved by the plan: not charged again
                 try:
                     outcome: _Outcome = (tool.invoke(args, config), None)
                 except Exception as exc:
                     outcome = (None, exc)
+                finally:
+                    GUARDED.reset(token)
                 tool, args = gen.send(outcome)
         except StopIteration:
             return ex.update()
@@ -162,10 +166,13 @@ def planner_node(
         try:
             tool, args = next(gen)
             while True:
+                token = GUARDED.set(ex)
                 try:
                     outcome: _Outcome = (await tool.ainvoke(args, config), None)
                 except Exception as exc:
                     outcome = (None, exc)
+                finally:
+                    GUARDED.reset(token)
                 tool, args = gen.send(outcome)
         except StopIteration:
             return ex.update()

@@ -27,7 +27,11 @@ from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, Send
 
 from agent_budget.integrations._messages import tool_hooks
-from agent_budget.integrations._private import RunnableCallable, tool_node_settings
+from agent_budget.integrations._private import (
+    RunnableCallable,
+    tool_node_settings,
+    with_tool_wrappers,
+)
 from agent_budget.integrations._state import (
     SPEND_KEY,
     BudgetChannel,
@@ -37,6 +41,7 @@ from agent_budget.integrations._state import (
     snapshot,
     with_spend,
 )
+from agent_budget.integrations._tool_charges import GUARDED
 from agent_budget.run import BudgetRun
 
 FINALIZE_NODE = "budget_finalize"
@@ -70,7 +75,11 @@ def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]
             return inner_wrap(request, execute) if inner_wrap else execute(request)
 
         def call() -> Any:
-            return inner_wrap(request, execute) if inner_wrap else execute(request)
+            token = GUARDED.set(run)  # tool callbacks leave this call to the guard
+            try:
+                return inner_wrap(request, execute) if inner_wrap else execute(request)
+            finally:
+                GUARDED.reset(token)
 
         return persisted(run, run.guard_tool_call(request.tool_call, call, _hooks(run)))
 
@@ -78,9 +87,13 @@ def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]
         run = run_of(request.runtime.config if request.runtime else None)
 
         async def call() -> Any:
-            if inner_awrap:
-                return await inner_awrap(request, execute)
-            return await execute(request)
+            token = GUARDED.set(run)
+            try:
+                if inner_awrap:
+                    return await inner_awrap(request, execute)
+                return await execute(request)
+            finally:
+                GUARDED.reset(token)
 
         if run is None:
             return await call()
@@ -88,6 +101,12 @@ def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]
 
     if getattr(tools, "agent_budget_tool_node", False):
         return tools  # type: ignore[return-value]  # already budgeted: guard each call once
+    if isinstance(tools, ToolNode):
+        # A copy of the user's node, of its own class (a subclass keeps its overrides). A
+        # user's sync-only wrapper: ToolNode runs the sync one in async runs too.
+        copied = with_tool_wrappers(tools, wrap, None if inner_wrap and not inner_awrap else awrap)
+        copied.agent_budget_tool_node = True  # type: ignore[attr-defined]
+        return copied
     kwargs: dict[str, Any] = {} if handle_errors is None else {"handle_tool_errors": handle_errors}
     budgeted = ToolNode(
         tool_list,
@@ -176,12 +195,23 @@ def budget_condition(
         return out if isinstance(result, list | tuple) or len(out) != 1 else out[0]
 
     def route(state: Any, config: RunnableConfig) -> Any:
+        if _stopping(config):
+            return FINALIZE_NODE
         return spread(state, path.invoke(state, config))
 
     async def aroute(state: Any, config: RunnableConfig) -> Any:
+        if _stopping(config):
+            return FINALIZE_NODE
         return spread(state, await path.ainvoke(state, config))
 
     return RunnableCallable(route, aroute, name=getattr(path, "name", None), trace=False)
+
+
+def _stopping(config: RunnableConfig) -> bool:
+    """The run must stop (a node was refused): no router of the user's is asked, which may
+    not cope with a state the refused node never wrote."""
+    run = run_of(config)
+    return run is not None and run.stop is not None
 
 
 def _last_calls(state: Any, key: str) -> list[Any]:

@@ -1,0 +1,82 @@
+"""Charging tools that a node runs itself, outside any tool node.
+
+Plenty of graphs call tools from plain function nodes: the customer-support tutorial's
+``fetch_user_info`` node runs ``tool.invoke({})``, the LangChain Academy research assistant
+runs ``tavily_search.invoke(query)`` inside ``search_web``, some nodes run an inner
+``ToolNode`` on their own. LangChain fires ``on_tool_start`` / ``on_tool_end`` for every
+``BaseTool`` run, so a handler on the run's callbacks reserves each such call before its
+body runs (refusing it with `BudgetExceeded`, which the node's guard turns into the run's
+``on_exhausted``) and commits it after. Calls made through a guarded tool node are
+reserved by the guard already and skipped here.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+if TYPE_CHECKING:
+    from agent_budget.run import BudgetRun
+    from agent_budget.tracker import Reservation
+
+GUARDED: ContextVar[Any] = ContextVar("agent_budget_guarded_tool", default=None)
+"""The `BudgetRun` whose tool guard is running a call: its handler must not charge it twice."""
+
+
+class ToolChargeHandler(BaseCallbackHandler):
+    """Reserve and commit the tool calls of one budgeted run that no tool guard saw."""
+
+    raise_error = True  # a refused reservation must stop the tool body, not be logged
+    run_inline = True  # reserve in the tool's own thread and context, before the body runs
+    # Only tool events (LangChain files them under "agent"): every other event skips it.
+    ignore_llm = ignore_chat_model = ignore_chain = True
+    ignore_retriever = ignore_retry = ignore_custom_event = True
+
+    def __init__(self, run: BudgetRun) -> None:
+        self.run = run
+        self._held: dict[UUID, Reservation] = {}
+        self._lock = threading.Lock()
+
+    def _mine(self) -> bool:
+        """True for a call made by this run's own nodes: a parent run's handler, merged
+        into a sub-agent's callbacks by LangGraph, must leave the sub-agent's calls to it."""
+        from agent_budget.integrations._state import current_run
+
+        return GUARDED.get() is None and current_run() is self.run
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        **kwargs: Any,
+    ) -> None:
+        if not self._mine():
+            return
+        name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
+        tracker = self.run.tracker
+        charge = tracker.tool_charge(name, key=f"{self.run.run_id}:tool:{run_id}")
+        res = tracker.reserve(charge)  # raises BudgetExceeded: the body never runs
+        with self._lock:
+            self._held[run_id] = res
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if not self._held:  # the usual case: every call went through a tool guard
+            return
+        with self._lock:
+            res = self._held.pop(run_id, None)
+        if res is not None:
+            res.commit()
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        from agent_budget.run import settle_after_error
+
+        with self._lock:
+            res = self._held.pop(run_id, None)
+        if res is not None:
+            settle_after_error(res, error)
