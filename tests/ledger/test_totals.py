@@ -254,7 +254,7 @@ def test_v1_postgres_schema_migrates_in_place_with_exact_totals(pg_url: str) -> 
     from agent_budget.ledger.postgres import split_schema
 
     url, schema = split_schema(pg_url)
-    src = sqlite3.connect(FIXTURES / "v1_ledger.db")
+    src = sqlite3.connect(f"file:{FIXTURES / 'v1_ledger.db'}?mode=ro", uri=True)
     rows = src.execute(f"SELECT id, {', '.join(V1_COLUMNS)} FROM charges ORDER BY id").fetchall()
     src.close()
     with psycopg.connect(url, autocommit=True) as conn:
