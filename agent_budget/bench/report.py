@@ -139,7 +139,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
             row[f"frontier_{side}"] = None if c is None else c["on_frontier"]
         if x is not None and y is not None:
             row["accuracy_change"] = round(y["accuracy"] - x["accuracy"], 6)
-            row["mean_usd_change"] = str(Decimal(y["mean_usd"]) - Decimal(x["mean_usd"]))
+            row["mean_usd_change"] = f"{(Decimal(y['mean_usd']) - Decimal(x['mean_usd'])).normalize():f}"
         rows.append(row)
     return rows
 

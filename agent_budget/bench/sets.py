@@ -3,9 +3,9 @@
 - ``questions``: the router benchmark's known-answer questions (short facts and arithmetic),
   scored by "the answer contains one of the accepted answers".
 - ``planner``: planning problems (PLANNING_FORMAT.md files, or generated ones) for an agent
-  built around `planner_node` (`agent_budget.bench.agents.planner_agent`); passed when the
-  goal is reached within the problem's own budget, or when an infeasible problem is
-  declared infeasible without paying for a call. ``ban_tool`` / ``cost_change`` events are
+  built around `planner_node` (`agent_budget.bench.agents.planner_agent`), the swept budget
+  being the planning budget; passed when the goal is reached, or, for a problem no plan
+  solves, when the agent says so without paying for a call. ``ban_tool`` / ``cost_change`` events are
   played as the tools' signals; tool failures are drawn from each run's seed.
 - ``jsonl``: ``{"input": ..., "expected": ..., "id": ...}`` per line, scored by ``exact``,
   ``contains``, ``regex`` or ``judge`` (an LLM judge whose cost is counted apart).
@@ -96,22 +96,19 @@ class PlannerTasks(TaskSet):
 
 
 def score_plan(task: Task, answer: str, judge: Judge | None = None) -> Score:
-    """A feasible problem passes when its goal is reached within the problem's budget; an
-    infeasible one when the agent says so without paying for any call."""
+    """Passed when the goal is reached (``value``: optimal cost / paid, 1.0 when optimal);
+    for a problem no plan solves, when the agent says so without paying for a call."""
     try:
         run = json.loads(answer) if answer else {}
     except json.JSONDecodeError:
         return Score(False, 0.0, "no plan in the answer")
     optimal = task.expected
-    budget = task.input.get("budget")
     paid = float(run.get("paid") or 0)
     if optimal is None:
         ok = not run.get("goal_reached") and not run.get("executed")
-        return Score(ok, float(ok), "infeasible: " + ("declared" if ok else "not declared"))
+        return Score(ok, float(ok), "unsolvable: " + ("declared" if ok else "not declared"))
     if not run.get("goal_reached"):
-        return Score(False, 0.0, f"goal not reached ({run.get('status')})")
-    if budget is not None and paid > float(budget) + 1e-9:
-        return Score(False, 0.0, f"paid {paid} > problem budget {budget}")
+        return Score(False, 0.0, f"goal not reached ({run.get('status')}: {run.get('reason')})")
     value = min(1.0, float(optimal) / paid) if paid else 1.0
     return Score(True, value, f"paid {paid}, optimal {optimal}")
 
@@ -122,8 +119,9 @@ def planner(
 ) -> TaskSet:
     """Planning problems from ``paths`` (files or directories of ``*.json``) and/or
     ``generate: {tools: [8, 16], seeds: [0, 1], failure_rate: 0.0}`` (generated problems).
-    Each task's expected value is the optimal cost (exact planner) at the problem's budget,
-    or None when no plan fits."""
+    The sweep's budget is the planning budget: a problem's own ``budget`` is set aside.
+    Each task's expected value is the optimal cost (exact planner), None when no plan
+    reaches the goal at any price."""
     from agent_budget.planners import InvalidProblem, PlannerGaveUp, Problem, load_problem, plan
     from agent_budget.planners.generate import generate_problem
 
@@ -145,7 +143,6 @@ def planner(
         sizes = gen.pop("tools", [8])
         seeds = gen.pop("seeds", [0])
         rate = float(gen.pop("failure_rate", 0.0))
-        budget = gen.pop("budget", None)
         if gen:
             raise InvalidSweep(f"tasks.generate: unknown keys {sorted(gen)}")
         for n in sizes if isinstance(sizes, list) else [sizes]:
@@ -154,8 +151,6 @@ def planner(
                     made = generate_problem(int(n), seed=int(s), failure_rate=rate)
                 except ValueError as exc:
                     raise InvalidSweep(f"tasks.generate: {exc}") from None
-                if budget is not None:
-                    made = made.model_copy(update={"budget": budget})
                 problems.append((f"gen{int(n)}-s{int(s)}", made))
     if not problems:
         raise InvalidSweep("tasks: the planner set needs paths: [...] or generate: {...}")
@@ -167,6 +162,7 @@ def planner(
                 f"tasks: problem {name!r} has {', '.join(unsupported)} events; the planner set "
                 "plays ban_tool and cost_change events only (as signals from the tools)"
             )
+        problem = problem.model_copy(update={"budget": None, "max_steps": None})
         try:
             best = plan(problem, "exact")
         except PlannerGaveUp:

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from agent_budget.bench.errors import InvalidSweep
 
 ENTRY_POINT_GROUP = "agent_budget.task_sets"
+UNPAID_KEY = "agent_budget"
+"""response_metadata key with_budget marks its unpaid final note with ({"final": "unpaid"})."""
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,15 @@ class TaskSet:
         return {"messages": [("user", str(task.input))]}
 
     def answer(self, state: Any) -> str:
-        """The text of the last AI message of the final state (empty if there is none)."""
+        """The text of the last AI message of the final state; empty if there is none, or
+        if it is the budget's "I have to stop" note (no model was paid to answer: its text
+        quotes amounts, which a `contains` scorer could otherwise take for an answer)."""
         messages = state.get("messages", []) if isinstance(state, Mapping) else []
         for msg in reversed(messages):
             if getattr(msg, "type", None) == "ai" and not getattr(msg, "tool_calls", None):
+                mark = (getattr(msg, "response_metadata", None) or {}).get(UNPAID_KEY)
+                if isinstance(mark, Mapping) and mark.get("final") == "unpaid":
+                    return ""
                 return _text(msg.content)
         return ""
 
