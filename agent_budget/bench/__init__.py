@@ -33,7 +33,25 @@ _EXPORTS = {
     "compare": "agent_budget.bench.report",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "InvalidSweep",
+    "Score",
+    "SweepMismatch",
+    "SweepRun",
+    "SweepSpec",
+    "Task",
+    "TaskSet",
+    "compare",
+    "cost_of_pass",
+    "load_sweep",
+    "load_task_set",
+    "pareto_frontier",
+    "preflight",
+    "register_task_set",
+    "run_sweep",
+    "task_set_names",
+    "write_outputs",
+]
 
 if TYPE_CHECKING:
     from agent_budget.bench.config import SweepSpec, load_sweep

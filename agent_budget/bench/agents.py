@@ -32,8 +32,8 @@ def direct_answer(
     answer] pairs) before the task's messages. The simplest baseline; few-shot examples buy
     accuracy with input tokens, which is what a sweep should show."""
     prefix: list[AnyMessage] = [SystemMessage(system)] if system else []
-    for question, answer in examples:
-        prefix += [HumanMessage(question), AIMessage(answer)]
+    for question, reply in examples:
+        prefix += [HumanMessage(question), AIMessage(reply)]
 
     def answer(state: MessagesState) -> dict[str, Any]:
         return {"messages": [model.invoke([*prefix, *state["messages"]])]}

@@ -28,7 +28,9 @@ def _error(message: object, code: int) -> typer.Exit:
 @bench_app.command("sweep")
 def sweep(
     config: Annotated[Path, typer.Argument(help="The sweep's YAML file")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumed if it exists)")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory (resumed if it exists)")
+    ],
     workers: Annotated[
         int | None, typer.Option(help="Units run at once (default: the sweep's workers)")
     ] = None,

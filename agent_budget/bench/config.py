@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent_budget.bench.errors import InvalidSweep
-from agent_budget.bench.tasks import TaskSet, load_task_set
+from agent_budget.bench.tasks import TaskSet
 
 POLICY_FIELDS = frozenset(
     {"on_exhausted", "warn_at", "downgrade", "guards", "reserve_usd", "strict_prices"}

@@ -35,9 +35,7 @@ def judge_scorer(prompt: str = PROMPT) -> Scorer:
     def score(task: Task, answer: str, judge: Judge | None = None) -> Score:
         if judge is None:
             raise RuntimeError("the judge scorer needs a judge (the runner provides one)")
-        reply = judge.ask(
-            prompt.format(question=task.input, expected=task.expected, answer=answer)
-        )
+        reply = judge.ask(prompt.format(question=task.input, expected=task.expected, answer=answer))
         found = _VERDICT.search(reply)
         ok = bool(found) and found.group(1).upper() == "PASS"  # type: ignore[union-attr]
         return Score(ok, float(ok), f"judge: {reply.strip()[:80]!r}")

@@ -42,7 +42,12 @@ def summarize(spec: SweepSpec, results: Sequence[dict[str, Any]], **extra: Any) 
 
 
 def write_outputs(
-    out: Path, spec: SweepSpec, results: Sequence[dict[str, Any]], *, plots: bool = True, **extra: Any
+    out: Path,
+    spec: SweepSpec,
+    results: Sequence[dict[str, Any]],
+    *,
+    plots: bool = True,
+    **extra: Any,
 ) -> dict[str, Any]:
     """Write every report file into ``out``; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
@@ -139,7 +144,9 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
             row[f"frontier_{side}"] = None if c is None else c["on_frontier"]
         if x is not None and y is not None:
             row["accuracy_change"] = round(y["accuracy"] - x["accuracy"], 6)
-            row["mean_usd_change"] = f"{(Decimal(y['mean_usd']) - Decimal(x['mean_usd'])).normalize():f}"
+            row["mean_usd_change"] = (
+                f"{(Decimal(y['mean_usd']) - Decimal(x['mean_usd'])).normalize():f}"
+            )
         rows.append(row)
     return rows
 

@@ -312,11 +312,13 @@ def _failed(unit: Unit, exc: BaseException) -> dict[str, Any]:
     return _empty(unit, "error", error=f"worker failed: {type(exc).__name__}: {exc}")
 
 
-def _empty(unit: Unit, status: str, *, detail: str = "", error: str | None = None) -> dict[str, Any]:
+def _empty(
+    unit: Unit, status: str, *, detail: str = "", error: str | None = None
+) -> dict[str, Any]:
     return {
         "key": unit.key, "run_id": unit.cell, "config": unit.config, "budget": unit.budget,
         "seed": unit.seed, "task": unit.task, "status": status, "passed": False, "score": 0.0,
-        "detail": detail, "answer": "", "error": error, "usd": "0", "judge_usd": "0", "input_tokens": 0,
-        "output_tokens": 0, "model_calls": 0, "tool_calls": {}, "tokens_by_model": {},
-        "overruns": [], "stopped": None, "seconds": 0.0, "worker": None,
+        "detail": detail, "answer": "", "error": error, "usd": "0", "judge_usd": "0",
+        "input_tokens": 0, "output_tokens": 0, "model_calls": 0, "tool_calls": {},
+        "tokens_by_model": {}, "overruns": [], "stopped": None, "seconds": 0.0, "worker": None,
     }  # fmt: skip

@@ -5,8 +5,8 @@
 - ``planner``: planning problems (PLANNING_FORMAT.md files, or generated ones) for an agent
   built around `planner_node` (`agent_budget.bench.agents.planner_agent`), the swept budget
   being the planning budget; passed when the goal is reached, or, for a problem no plan
-  solves, when the agent says so without paying for a call. ``ban_tool`` / ``cost_change`` events are
-  played as the tools' signals; tool failures are drawn from each run's seed.
+  solves, when the agent says so without paying for a call. ``ban_tool`` / ``cost_change``
+  events are played as the tools' signals; tool failures are drawn from each run's seed.
 - ``jsonl``: ``{"input": ..., "expected": ..., "id": ...}`` per line, scored by ``exact``,
   ``contains``, ``regex`` or ``judge`` (an LLM judge whose cost is counted apart).
 
@@ -199,7 +199,9 @@ def jsonl(
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InvalidSweep(f"{file}:{n}: not valid JSON ({exc.msg}, column {exc.colno})")
+            raise InvalidSweep(
+                f"{file}:{n}: not valid JSON ({exc.msg}, column {exc.colno})"
+            ) from None
         if not isinstance(row, dict) or "input" not in row:
             raise InvalidSweep(f'{file}:{n}: expected an object with "input" (and "expected")')
         unknown = set(row) - {"id", "input", "expected", "meta"}

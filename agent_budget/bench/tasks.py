@@ -260,9 +260,9 @@ def _load_builtins() -> None:
     if _loaded_builtins:
         return
     _loaded_builtins = True
-    import agent_budget.bench.sets  # noqa: F401  # registers the project's own sets
-
     from importlib.metadata import entry_points
+
+    import agent_budget.bench.sets  # noqa: F401  # registers the project's own sets
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in _REGISTRY:

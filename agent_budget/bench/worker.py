@@ -133,7 +133,9 @@ def overruns(budget: Budget, spent: Spend) -> list[str]:
         ("model_calls", budget.model_calls, spent.model_calls),
         ("total_tool_calls", budget.total_tool_calls, spent.total_tool_calls),
     ]
-    checks += [(f"tool_calls.{t}", n, spent.tool_calls.get(t, 0)) for t, n in budget.tool_calls.items()]
+    checks += [
+        (f"tool_calls.{t}", n, spent.tool_calls.get(t, 0)) for t, n in budget.tool_calls.items()
+    ]
     for name, limit, used in checks:
         if limit is not None and used > limit:
             out.append(f"{name}: {used} > {limit}")
@@ -142,6 +144,8 @@ def overruns(budget: Budget, spent: Spend) -> list[str]:
 
 def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
     """Run one unit; returns its result row (plain JSON-able data)."""
+    from langchain_core.runnables import RunnableConfig
+
     from agent_budget.integrations.langgraph import BudgetedGraph, with_budget
 
     started = time.monotonic()
@@ -176,16 +180,19 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*has no ToolNode")
                 graph = with_budget(graph, budget, final_model=model)
-        config = {
-            "configurable": {"budget_tracker": tracker, "thread_id": f"{unit.cell}/{unit.task}"},
-            "recursion_limit": RECURSION_LIMIT,
-        }
+        config = RunnableConfig(
+            configurable={"budget_tracker": tracker, "thread_id": f"{unit.cell}/{unit.task}"},
+            recursion_limit=RECURSION_LIMIT,
+        )
         state = graph.invoke(prep.task_set.graph_input(task), config)
         answer = prep.task_set.answer(state)
     except BudgetExceeded as exc:  # on_exhausted="raise": the run ends without an answer
         status, error = "exhausted", str(exc).splitlines()[0]
     except Exception as exc:
-        status, error = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        status, error = (
+            "error",
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+        )
     if binding.capped:
         status = "capped"
     score_passed, score_value, detail, judge_usd = False, 0.0, "", Decimal(0)

@@ -42,7 +42,7 @@ def planner_sweep(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
-LOCAL_OPTIONS = {"max_tokens": 24, "n_ctx": 1024, "n_threads": 1}
+LOCAL_OPTIONS = {"max_tokens": 12, "n_ctx": 1024, "n_threads": 1}
 
 
 def local_sweep(**overrides: Any) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def local_sweep(**overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": "local-qa",
         "tasks": {"set": "questions", "limit": 3},
-        "budgets": [0.00004, 0.00006, 0.0001],
+        "budgets": [0.00002, 0.00004, 0.0001],
         "global_cap_usd": 0.01,
         "workers": 2,
         "configs": [
@@ -70,3 +70,24 @@ def local_sweep(**overrides: Any) -> dict[str, Any]:
     }  # fmt: skip
     spec.update(overrides)
     return spec
+
+
+@pytest.fixture
+def pg_ledger() -> Any:
+    """A PostgreSQL ledger URL in a schema of its own, dropped afterwards (skipped, with the
+    reason, when no server answers on 127.0.0.1:5432)."""
+    import os
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg")
+    server = (
+        os.environ.get("AGENT_BUDGET_TEST_POSTGRES") or "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    try:
+        psycopg.connect(server, connect_timeout=2).close()
+    except psycopg.Error as exc:
+        pytest.skip(f"no PostgreSQL server at {server}: {exc}")
+    schema = f"ab_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    yield f"{server}?schema={schema}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

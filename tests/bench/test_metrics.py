@@ -50,9 +50,7 @@ def test_frontier_points_are_exactly_the_undominated_ones(raw: list[tuple[int, i
     points = [(f"p{i}", D(c), a / 10) for i, (c, a) in enumerate(raw)]
     front = set(pareto_frontier(points))
     for name, cost, acc in points:
-        beaten = any(
-            c <= cost and a >= acc and (c, a) != (cost, acc) for _, c, a in points
-        )
+        beaten = any(c <= cost and a >= acc and (c, a) != (cost, acc) for _, c, a in points)
         assert (name in front) == (not beaten)
 
 

@@ -40,14 +40,17 @@ def test_sweep_writes_every_output_and_each_cell_is_a_run_in_the_ledger(tmp_path
     agent = sum(Decimal(r["usd"]) for r in done.results)
     assert Decimal(summary["totals"]["usd"]) == agent == done.spent_usd
     by_run = {r["run"]: r["usd"] for r in Ledger.open(done.ledger).spend(by="run")}
-    assert sorted(by_run) == sorted({r["run_id"] for r in done.results})  # 12 runs: 2 configs x 3 budgets x 2 seeds
+    # 12 runs: 2 configs x 3 budgets x 2 seeds
+    assert sorted(by_run) == sorted({r["run_id"] for r in done.results})
     for cell in summary["cells"]:
         assert cell["runs"] == 16
         assert cell["tool_calls"]  # tool calls by tool are counted
     # More budget never lowers accuracy on these problems; the infeasible one always passes.
     acc = {(c["config"], c["budget"]): c["accuracy"] for c in summary["cells"]}
     assert acc[("exact", "usd=4")] < acc[("exact", "usd=40")]
-    travel = {(r["config"], r["budget"], r["seed"]): r for r in done.results if r["task"] == "travel"}
+    travel = {
+        (r["config"], r["budget"], r["seed"]): r for r in done.results if r["task"] == "travel"
+    }
     for (_, budget, _), r in travel.items():  # its cheapest plan costs 10.02
         if budget == "usd=4":
             assert not r["passed"] and r["usd"] == "0" and "infeasible" in r["detail"]
@@ -96,7 +99,9 @@ def test_resuming_a_different_sweep_into_the_same_directory_is_refused(tmp_path:
     run_sweep(planner_sweep(budgets=[10], seeds=[0]), tmp_path, backend="inline")
     with pytest.raises(SweepMismatch, match="another sweep"):
         run_sweep(planner_sweep(budgets=[10], seeds=[1]), tmp_path, backend="inline")
-    again = run_sweep(planner_sweep(budgets=[10], seeds=[1]), tmp_path, backend="inline", fresh=True)
+    again = run_sweep(
+        planner_sweep(budgets=[10], seeds=[1]), tmp_path, backend="inline", fresh=True
+    )
     assert {r["seed"] for r in again.results} == {1}
 
 
@@ -107,19 +112,46 @@ def nothing_spent(out: Path) -> bool:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"configs": [{"name": "x", "agent": "no_such_module_zz:make"}]},
-         "configs.x.agent: cannot import module 'no_such_module_zz'"),
-        ({"configs": [{"name": "x", "agent": "agent_budget.bench.agents:no_such"}]},
-         "configs.x.agent: module 'agent_budget.bench.agents' has no 'no_such'"),
-        ({"configs": [{"name": "x", "agent": "agent_budget.bench.agents:direct_answer",
-                       "model": "openai/no-such-model-zz"}]},
-         "configs.x.model 'openai/no-such-model-zz'"),
-        ({"configs": [{"name": "x", "agent": "agent_budget.bench.agents:direct_answer",
-                       "model": "local:no-such-model"}]},
-         "configs.x.model 'local:no-such-model'"),
-        ({"global_cap_usd": 3}, "global_cap_usd $3 is too small for even one run: the cheapest run may spend up to $4"),
-        ({"budgets": [{"label": "open", "tool_calls": {"x": 1}}], "global_cap_usd": 5},
-         "global_cap_usd needs a USD limit on every run"),
+        (
+            {"configs": [{"name": "x", "agent": "no_such_module_zz:make"}]},
+            "configs.x.agent: cannot import module 'no_such_module_zz'",
+        ),
+        (
+            {"configs": [{"name": "x", "agent": "agent_budget.bench.agents:no_such"}]},
+            "configs.x.agent: module 'agent_budget.bench.agents' has no 'no_such'",
+        ),
+        (
+            {
+                "configs": [
+                    {
+                        "name": "x",
+                        "agent": "agent_budget.bench.agents:direct_answer",
+                        "model": "openai/no-such-model-zz",
+                    }
+                ]
+            },
+            "configs.x.model 'openai/no-such-model-zz'",
+        ),
+        (
+            {
+                "configs": [
+                    {
+                        "name": "x",
+                        "agent": "agent_budget.bench.agents:direct_answer",
+                        "model": "local:no-such-model",
+                    }
+                ]
+            },
+            "configs.x.model 'local:no-such-model'",
+        ),
+        (
+            {"global_cap_usd": 3},
+            "global_cap_usd $3 is too small for even one run: the cheapest run may spend up to $4",
+        ),
+        (
+            {"budgets": [{"label": "open", "tool_calls": {"x": 1}}], "global_cap_usd": 5},
+            "global_cap_usd needs a USD limit on every run",
+        ),
         ({"budgets": [{"usd": 1, "on_exhausted": "explode"}]}, "on_exhausted"),
         ({"tasks": {"set": "planer"}}, "did you mean 'planner'"),
         ({"configs": []}, "configs"),
@@ -139,7 +171,9 @@ def test_a_factory_module_that_fails_on_import_is_named(tmp_path: Path, monkeypa
     (tmp_path / "broken_agent_zz.py").write_text("raise RuntimeError('no API key')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     bad = {"configs": [{"name": "x", "agent": "broken_agent_zz:make"}]}
-    with pytest.raises(InvalidSweep, match="importing 'broken_agent_zz' failed: RuntimeError: no API key"):
+    with pytest.raises(
+        InvalidSweep, match="importing 'broken_agent_zz' failed: RuntimeError: no API key"
+    ):
         run_sweep(planner_sweep(**bad), tmp_path / "out", backend="inline")
     assert nothing_spent(tmp_path / "out")
 
