@@ -214,7 +214,12 @@ def task_set_names() -> dict[str, str]:
 
 def load_task_set(spec: str | Mapping[str, Any]) -> TaskSet:
     """A task set from a sweep's ``tasks:`` value: a registered name, a ``.jsonl`` path, or
-    ``{set: NAME, ...params}``. Errors name the set and what is wrong with it."""
+    ``{set: NAME, ...params}``; NAME may also be a ``module:function`` path. Errors name the
+    set and what is wrong with it.
+
+    Pool and Ray workers are separate processes: a set registered by a call at run time is
+    known there only if the registering module is imported there too. Entry points and
+    ``module:function`` names work everywhere."""
     _load_builtins()
     if isinstance(spec, str):
         params: dict[str, Any] = (
@@ -228,6 +233,8 @@ def load_task_set(spec: str | Mapping[str, Any]) -> TaskSet:
     if not isinstance(name, str):
         raise InvalidSweep(f"tasks: say which set, e.g. tasks: {{set: questions}} (got {spec!r})")
     entry = _REGISTRY.get(name)
+    if entry is None and ":" in name:  # a factory named by its import path
+        entry = _Entry(name, "")
     if entry is None:
         import difflib
 

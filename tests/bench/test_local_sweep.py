@@ -94,3 +94,35 @@ def test_sweep_on_the_embedded_model_killed_and_resumed_equals_uninterrupted(
     assert runs(out) == runs(tmp_path / "whole")
     again = json.loads((out / "summary.json").read_text())
     assert again["cells"] == summary["cells"]
+
+
+def test_llm_judge_cost_is_counted_apart_from_the_agent(tmp_path: Path) -> None:
+    from agent_budget.bench import run_sweep, write_outputs
+    from agent_budget.ledger import Ledger
+
+    tasks = tmp_path / "qa.jsonl"
+    tasks.write_text(
+        '{"id": "sky", "input": "What color is the sky?", "expected": "blue"}\n'
+        '{"id": "sum", "input": "What is 2 + 2?", "expected": "4"}\n'
+    )
+    judge = {"model": "local:smollm2-135m", "price": [0.40, 1.60], "budget_usd": 0.001,
+             "model_options": {"max_tokens": 4, "n_ctx": 1024, "n_threads": 1}}  # fmt: skip
+    spec = local_sweep(
+        tasks={"set": "jsonl", "path": str(tasks), "scorer": "judge", "judge": judge},
+        budgets=[0.0001],
+        configs=local_sweep()["configs"][:1],
+    )
+    done = run_sweep(spec, tmp_path / "out", backend="inline")
+    summary = write_outputs(done.out, done.spec, done.results, plots=False)
+    for r in done.results:
+        assert r["status"] == "ok" and r["detail"].startswith("judge:")
+        assert Decimal(r["judge_usd"]) > 0 and Decimal(r["usd"]) > 0
+    cell = summary["cells"][0]
+    agent = sum(Decimal(r["usd"]) for r in done.results)
+    judged = sum(Decimal(r["judge_usd"]) for r in done.results)
+    assert Decimal(cell["usd"]) == agent and Decimal(cell["judge_usd"]) == judged
+    if cell["passed"]:  # cost-of-pass counts the agent's spend only
+        assert Decimal(cell["cost_of_pass"]) == agent / cell["passed"]
+    runs = {row["run"]: row["usd"] for row in Ledger.open(done.ledger).spend(by="run")}
+    assert runs == {"direct@usd=0.0001#s0": agent, "direct@usd=0.0001#s0/judge": judged}
+    assert done.spent_usd == agent + judged  # and both count against the global cap
