@@ -78,3 +78,11 @@ def test_global_cap_holds_across_4_ray_workers_on_postgres(
             assert "tenant.usd" in r["detail"] and not r["passed"]
         assert not r["overruns"]
     assert by_status.get("ok", 0) >= 1 and by_status.get("refused", 0) >= 1, by_status
+
+
+def test_ray_on_other_hosts_needs_a_shared_ledger(tmp_path: Path) -> None:
+    from agent_budget.bench import InvalidSweep
+
+    with pytest.raises(InvalidSweep, match="cannot share a SQLite ledger file"):
+        run_sweep(planner_sweep(), tmp_path / "out", backend="ray", ray_address="ray://h:1")
+    assert not ray.is_initialized()
