@@ -11,6 +11,7 @@ starting units whose own budget no longer fits what is left, and records them as
 from __future__ import annotations
 
 import concurrent.futures as cf
+from concurrent.futures.process import BrokenProcessPool
 import multiprocessing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from agent_budget.bench.config import (
     import_object,
     load_sweep,
 )
-from agent_budget.bench.errors import InvalidSweep
+from agent_budget.bench.errors import InvalidSweep, SweepInterrupted
 from agent_budget.bench.store import ResultStore
 from agent_budget.bench.tasks import TaskSet, load_task_set
 from agent_budget.bench.worker import Job, make_model, run_unit
@@ -149,7 +150,13 @@ class PoolExecutor:
         )
 
     def submit(self, unit: Unit) -> Any:
-        return self.pool.submit(run_unit, self.job, unit)
+        try:
+            return self.pool.submit(run_unit, self.job, unit)
+        except BrokenProcessPool:
+            raise SweepInterrupted(
+                "a worker process died (killed, or crashed in native code); every finished "
+                "result is saved: run the same command again to resume"
+            ) from None
 
     def wait_any(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any] | BaseException]]:
         done, _ = cf.wait(handles, return_when=cf.FIRST_COMPLETED)
