@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, planner_sweep
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent_budget.bench import InvalidSweep, SweepMismatch, run_sweep, write_outputs
 from agent_budget.bench.report import comparable
@@ -208,3 +210,26 @@ def test_compare_shows_what_changed_between_two_sweeps(tmp_path: Path) -> None:
     assert same["accuracy_change"] == 0 and same["mean_usd_change"] == "0"
     table = cli("bench", "compare", str(a.out), str(b.out))
     assert table.returncode == 0 and "usd=40" in table.stdout
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cap=st.integers(min_value=4, max_value=40),
+    budgets=st.lists(st.integers(min_value=2, max_value=12), min_size=1, max_size=3, unique=True),
+)
+def test_a_sweep_never_spends_more_than_its_cap(
+    tmp_path: Path, cap: int, budgets: list[int]
+) -> None:
+    if cap < min(budgets):
+        return  # refused before anything is spent (tested above)
+    out = tmp_path / f"cap{cap}-{'-'.join(map(str, budgets))}"
+    spec = planner_sweep(tasks={"set": "tiny_tasks:two_problems"}, budgets=budgets,
+                         global_cap_usd=cap)  # fmt: skip
+    done = run_sweep(spec, out, backend="inline", fresh=True)
+    assert done.spent_usd <= cap
+    assert sum(Decimal(r["usd"]) for r in done.results) == done.spent_usd
+    assert len(done.results) == 2 * 2 * 2 * len(budgets)
+    assert all(not r["overruns"] and Decimal(r["usd"]) <= Decimal(r["budget"][4:])
+               for r in done.results)  # fmt: skip
