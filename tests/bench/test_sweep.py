@@ -233,3 +233,18 @@ def test_a_sweep_never_spends_more_than_its_cap(
     assert len(done.results) == 2 * 2 * 2 * len(budgets)
     assert all(not r["overruns"] and Decimal(r["usd"]) <= Decimal(r["budget"][4:])
                for r in done.results)  # fmt: skip
+
+
+def test_models_cross_every_configuration(tmp_path: Path) -> None:
+    from agent_budget.bench import load_sweep
+
+    spec = load_sweep(
+        planner_sweep(models=["local:smollm2-135m", "openai/gpt-4.1-mini"], budgets=[10])
+    )
+    assert [c.name for c in spec.configs] == [
+        "exact+local:smollm2-135m", "exact+openai/gpt-4.1-mini",
+        "cats+local:smollm2-135m", "cats+openai/gpt-4.1-mini",
+    ]  # fmt: skip
+    assert load_sweep(spec.model_dump(mode="json")).configs == spec.configs  # not crossed twice
+    with pytest.raises(InvalidSweep, match="models repeat"):
+        load_sweep(planner_sweep(models=["a", "a"]))
