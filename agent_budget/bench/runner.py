@@ -63,9 +63,19 @@ def preflight(spec: SweepSpec) -> Checked:
             raise InvalidSweep(f"configs.{cfg.name}.model {cfg.model!r}: {exc}") from None
         for point in points:
             try:
-                Budget.from_dict(budget_for(cfg, point), source=f"{cfg.name} @ {point.label}")
+                made = Budget.from_dict(
+                    budget_for(cfg, point), source=f"{cfg.name} @ {point.label}"
+                )
             except InvalidBudget as exc:
                 raise InvalidSweep(f"configs.{cfg.name} with budget {point.label}: {exc}") from None
+            if made.ledger or made.shared or made.scope in ("user", "tenant", "global"):
+                # Each run is bound to the sweep's ledger and cap; a second binding of its
+                # own would be ignored, and a limit silently ignored is worse than none.
+                raise InvalidSweep(
+                    f"configs.{cfg.name} with budget {point.label}: ledger, shared and "
+                    "user/tenant/global scopes are set by the sweep (ledger:, global_cap_usd:)"
+                    ", not per run"
+                )
     judge_usd = Decimal(0)
     if task_set.judge is not None:
         from agent_budget.bench.worker import DEFAULT_JUDGE_USD

@@ -155,6 +155,10 @@ def nothing_spent(out: Path) -> bool:
             "global_cap_usd needs a USD limit on every run",
         ),
         ({"budgets": [{"usd": 1, "on_exhausted": "explode"}]}, "on_exhausted"),
+        (
+            {"budgets": [{"usd": 1, "shared": [{"scope": "global", "usd": 5}]}]},
+            "are set by the sweep (ledger:, global_cap_usd:), not per run",
+        ),
         ({"tasks": {"set": "planer"}}, "did you mean 'planner'"),
         ({"configs": []}, "configs"),
     ],
