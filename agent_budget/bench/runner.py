@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from agent_budget.bench.config import (
     SweepSpec,
     Unit,
-    budget_for,
     budget_points,
     import_object,
     load_sweep,
@@ -30,7 +29,7 @@ from agent_budget.bench.config import (
 from agent_budget.bench.errors import InvalidSweep, SweepInterrupted
 from agent_budget.bench.store import ResultStore
 from agent_budget.bench.tasks import TaskSet, load_task_set
-from agent_budget.bench.worker import Job, make_model, run_unit
+from agent_budget.bench.worker import Job, make_model, run_budget, run_unit
 from agent_budget.budget import Budget
 from agent_budget.errors import AgentBudgetError, InvalidBudget
 from agent_budget.ledger import ScopedLimit, from_nanos, open_ledger, to_nanos
@@ -64,7 +63,7 @@ def preflight(spec: SweepSpec) -> Checked:
         for point in points:
             try:
                 made = Budget.from_dict(
-                    budget_for(cfg, point), source=f"{cfg.name} @ {point.label}"
+                    run_budget(cfg, point), source=f"{cfg.name} @ {point.label}"
                 )
             except InvalidBudget as exc:
                 raise InvalidSweep(f"configs.{cfg.name} with budget {point.label}: {exc}") from None
@@ -80,9 +79,12 @@ def preflight(spec: SweepSpec) -> Checked:
     if task_set.judge is not None:
         from agent_budget.bench.worker import DEFAULT_JUDGE_USD
         from agent_budget.models import resolve
+        from agent_budget.models.catalog import is_local
 
         try:
-            resolve(str(task_set.judge["model"]), price=task_set.judge.get("price"))
+            judge_model = str(task_set.judge["model"])
+            local = is_local(judge_model)  # a local judge is priced in its own budget
+            resolve(judge_model, price=None if local else task_set.judge.get("price"))
         except (AgentBudgetError, ValueError) as exc:
             raise InvalidSweep(f"tasks.judge.model: {exc}") from None
         judge_usd = Decimal(str(task_set.judge.get("budget_usd", DEFAULT_JUDGE_USD)))

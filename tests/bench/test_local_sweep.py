@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, local_sweep
+from bench_specs import ROOT, local_sweep
 
 from agent_budget.bench.report import comparable
 

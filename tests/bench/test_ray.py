@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import local_sweep, planner_sweep
+from bench_specs import local_sweep, planner_sweep
 
 from agent_budget.bench import run_sweep
 from agent_budget.bench.report import comparable

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, planner_sweep
+from bench_specs import ROOT, planner_sweep
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent_budget.bench import InvalidSweep, SweepMismatch, run_sweep, write_outputs
+from agent_budget.bench import InvalidSweep, SweepMismatch, load_sweep, run_sweep, write_outputs
 from agent_budget.bench.report import comparable
 from agent_budget.ledger import Ledger
 
@@ -252,3 +252,24 @@ def test_models_cross_every_configuration(tmp_path: Path) -> None:
     assert load_sweep(spec.model_dump(mode="json")).configs == spec.configs  # not crossed twice
     with pytest.raises(InvalidSweep, match="models repeat"):
         load_sweep(planner_sweep(models=["a", "a"]))
+
+
+def test_a_configs_model_price_stays_in_its_own_runs(tmp_path: Path) -> None:
+    from bench_specs import local_sweep
+
+    from agent_budget.bench import preflight
+    from agent_budget.bench.worker import run_budget
+    from agent_budget.budget import Budget
+    from agent_budget.pricing import registered_model_price
+
+    before = registered_model_price("local:smollm2-135m")
+    checked = preflight(load_sweep(local_sweep()))
+    # Checking (and building) the priced on-device model did not re-price it process-wide.
+    after = registered_model_price("local:smollm2-135m")
+    assert after == before or (before is None and after is not None and after.input == 0)
+    cfg = checked.spec.configs[0]
+    from agent_budget.bench.config import budget_points
+
+    budget = Budget.from_dict(run_budget(cfg, budget_points(checked.spec)[0]))
+    price = budget.model_prices["local:smollm2-135m"]
+    assert (price.input, price.output) == (Decimal("0.40"), Decimal("1.60"))
