@@ -414,6 +414,10 @@ def spend(
         console.print(spend_tree(tree))
 
 
+from agent_budget.bench.cli import bench_app  # noqa: E402  # light: imports on use
+
+app.add_typer(bench_app, name="bench")
+
 prices_app = typer.Typer(help="What calls cost: model prices and where they come from.")
 app.add_typer(prices_app, name="prices")
 

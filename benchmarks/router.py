@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from agent_budget.bench.sets import QUESTIONS  # the known-answer set, shared with bench
 from agent_budget.budget import Budget
 from agent_budget.integrations.callbacks import BudgetCallbackHandler
 from agent_budget.models import BudgetRouter, LocalChatModel, model_price, resolve
@@ -32,33 +33,6 @@ from agent_budget.pricing import register_model_price
 from agent_budget.tracker import BudgetTracker
 
 RESULTS = Path(__file__).parent / "results"
-
-QUESTIONS: list[tuple[str, list[str]]] = [
-    ("What is the capital of France?", ["paris"]),
-    ("What is the capital of Japan?", ["tokyo"]),
-    ("What is the capital of Italy?", ["rome"]),
-    ("What is the capital of Germany?", ["berlin"]),
-    ("What is the capital of Spain?", ["madrid"]),
-    ("What color is the sky on a clear day?", ["blue"]),
-    ("What color is grass?", ["green"]),
-    ("How many legs does a spider have?", ["8", "eight"]),
-    ("How many days are in a week?", ["7", "seven"]),
-    ("What is 2 + 2?", ["4", "four"]),
-    ("What is 10 - 3?", ["7", "seven"]),
-    ("What is 6 * 7?", ["42"]),
-    ("What is 12 * 12?", ["144"]),
-    ("What is 15 + 27?", ["42"]),
-    ("Which planet is known as the Red Planet?", ["mars"]),
-    ("What is the largest ocean on Earth?", ["pacific"]),
-    ("What gas do plants absorb from the air?", ["carbon dioxide", "co2"]),
-    ("What is the freezing point of water in Celsius?", ["0", "zero"]),
-    ("Who wrote Romeo and Juliet?", ["shakespeare"]),
-    ("What is the opposite of hot?", ["cold"]),
-    ("How many continents are there?", ["7", "seven"]),
-    ("What animal is known as the king of the jungle?", ["lion"]),
-    ("Calculate step by step: what is 23 * 17 + 4?", ["395"]),
-    ("Explain why, and compute: a train travels 60 km/h for 2.5 hours. How many km?", ["150"]),
-]
 
 FEW_SHOT = [
     SystemMessage("Answer with the single word or number that answers the question."),
