@@ -105,25 +105,9 @@ def build_graph(
 
     def plan(state: TripState, config: RunnableConfig) -> dict[str, Any]:
         trip = dict(state.get(TRIP_KEY) or {})
-        held = dict(state.get("held") or {})
-        messages: list[AnyMessage] = []
-        runs: list[dict[str, Any]] = []
-        changes: list[str] = []
-        while True:
-            for change in world.take_changes():
-                for t in change.drop:
-                    held.pop(t, None)
-                held.update(change.set_values)
-                changes.append(change.text)
-                messages.append(AIMessage(f"Replanning: {change.text}"))
-            node = planner_node(world.langchain_tools(), goal=GOAL, method=method, name="planner")
-            out = node.invoke({"messages": [], "held": held, "goal": GOAL}, config)
-            held = out["held"]
-            messages.extend(out["messages"])
-            runs.append(out["messages"][-1].response_metadata[PLAN_METADATA])
-            if GOAL in held or not world.pending_changes():
-                break
-        execution = _combine(runs)
+        held, messages, execution, changes = plan_loop(
+            world, dict(state.get("held") or {}), GOAL, method, config
+        )
         trip.update(execution=execution, changes=changes, events=list(world.log))
         trip["status"] = "planned" if execution["goal_reached"] else execution["status"]
         if not execution["goal_reached"]:
@@ -147,16 +131,18 @@ def build_graph(
         tracker = current_tracker()
         regime = tracker.regime().value if tracker is not None else "HIGH"
         picks = {n: recs[0] for n, recs in short.items()}
+        # The city is settled: every later search ran in the first of its shortlist.
+        open_choices = {n: recs for n, recs in short.items() if n != "location" and len(recs) > 1}
         how = "top-ranked"
-        if language == "full" and regime not in LOW_REGIMES and short:
+        if language == "full" and regime not in LOW_REGIMES and open_choices:
             fields: dict[str, Any] = {
                 n: (Literal[tuple(r["id"] for r in recs)], Field(description=f"the {n} to book"))  # type: ignore[misc]
-                for n, recs in short.items()
+                for n, recs in open_choices.items()
             }
             schema = create_model("TripPicks", **fields)
             options = "\n".join(
                 f"{n}: " + " | ".join(f"{r['id']} = {describe(n, r)}" for r in recs)
-                for n, recs in short.items()
+                for n, recs in open_choices.items()
             )
             prompt = [
                 SystemMessage("Pick the best option for each part of the trip. Answer in JSON."),
@@ -165,7 +151,8 @@ def build_graph(
             chosen = _structured(model, schema, prompt, config)
             if not isinstance(chosen, Exception):
                 by_id = {r["id"]: r for recs in short.values() for r in recs}
-                picks = {n: by_id[i] for n, i in chosen.model_dump().items() if i in by_id}
+                for n, i in chosen.model_dump().items():
+                    picks[n] = by_id.get(i, picks[n])
                 how = "model"
         trip.update(picks=picks, picked_by=how, regime=regime)
         text = "; ".join(f"{n}: {describe(n, r)}" for n, r in picks.items())
@@ -185,7 +172,10 @@ def build_graph(
             )
             facts = "; ".join(f"{n}: {r['name']}" for n, r in picks.items())
             prompt = [
-                SystemMessage(f"Write one short sentence per day for a {days}-day trip. JSON."),
+                SystemMessage(
+                    f"Write a {days}-day travel itinerary: one short sentence per day, in "
+                    'JSON. Example: {"days": ["Walk the old town and have dinner by the river."]}'
+                ),
                 HumanMessage(f"Trip to {city}. {facts}"),
             ]
             made = _structured(model, schema, prompt, config)
@@ -216,6 +206,33 @@ def build_graph(
     graph.add_edge("choose", "write")
     graph.add_edge("write", END)
     return graph
+
+
+def plan_loop(
+    world: Any, held: dict[str, Any], goal: str, method: str, config: RunnableConfig
+) -> tuple[dict[str, Any], list[AnyMessage], dict[str, Any], list[str]]:
+    """Run `planner_node` over the world's tools until the goal is held or no plan reaches
+    it; after a change the node does not play (a preference or tool-set change), drop what
+    it invalidated and plan again over the tools as they are now. Returns (held, messages,
+    execution in the ``--execute`` shape, the changes told)."""
+    messages: list[AnyMessage] = []
+    runs: list[dict[str, Any]] = []
+    changes: list[str] = []
+    while True:
+        for change in world.take_changes():
+            for t in change.drop:
+                held.pop(t, None)
+            held.update(change.set_values)
+            changes.append(change.text)
+            messages.append(AIMessage(f"Replanning: {change.text}"))
+        node = planner_node(world.langchain_tools(), goal=goal, method=method, name="planner")
+        out = node.invoke({"messages": [], "held": held, "goal": goal}, config)
+        held = out["held"]
+        messages.extend(out["messages"])
+        runs.append(out["messages"][-1].response_metadata[PLAN_METADATA])
+        if goal in held or not world.pending_changes():
+            break
+    return held, messages, _combine(runs), changes
 
 
 def itinerary(picks: dict[str, dict[str, Any]], days: int, notes: list[str]) -> list[dict[str, Any]]:
@@ -303,3 +320,37 @@ def plan_json(state: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["TripState", "build_graph", "build_travel_agent", "itinerary", "plan_json"]
+
+
+def build_problem_agent(world: Any, *, method: Literal["exact", "cats"] = "exact") -> Any:
+    """A planning problem's agent (``demo travel --problem``): the planner loop alone over a
+    `ProblemWorld`, under `with_budget` with the problem's budget."""
+    from agent_budget import Budget, with_budget
+    from agent_budget.tools.travel.problem_world import PAUSE_TOOL
+
+    def plan(state: TripState, config: RunnableConfig) -> dict[str, Any]:
+        _, messages, execution, changes = plan_loop(
+            world, world.start_values(), world.goal, method, config
+        )
+        execution["executed"] = [c for c in execution["executed"] if c["tool"] != PAUSE_TOOL]
+        execution["steps"] = [s for s in execution["steps"] if s != PAUSE_TOOL]
+        trip = {"execution": execution, "changes": changes, "events": list(world.log)}
+        trip["status"] = "planned" if execution["goal_reached"] else execution["status"]
+        return {TRIP_KEY: trip, "messages": messages}
+
+    from langgraph._internal._runnable import RunnableCallable
+
+    node = RunnableCallable(plan, name="plan")
+    node.agent_budget_planner = True  # type: ignore[attr-defined]
+    graph = StateGraph(TripState)
+    graph.add_node("plan", node)
+    graph.add_edge(START, "plan")
+    graph.add_edge("plan", END)
+    steps = world.problem.max_steps
+    budget = Budget(
+        usd=world.problem.budget,
+        # the goal's free marker call is one more step than the problem counts
+        total_tool_calls=None if steps is None else steps + 1,
+        on_exhausted="raise",
+    )
+    return with_budget(graph, budget)

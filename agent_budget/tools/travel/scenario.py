@@ -97,6 +97,8 @@ def _step_inputs(
         return [*sub.start_types, *([after] if after else [])]
     if step == "search":
         extra = ["TravelLocation"] if sub.needs_location else []
+        if after and after not in extra:
+            extra.append(after)
         return [sub.preference, TIME_INFO, *extra]
     if step == "select":
         return [outputs[i - 1], sub.preference]

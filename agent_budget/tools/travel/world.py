@@ -194,6 +194,9 @@ class TravelWorld:
                 self._held(got[t], t, spec.name)
             return Value(ref, output, "trip", [], {})
         sub = BY_NAME[spec.subtask]
+        for t in inputs:  # every made value must be one a tool returned, of that type
+            if t != TIME_INFO and t not in sub.start_types:
+                self._held(got[t], t, spec.name)
         month = self.month
         prefs = self.prefs[sub.name]
         state: Value | None = None
