@@ -177,7 +177,9 @@ def main() -> None:
     parser.add_argument("--model", default="local:smollm2-135m")
     parser.add_argument("--per-kind", type=int, default=24, help="scenarios per event kind")
     parser.add_argument("--agents", default=",".join(AGENTS))
-    parser.add_argument("--react-steps", type=int, default=6, help="model calls a ReAct run may make")
+    parser.add_argument(
+        "--react-steps", type=int, default=6, help="model calls a ReAct run may make"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "travel.json")
     parser.add_argument("--merge", type=Path, nargs="*", help="only merge these result files")
     args = parser.parse_args()

@@ -22,7 +22,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-DEMO_REQUEST = "3 days in a historic city in May, mid-range hotel, vegetarian food, $40 of tool spend"
+DEMO_REQUEST = (
+    "3 days in a historic city in May, mid-range hotel, vegetarian food, $40 of tool spend"
+)
 DEMO_SEED = 18
 
 
@@ -166,9 +168,7 @@ class _Live:
             return
         self.n += 1
         result = ""
-        value = next(
-            (v for v in reversed(list(self.world.values.values()))), None
-        )
+        value = next((v for v in reversed(list(self.world.values.values()))), None)
         if value is not None:
             result = value.text().split("] ", 1)[-1]
         line = Text.assemble(
@@ -197,7 +197,12 @@ class _Live:
                     self.console.print(
                         Text(f"  -> the planner replanned {meta['replans']}x", style="magenta")
                     )
-            elif node in ("understand", "choose") or (node == "plan" and not getattr(msg, "tool_calls", None) and msg.type == "ai" and "Goal" not in text):
+            elif node in ("understand", "choose") or (
+                node == "plan"
+                and not getattr(msg, "tool_calls", None)
+                and msg.type == "ai"
+                and "Goal" not in text
+            ):
                 self.console.print(Text(f"[{node}] {text}", style="cyan"))
 
 
@@ -215,7 +220,8 @@ def _summary(
 
     if trip.get("itinerary"):
         lines = [
-            f"[bold]Day {d['day']}[/bold]: {d['plan']}" + (f"\n   [dim]{d['note']}[/dim]" if d["note"] else "")
+            f"[bold]Day {d['day']}[/bold]: {d['plan']}"
+            + (f"\n   [dim]{d['note']}[/dim]" if d["note"] else "")
             for d in trip["itinerary"]
         ]
         city = (trip.get("picks") or {}).get("location", {}).get("name", "")
@@ -244,7 +250,9 @@ def _summary(
     console.print(spend_tree(tracker.tree()))
 
 
-def costs(scenario: Any, execution: dict[str, Any]) -> tuple[dict[str, tuple[Decimal, list[str]]], dict[str, Decimal]]:
+def costs(
+    scenario: Any, execution: dict[str, Any]
+) -> tuple[dict[str, tuple[Decimal, list[str]]], dict[str, Decimal]]:
     """Paid per sub-task (with the tools called) and per tool."""
     sub_of = {t.name: t.subtask for t in scenario.all_tools()}
     by_sub: dict[str, list[Any]] = {}
@@ -279,9 +287,17 @@ def spend_png(scenario: Any, world: Any, execution: dict[str, Any], best: Any, p
                 continue
             ax.barh(i + 0.2, call["cost"], left=left, height=0.36, edgecolor="white")
             if call["cost"] > 0.6:
-                ax.text(left + 0.05, i + 0.2, call["tool"].replace(f"{sub}_", "")[:18], va="center", fontsize=6)
+                ax.text(
+                    left + 0.05,
+                    i + 0.2,
+                    call["tool"].replace(f"{sub}_", "")[:18],
+                    va="center",
+                    fontsize=6,
+                )
             left += call["cost"]
-        ax.barh(i - 0.2, float(best_sub.get(sub, (Decimal(0), []))[0]), height=0.36, color="#bbbbbb")
+        ax.barh(
+            i - 0.2, float(best_sub.get(sub, (Decimal(0), []))[0]), height=0.36, color="#bbbbbb"
+        )
     ax.set_yticks(range(len(subs)), subs)
     ax.invert_yaxis()
     ax.set_xlabel("USD (colour: the agent's calls, one segment per call; grey: the cheapest path)")
@@ -332,6 +348,7 @@ def run_problem(path: Path, *, method: str = "exact", seed: int = 0, as_json: bo
             console.print(Text(f"event {line}", style="magenta"))
         console.print(
             f"paid {execution['paid']}, replans {execution['replans']}, goal reached: "
-            f"{execution['goal_reached']}" + (f" ({execution.get('reason')})" if execution.get("reason") else "")
+            f"{execution['goal_reached']}"
+            + (f" ({execution.get('reason')})" if execution.get("reason") else "")
         )
     return execution

@@ -180,7 +180,8 @@ def test_demo_problem_mode_matches_the_replanning_planner(name: str) -> None:
 
 def test_demo_problem_mode_says_infeasible_without_spending(tmp_path: Path) -> None:
     out = runner.invoke(
-        app, ["demo", "travel", "--problem", str(EXAMPLES / "problems" / "infeasible.json"), "--json"]
+        app,
+        ["demo", "travel", "--problem", str(EXAMPLES / "problems" / "infeasible.json"), "--json"],
     )
     got = json.loads(out.stdout)
     assert got["status"] == "infeasible" and got["executed"] == [] and got["paid"] == 0

@@ -23,7 +23,7 @@ every model call is counted against it.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Final, Literal, TypedDict
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
@@ -43,7 +43,7 @@ from agent_budget.tools.travel.request import (
 )
 from agent_budget.tools.travel.world import TravelWorld
 
-TRIP_KEY = "trip"
+TRIP_KEY: Final = "trip"
 LOW_REGIMES = ("LOW", "CRITICAL")
 
 
@@ -54,7 +54,9 @@ class TripState(TypedDict, total=False):
     trip: dict[str, Any]
 
 
-def _structured(model: Any, schema: type[BaseModel], prompt: list[Any], config: RunnableConfig) -> Any:
+def _structured(
+    model: Any, schema: type[BaseModel], prompt: list[Any], config: RunnableConfig
+) -> Any:
     try:
         return model.with_structured_output(schema).invoke(prompt, config)
     except Exception as exc:  # a model that cannot produce the JSON: fall back, say so
@@ -124,9 +126,7 @@ def build_graph(
     def choose(state: TripState, config: RunnableConfig) -> dict[str, Any]:
         trip = dict(state.get(TRIP_KEY) or {})
         held = state.get("held") or {}
-        lists = {
-            name: (world.value(held.get(BY_NAME[name].final)) or None) for name in subtasks
-        }
+        lists = {name: (world.value(held.get(BY_NAME[name].final)) or None) for name in subtasks}
         short = {n: v.records for n, v in lists.items() if v is not None and v.records}
         tracker = current_tracker()
         regime = tracker.regime().value if tracker is not None else "HIGH"
@@ -136,7 +136,7 @@ def build_graph(
         how = "top-ranked"
         if language == "full" and regime not in LOW_REGIMES and open_choices:
             fields: dict[str, Any] = {
-                n: (Literal[tuple(r["id"] for r in recs)], Field(description=f"the {n} to book"))  # type: ignore[misc]
+                n: (Literal[tuple(r["id"] for r in recs)], Field(description=f"the {n} to book"))
                 for n, recs in open_choices.items()
             }
             schema = create_model("TripPicks", **fields)
@@ -168,7 +168,10 @@ def build_graph(
         if language == "full":
             schema = create_model(
                 "Itinerary",
-                days=(list[Annotated[str, Field(max_length=70)]], Field(min_length=days, max_length=days)),
+                days=(
+                    list[Annotated[str, Field(max_length=70)]],
+                    Field(min_length=days, max_length=days),
+                ),
             )
             facts = "; ".join(f"{n}: {r['name']}" for n, r in picks.items())
             prompt = [
@@ -209,7 +212,11 @@ def build_graph(
 
 
 def plan_loop(
-    world: Any, held: dict[str, Any], goal: str, method: str, config: RunnableConfig
+    world: Any,
+    held: dict[str, Any],
+    goal: str,
+    method: Literal["exact", "cats"],
+    config: RunnableConfig,
 ) -> tuple[dict[str, Any], list[AnyMessage], dict[str, Any], list[str]]:
     """Run `planner_node` over the world's tools until the goal is held or no plan reaches
     it; after a change the node does not play (a preference or tool-set change), drop what
@@ -235,7 +242,9 @@ def plan_loop(
     return held, messages, _combine(runs), changes
 
 
-def itinerary(picks: dict[str, dict[str, Any]], days: int, notes: list[str]) -> list[dict[str, Any]]:
+def itinerary(
+    picks: dict[str, dict[str, Any]], days: int, notes: list[str]
+) -> list[dict[str, Any]]:
     """Day by day: arrive, the sights spread over the days, where to eat and shop; with the
     model's note for each day when it wrote one."""
     out = []
@@ -300,7 +309,9 @@ def build_travel_agent(
     from agent_budget import Budget, with_budget
 
     if budget is None:
-        budget = Budget(usd=world.scenario.budget) if world.scenario.budget is not None else Budget()
+        budget = (
+            Budget(usd=world.scenario.budget) if world.scenario.budget is not None else Budget()
+        )
     return with_budget(build_graph(world, model, **options), budget, final_model=model)
 
 

@@ -48,7 +48,16 @@ _NAME_PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "attraction": (
         ("Old", "Royal", "National", "Grand", "Hidden", "Upper"),
-        ("Castle", "Museum", "Gardens", "Cathedral", "Market Hall", "Lookout", "Quarter", "Gallery"),
+        (
+            "Castle",
+            "Museum",
+            "Gardens",
+            "Cathedral",
+            "Market Hall",
+            "Lookout",
+            "Quarter",
+            "Gallery",
+        ),
     ),
     "dining": (
         ("Trattoria", "Bistro", "Taverna", "Kitchen", "Garden", "Cantina"),
@@ -100,7 +109,9 @@ def catalog(seed: int = 7) -> dict[str, list[Record]]:
                         "city": name,
                         "mode": mode,
                         "price": round(rng.uniform(30, 400) * (1.6 if mode == "flight" else 1)),
-                        "hours": round(rng.uniform(1, 4) if mode == "flight" else rng.uniform(3, 14), 1),
+                        "hours": round(
+                            rng.uniform(1, 4) if mode == "flight" else rng.uniform(3, 14), 1
+                        ),
                         "months": _months(rng, rng.randint(8, 12)),
                         "sold_out": rng.random() < 0.1,
                         "rating": round(rng.uniform(3.2, 4.8), 1),
@@ -220,9 +231,7 @@ class OfflineBackend:
         self, subtask: str, records: Sequence[Record], prefs: Mapping[str, str]
     ) -> list[Record]:
         # Stable: the refinement order breaks ties, so a ranked list stays ranked.
-        order = sorted(
-            enumerate(records), key=lambda ir: (-_match(subtask, ir[1], prefs), ir[0])
-        )
+        order = sorted(enumerate(records), key=lambda ir: (-_match(subtask, ir[1], prefs), ir[0]))
         return [r for _, r in order[:SHORTLIST]]
 
 
@@ -233,7 +242,9 @@ def describe(subtask: str, rec: Record) -> str:
     if subtask == "transport":
         return f"{rec['name']}: ${rec['price']}, {rec['hours']} h"
     if subtask == "accommodation":
-        return f"{rec['name']} ({rec['style']}, {rec['tier']}, ${rec['price']}/night, {rec['rating']})"
+        return (
+            f"{rec['name']} ({rec['style']}, {rec['tier']}, ${rec['price']}/night, {rec['rating']})"
+        )
     if subtask == "dining":
         diets = ", ".join(rec["diets"]) or "no special diets"
         return f"{rec['name']} ({rec['tier']}; {diets}; {rec['rating']})"

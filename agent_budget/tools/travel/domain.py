@@ -127,7 +127,10 @@ SUBTASKS: tuple[SubTask, ...] = (
         "dining",
         "Dining",
         "DiningPlan",
-        {"diet": ("any", "vegetarian", "vegan", "seafood"), "tier": ("mid-range", "budget", "luxury")},
+        {
+            "diet": ("any", "vegetarian", "vegan", "seafood"),
+            "tier": ("mid-range", "budget", "luxury"),
+        },
         (
             ("filter_diet", "keep restaurants serving the diet"),
             ("filter_tier", "keep the wanted price tier"),

@@ -54,7 +54,8 @@ def _money(x: float) -> Decimal:
 
 def request_text(prefs: dict[str, dict[str, str]], month: str, days: int, budget: Any) -> str:
     """The user's request in words, from the preferences (what the model reads back)."""
-    parts = [f"{days} days in {_WORDS[('location', 'category')].format(prefs['location']['category'])} in {month}"]
+    where = _WORDS[("location", "category")].format(prefs["location"]["category"])
+    parts = [f"{days} days in {where} in {month}"]
     for sub, dims in prefs.items():
         for dim, value in dims.items():
             if (sub, dim) == ("location", "category") or value == "any":
@@ -97,13 +98,17 @@ def generate_scenario(
         chain = chain_steps(sub, chosen_depth)
         step_cost = [_money(rng.uniform(0.3, 2.5)) for _ in chain]
         for step, cost in zip(chain, step_cost, strict=True):
-            tools.append(ToolSpec(name=tool_name(sub, [step]), subtask=sub.name, steps=(step,), cost=cost))
+            tools.append(
+                ToolSpec(name=tool_name(sub, [step]), subtask=sub.name, steps=(step,), cost=cost)
+            )
         spans = [(i, j) for i in range(len(chain)) for j in range(i + 1, len(chain))]
         for i, j in rng.sample(spans, min(composites, len(spans))):
             covered = chain[i : j + 1]
             cost = _money(float(sum(step_cost[i : j + 1])) * rng.uniform(0.7, 1.3))
             tools.append(
-                ToolSpec(name=tool_name(sub, covered), subtask=sub.name, steps=tuple(covered), cost=cost)
+                ToolSpec(
+                    name=tool_name(sub, covered), subtask=sub.name, steps=tuple(covered), cost=cost
+                )
             )
     tools.append(assemble_tool())
     base = Scenario(

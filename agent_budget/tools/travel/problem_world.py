@@ -59,7 +59,9 @@ class ProblemWorld:
         return dict.fromkeys(self.problem.start, "given")
 
     def langchain_tools(self, **_: Any) -> list[Any]:
-        pause = Tool(name=PAUSE_TOOL, inputs=(self.problem.goal,), output=self.goal, cost=Decimal(0))
+        pause = Tool(
+            name=PAUSE_TOOL, inputs=(self.problem.goal,), output=self.goal, cost=Decimal(0)
+        )
         return [self._tool(t) for t in [*self.tools.values(), pause]]
 
     def call(self, name: str, args: Mapping[str, Any]) -> Any:
@@ -105,7 +107,9 @@ class ProblemWorld:
                 return None
             self.tools[event.tool] = self.tools[event.tool].model_copy(update={"cost": event.cost})
             signal = {"type": "cost_change", "tool": event.tool, "cost": str(event.cost)}
-            return Change("cost_change", text=f"{event.tool} now costs {event.cost}.", signals=[signal])
+            return Change(
+                "cost_change", text=f"{event.tool} now costs {event.cost}.", signals=[signal]
+            )
         if isinstance(event, Invalidate):
             return Change(
                 "invalidate",
@@ -128,7 +132,9 @@ class ProblemWorld:
     def _tool(self, spec: Tool) -> Any:
         from langchain_core.tools import StructuredTool
 
-        fields: dict[str, Any] = {snake(t) if t[:1].isupper() else t: (Any, None) for t in spec.inputs}
+        fields: dict[str, Any] = {
+            snake(t) if t[:1].isupper() else t: (Any, None) for t in spec.inputs
+        }
         schema = create_model(f"{spec.name}_args", **fields)
         world = self
 
@@ -138,5 +144,9 @@ class ProblemWorld:
         tool = StructuredTool.from_function(
             run, name=spec.name, description=f"makes {spec.output}", args_schema=schema
         )
-        tool.metadata = {"input_types": list(spec.inputs), "output_type": spec.output, "cost": spec.cost}
+        tool.metadata = {
+            "input_types": list(spec.inputs),
+            "output_type": spec.output,
+            "cost": spec.cost,
+        }
         return tool

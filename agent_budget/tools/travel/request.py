@@ -130,16 +130,19 @@ def read_request(text: str) -> dict[str, Any]:
 def preference_schema() -> type[BaseModel]:
     """The JSON the model fills: one enum per preference dimension, plus month and days."""
     fields: dict[str, Any] = {
-        "month": (Literal[MONTHS], Field(description="month of the trip")),  # type: ignore[valid-type]
+        "month": (Literal[MONTHS], Field(description="month of the trip")),
         "days": (int, Field(ge=1, le=14, description="length of the trip in days")),
     }
     for sub in SUBTASKS:
         for dim, allowed in sub.dims.items():
-            fields[f"{sub.name}_{dim}"] = (Literal[allowed], Field(description=f"{sub.name} {dim}"))  # type: ignore[valid-type]
+            choice = Literal[allowed]  # type: ignore[valid-type]  # enum values from data
+            fields[f"{sub.name}_{dim}"] = (choice, Field(description=f"{sub.name} {dim}"))
     return create_model("TripPreferences", **fields)
 
 
-def merge(stated: dict[str, Any], proposed: BaseModel | None, subtasks: tuple[str, ...]) -> dict[str, Any]:
+def merge(
+    stated: dict[str, Any], proposed: BaseModel | None, subtasks: tuple[str, ...]
+) -> dict[str, Any]:
     """Preferences for ``subtasks``: what the request states, else the model's proposal,
     else each dimension's default. Also month and days."""
     data = proposed.model_dump() if proposed is not None else {}

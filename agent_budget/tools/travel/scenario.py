@@ -11,12 +11,13 @@ A scenario file (YAML or JSON)::
     budget: 40
     tools:
       - {name: decide_location_preference, subtask: location, steps: [decide], cost: 0.8}
-      - {name: location_search_to_select, subtask: location, steps: [search, ..., select], cost: 3.1}
+      - {name: location_search_to_select, subtask: location, steps: [search, select], cost: 3.1}
     events:
       - {after_step: 3, type: ban_tool, tool: search_dining}
       - {after_step: 2, type: cost_change, tool: select_accommodation, cost: 4.5}
       - {after_step: 4, type: preference_change, subtask: dining, set: {diet: vegan}}
-      - {after_step: 5, type: tools_change, remove: [x], add: [{name: ..., subtask: ..., steps: [...], cost: ...}]}
+      - {after_step: 5, type: tools_change, remove: [search_dining],
+         add: [{name: partner_dining, subtask: dining, steps: [search, select], cost: 1.2}]}
 
 A tool's inputs and output follow from its sub-task and the chain ``steps`` it covers
 (`ToolSpec.signature`), so a file cannot describe a tool that does not fit the chain.
@@ -167,9 +168,7 @@ class Scenario(_Strict):
         for sub_name, dims in self.prefs.items():
             sub = BY_NAME.get(sub_name)
             if sub is None:
-                raise ValueError(
-                    f"prefs.{sub_name}: unknown sub-task; use {', '.join(BY_NAME)}"
-                )
+                raise ValueError(f"prefs.{sub_name}: unknown sub-task; use {', '.join(BY_NAME)}")
             for dim, value in dims.items():
                 _check_dim(sub, dim, value, f"prefs.{sub_name}")
             missing = set(sub.dims) - set(dims)
@@ -318,7 +317,9 @@ class Scenario(_Strict):
                 if err["type"] == "extra_forbidden":
                     msg = "unknown field"
                 lines.append(f"  {loc}: {msg}")
-            raise InvalidScenario(f"{source} is not a valid scenario:\n" + "\n".join(lines)) from None
+            raise InvalidScenario(
+                f"{source} is not a valid scenario:\n" + "\n".join(lines)
+            ) from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> Scenario:
@@ -338,14 +339,18 @@ class Scenario(_Strict):
                 data = yaml.safe_load(text)
         except Exception as exc:  # json and yaml errors both mean "not parseable"
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InvalidScenario(f"{path}: not valid {path.suffix[1:] or 'YAML'}: {first}") from None
+            raise InvalidScenario(
+                f"{path}: not valid {path.suffix[1:] or 'YAML'}: {first}"
+            ) from None
         return cls.from_dict(data, source=str(path))
 
 
 def _check_dim(sub: SubTask, dim: str, value: str, where: str) -> None:
     allowed = sub.dims.get(dim)
     if allowed is None:
-        raise ValueError(f"{where}: {sub.name} has no preference {dim!r} (has {', '.join(sub.dims)})")
+        raise ValueError(
+            f"{where}: {sub.name} has no preference {dim!r} (has {', '.join(sub.dims)})"
+        )
     if value not in allowed:
         raise ValueError(f"{where}.{dim}: {value!r} is not one of {', '.join(allowed)}")
 

@@ -180,7 +180,9 @@ class TravelWorld:
                 events.append({"type": "ban_tool", "tool": ASSEMBLE})
         return {SIGNAL_KEY: _dedupe(events), "result": text}
 
-    def _run(self, spec: ToolSpec, inputs: tuple[str, ...], output: str, args: Mapping[str, Any]) -> Value:
+    def _run(
+        self, spec: ToolSpec, inputs: tuple[str, ...], output: str, args: Mapping[str, Any]
+    ) -> Value:
         got: dict[str, Any] = {}
         for t in inputs:
             raw = args.get(snake(t))
@@ -222,7 +224,9 @@ class TravelWorld:
                 recs = self.backend.search(sub.name, pref.prefs, month, city)
                 state = Value(ref, sub.candidates, sub.name, recs, pref.prefs, city)
             else:
-                prev = state or self._held(got[self._before(sub, step)], self._before(sub, step), spec.name)
+                prev = state or self._held(
+                    got[self._before(sub, step)], self._before(sub, step), spec.name
+                )
                 if step == "select":
                     recs = self.backend.select(sub.name, prev.records, prev.prefs)
                 else:
@@ -311,9 +315,7 @@ class TravelWorld:
         from langchain_core.tools import StructuredTool
 
         inputs, output = self.scenario.signature(spec)
-        fields: dict[str, Any] = {
-            snake(t): (str, Field(description=_hint(t))) for t in inputs
-        }
+        fields: dict[str, Any] = {snake(t): (str, Field(description=_hint(t))) for t in inputs}
         schema = create_model(f"{spec.name}_args", **fields)
         world = self
 
@@ -324,7 +326,8 @@ class TravelWorld:
         tool = StructuredTool.from_function(
             run,
             name=spec.name,
-            description=f"{spec.subtask}: {steps}; makes {output} (${self.price(spec.name)} per call)",
+            description=f"{spec.subtask}: {steps}; makes {output} "
+            f"(${self.price(spec.name)} per call)",
             args_schema=schema,
         )
         tool.metadata = {
