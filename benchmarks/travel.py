@@ -31,11 +31,13 @@ KINDS = ("static", "ban_tool", "cost_change", "preference_change", "tools_change
 AGENTS = ("planner", "react", "react_budget")
 
 
-def scenarios(per_kind: int, seed0: int = 1000) -> list[tuple[str, Any]]:
+def scenarios(
+    per_kind: int, seed0: int = 1000, kinds: tuple[str, ...] = KINDS
+) -> list[tuple[str, Any]]:
     from agent_budget.tools.travel import generate_scenario
 
     out = []
-    for kind in KINDS:
+    for kind in kinds:
         for i in range(per_kind):
             seed = seed0 + KINDS.index(kind) * 1000 + i
             event = None if kind == "static" else kind
@@ -177,6 +179,7 @@ def main() -> None:
     parser.add_argument("--model", default="local:smollm2-135m")
     parser.add_argument("--per-kind", type=int, default=24, help="scenarios per event kind")
     parser.add_argument("--agents", default=",".join(AGENTS))
+    parser.add_argument("--kinds", default=",".join(KINDS), help="static and/or event kinds")
     parser.add_argument(
         "--react-steps", type=int, default=6, help="model calls a ReAct run may make"
     )
@@ -189,7 +192,7 @@ def main() -> None:
         model = ""
         for f in args.merge:
             data = json.loads(f.read_text())
-            rows += data["runs"]
+            rows += [r for r in data["runs"] if r not in rows]
             model = data["model"]
         report(rows, model, args.out, console)
         return
@@ -198,7 +201,7 @@ def main() -> None:
     agents = [a for a in args.agents.split(",") if a]
     local: dict[str, Any] = {"n_ctx": 4096} if args.model.startswith("local:") else {}
     model = resolve(args.model, max_tokens=160, temperature=0, **local)
-    made = scenarios(args.per_kind)
+    made = scenarios(args.per_kind, kinds=tuple(k for k in args.kinds.split(",") if k))
     rows = []
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with Progress(console=console) as progress:

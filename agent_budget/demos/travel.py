@@ -181,7 +181,10 @@ class _Live:
         self.console.print(line, no_wrap=True)
         self.console.print(Text(f"     {tracker.message()}", style="yellow"), no_wrap=True)
         while self.logged < len(self.world.log):
-            self.console.print(Text(f"  !  {self.world.log[self.logged]}", style="bold magenta"))
+            event = self.world.log[self.logged]
+            self.console.print(
+                Text(f"  !  {event} The planner replans from what it holds.", style="bold magenta")
+            )
             self.logged += 1
 
     def node(self, node: str, delta: dict[str, Any]) -> None:
