@@ -5,6 +5,7 @@ name: qa-sweep
 tasks: {set: questions, limit: 4}        # a registered set, a .jsonl path, or {set: ..., ...}
 budgets: [0.0002, 0.0005, 0.002]         # per task: USD, or a mapping of Budget fields
 seeds: [0]
+models: [local:smollm2-135m, openai/gpt-4.1-mini]   # optional: cross every config with these
 global_cap_usd: 0.05                     # what the whole sweep may spend (optional)
 ledger: postgresql://.../db              # default: <out>/ledger.db
 configs:
@@ -33,7 +34,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent_budget.bench.errors import InvalidSweep
 from agent_budget.bench.tasks import TaskSet
@@ -50,7 +58,7 @@ class _Strict(BaseModel):
 class AgentConfig(_Strict):
     """One agent configuration of a sweep."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:/+-]+$")
     agent: str
     """``module:function`` (or ``module.function``) returning a LangGraph graph; called per
     task with whichever of ``model``, ``task``, ``seed`` it accepts, plus ``options``."""
@@ -78,11 +86,31 @@ class SweepSpec(_Strict):
     name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9_.-]+$")
     tasks: str | dict[str, Any]
     configs: list[AgentConfig] = Field(min_length=1)
+    models: list[str] | None = None
+    """Cross every configuration with these models: ``direct`` becomes ``direct+MODEL`` for
+    each (the configuration's own ``model`` is then ignored)."""
     budgets: list[Decimal | dict[str, Any]] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     global_cap_usd: Decimal | None = Field(default=None, ge=0)
     ledger: str | None = None
     workers: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _cross_models(self) -> SweepSpec:
+        if not self.models:
+            return self
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models repeat: {self.models}")
+        crossed = [
+            c.model_copy(update={"name": f"{c.name}+{m}", "model": m})
+            for c in self.configs
+            for m in self.models
+        ]
+        # Frozen model: set the crossed list once, here, and forget the models (a dump of
+        # this spec, read back by a worker, must not cross them again).
+        object.__setattr__(self, "configs", crossed)
+        object.__setattr__(self, "models", None)
+        return self
 
     @field_validator("configs")
     @classmethod

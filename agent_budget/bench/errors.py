@@ -12,3 +12,7 @@ class InvalidSweep(AgentBudgetError, ValueError):
 
 class SweepMismatch(InvalidSweep):
     """The output directory holds results of a different sweep: resuming would mix them."""
+
+
+class SweepInterrupted(AgentBudgetError):
+    """The sweep stopped before its end; what finished is saved and a rerun resumes."""

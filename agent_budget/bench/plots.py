@@ -23,6 +23,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _usd_ticks() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    # Plain decimals: tiny per-task costs read better as 0.00003 than as 3e-5 x 1e-5.
+    return FuncFormatter(lambda v, _pos: f"{float(v):.10f}".rstrip("0").rstrip(".") or "0")
+
+
 def _colors(configs: list[str]) -> dict[str, Any]:
     plt = _pyplot()
     cmap = plt.get_cmap("tab10")
@@ -40,9 +47,12 @@ def cost_vs_accuracy(summary: dict[str, Any], path: Path) -> Path:
         ys = [c["accuracy"] for c in cells]
         ax.scatter(xs, ys, color=colors[config], marker=_MARKERS[i % len(_MARKERS)], s=50,
                    label=config, zorder=3)  # fmt: skip
+        labels: dict[tuple[float, float], list[str]] = {}
         for c, x, y in zip(cells, xs, ys, strict=True):
-            ax.annotate(c["budget"], (x, y), textcoords="offset points", xytext=(5, -10),
-                        fontsize=7, color="#555")  # fmt: skip
+            labels.setdefault((x, y), []).append(c["budget"])
+        for (x, y), names in labels.items():  # budgets landing on one point share a label
+            ax.annotate(", ".join(names), (x, y), textcoords="offset points",
+                        xytext=(6, -11 - 9 * i), fontsize=7, color=colors[config])  # fmt: skip
     front = [c for c in summary["cells"] if c["on_frontier"]]
     front.sort(key=lambda c: Decimal(c["mean_usd"]))
     if front:
@@ -52,8 +62,9 @@ def cost_vs_accuracy(summary: dict[str, Any], path: Path) -> Path:
                 label="Pareto frontier", zorder=2)  # fmt: skip
         ax.scatter(xs, ys, s=180, facecolors="none", edgecolors="#222", linewidths=1.4, zorder=4)
     ax.set_xlabel("mean cost per task (USD)")
+    ax.xaxis.set_major_formatter(_usd_ticks())
     ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylim(-0.12, 1.08)  # room for the labels under the zero-accuracy points
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"{summary['sweep']}: cost vs accuracy", fontsize=10)

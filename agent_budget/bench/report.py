@@ -115,6 +115,21 @@ def markdown(summary: dict[str, Any]) -> str:
         "nothing passed). ★: on the cost-accuracy Pareto frontier.",
         "",
     ]
+    by_model = [
+        f"| {c['config']} | {c['budget']} | {model} | {row['calls']} | {row['input']} "
+        f"| {row['output']} |"
+        for c in summary["cells"]
+        for model, row in c["tokens_by_model"].items()
+    ]
+    if by_model:
+        lines += [
+            "Tokens by model:",
+            "",
+            "| configuration | budget | model | calls | tokens in | tokens out |",
+            "|---|---|---|---:|---:|---:|",
+            *by_model,
+            "",
+        ]
     return "\n".join(lines)
 
 

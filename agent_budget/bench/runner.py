@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -21,15 +22,14 @@ from typing import Any, Protocol
 from agent_budget.bench.config import (
     SweepSpec,
     Unit,
-    budget_for,
     budget_points,
     import_object,
     load_sweep,
 )
-from agent_budget.bench.errors import InvalidSweep
+from agent_budget.bench.errors import InvalidSweep, SweepInterrupted
 from agent_budget.bench.store import ResultStore
 from agent_budget.bench.tasks import TaskSet, load_task_set
-from agent_budget.bench.worker import Job, make_model, run_unit
+from agent_budget.bench.worker import Job, make_model, run_budget, run_unit
 from agent_budget.budget import Budget
 from agent_budget.errors import AgentBudgetError, InvalidBudget
 from agent_budget.ledger import ScopedLimit, from_nanos, open_ledger, to_nanos
@@ -62,16 +62,29 @@ def preflight(spec: SweepSpec) -> Checked:
             raise InvalidSweep(f"configs.{cfg.name}.model {cfg.model!r}: {exc}") from None
         for point in points:
             try:
-                Budget.from_dict(budget_for(cfg, point), source=f"{cfg.name} @ {point.label}")
+                made = Budget.from_dict(
+                    run_budget(cfg, point), source=f"{cfg.name} @ {point.label}"
+                )
             except InvalidBudget as exc:
                 raise InvalidSweep(f"configs.{cfg.name} with budget {point.label}: {exc}") from None
+            if made.ledger or made.shared or made.scope in ("user", "tenant", "global"):
+                # Each run is bound to the sweep's ledger and cap; a second binding of its
+                # own would be ignored, and a limit silently ignored is worse than none.
+                raise InvalidSweep(
+                    f"configs.{cfg.name} with budget {point.label}: ledger, shared and "
+                    "user/tenant/global scopes are set by the sweep (ledger:, global_cap_usd:)"
+                    ", not per run"
+                )
     judge_usd = Decimal(0)
     if task_set.judge is not None:
         from agent_budget.bench.worker import DEFAULT_JUDGE_USD
         from agent_budget.models import resolve
+        from agent_budget.models.catalog import is_local
 
         try:
-            resolve(str(task_set.judge["model"]), price=task_set.judge.get("price"))
+            judge_model = str(task_set.judge["model"])
+            local = is_local(judge_model)  # a local judge is priced in its own budget
+            resolve(judge_model, price=None if local else task_set.judge.get("price"))
         except (AgentBudgetError, ValueError) as exc:
             raise InvalidSweep(f"tasks.judge.model: {exc}") from None
         judge_usd = Decimal(str(task_set.judge.get("budget_usd", DEFAULT_JUDGE_USD)))
@@ -149,7 +162,13 @@ class PoolExecutor:
         )
 
     def submit(self, unit: Unit) -> Any:
-        return self.pool.submit(run_unit, self.job, unit)
+        try:
+            return self.pool.submit(run_unit, self.job, unit)
+        except BrokenProcessPool:
+            raise SweepInterrupted(
+                "a worker process died (killed, or crashed in native code); every finished "
+                "result is saved: run the same command again to resume"
+            ) from None
 
     def wait_any(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any] | BaseException]]:
         done, _ = cf.wait(handles, return_when=cf.FIRST_COMPLETED)

@@ -87,10 +87,28 @@ def prepared(job: Job) -> _Prepared:
     return found
 
 
+def _is_local(model: str) -> bool:
+    from agent_budget.models.catalog import is_local
+
+    return bool(is_local(model))
+
+
 def make_model(cfg: AgentConfig) -> Any:
     from agent_budget.models import resolve
 
-    return resolve(cfg.model, price=cfg.price, api_base=cfg.api_base, **cfg.model_options)
+    # An on-device model's price goes in the run's budget (`price_overrides`), not in the
+    # process-wide price registry, where it would leak into other configurations and runs.
+    price = None if _is_local(cfg.model) else cfg.price
+    return resolve(cfg.model, price=price, api_base=cfg.api_base, **cfg.model_options)
+
+
+def price_overrides(model: str, price: Any) -> dict[str, Any]:
+    """``model_prices`` for a run's budget that charge ``model`` at ``price``."""
+    if price is None or not _is_local(model):
+        return {}
+    from agent_budget.models import canonical_name
+
+    return {canonical_name(model): {"input": str(price[0]), "output": str(price[1])}}
 
 
 def _model(prep: _Prepared, cfg: AgentConfig, seed: int) -> Any:
@@ -120,6 +138,15 @@ def _bind(tracker: BudgetTracker, job: Job, ctx: ChargeContext) -> CapBinding:
     tracker.shared.append(binding)
     tracker.add_listener(binding.on_charge)
     return binding
+
+
+def run_budget(cfg: AgentConfig, point: BudgetPoint) -> dict[str, Any]:
+    """The fields of one run's Budget, the configuration's model price included."""
+    data = budget_for(cfg, point)
+    own = price_overrides(cfg.model, cfg.price)
+    if own:
+        data["model_prices"] = {**own, **(data.get("model_prices") or {})}
+    return data
 
 
 def overruns(budget: Budget, spent: Spend) -> list[str]:
@@ -153,7 +180,7 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
     cfg = prep.configs[unit.config]
     point = prep.points[unit.budget]
     task = prep.task_set.task(unit.task)
-    budget = Budget.from_dict(budget_for(cfg, point), source=f"{cfg.name} budget {point.label}")
+    budget = Budget.from_dict(run_budget(cfg, point), source=f"{cfg.name} budget {point.label}")
     tracker = BudgetTracker(budget)
     ctx = ChargeContext(run_id=unit.cell, thread_id=unit.task, tenant_id=job.tenant)
     binding = _bind(tracker, job, ctx)
@@ -240,13 +267,15 @@ def _judge(prep: _Prepared, job: Job, unit: Unit) -> Any:
     from agent_budget.models import resolve
 
     spec = dict(prep.task_set.judge or {})
+    name = str(spec["model"])
     model = prep.models.get("__judge__")
     if model is None:
+        price = None if _is_local(name) else spec.get("price")
         model = prep.models["__judge__"] = resolve(
-            spec["model"], price=spec.get("price"), api_base=spec.get("api_base"),
-            **spec.get("model_options", {}),
+            name, price=price, api_base=spec.get("api_base"), **spec.get("model_options", {}),
         )  # fmt: skip
     usd = Decimal(str(spec.get("budget_usd", DEFAULT_JUDGE_USD)))
-    tracker = BudgetTracker(Budget(usd=usd, on_exhausted="raise"))
+    prices = price_overrides(name, spec.get("price"))
+    tracker = BudgetTracker(Budget(usd=usd, on_exhausted="raise", model_prices=prices))
     _bind(tracker, job, ChargeContext(f"{unit.cell}/judge", unit.task, tenant_id=job.tenant))
     return ModelJudge(model, tracker)

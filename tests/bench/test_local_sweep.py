@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, local_sweep
+from bench_specs import ROOT, local_sweep
 
 from agent_budget.bench.report import comparable
 
-pytestmark = [pytest.mark.local_model, pytest.mark.slow]
+# Generous: on a 2-core machine shared with other jobs, three sweeps of the model can take
+# minutes; nothing here asserts on time.
+pytestmark = [pytest.mark.local_model, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def sweep_cmd(config: Path, out: Path) -> list[str]:
@@ -49,10 +51,10 @@ def test_sweep_on_the_embedded_model_killed_and_resumed_equals_uninterrupted(
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "sweep.yaml"
-    config.write_text(yaml.safe_dump(local_sweep()))
+    config.write_text(yaml.safe_dump(local_sweep(tasks={"set": "questions", "limit": 2})))
 
     whole = subprocess.run(sweep_cmd(config, tmp_path / "whole"), capture_output=True,
-                           text=True, env=ENV, timeout=600)  # fmt: skip
+                           text=True, env=ENV, timeout=1500)  # fmt: skip
     assert whole.returncode == 0, whole.stderr[-2000:]
     # The table (stdout) and both plots.
     assert "few-shot" in whole.stdout and "cost/pass" in whole.stdout
@@ -60,16 +62,16 @@ def test_sweep_on_the_embedded_model_killed_and_resumed_equals_uninterrupted(
         assert (tmp_path / "whole" / png).read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((tmp_path / "whole" / "summary.json").read_text())
     assert summary["totals"]["overruns"] == 0
-    assert summary["totals"]["runs"] == 18
+    assert summary["totals"]["runs"] == 12
     cells = {(c["config"], c["budget"]): c for c in summary["cells"]}
     # The smallest budget cannot pay for any answer: nothing passes, at no cost.
     for name in ("direct", "few-shot"):
         low = cells[(name, "usd=0.00002")]
         assert low["passed"] == 0 and low["cost_of_pass"] == "inf" and low["usd"] == "0"
     # The middle one pays for a plain answer, not for the few-shot prompt's worst case.
-    assert cells[("direct", "usd=0.00004")]["model_calls"] == 3
+    assert cells[("direct", "usd=0.00004")]["model_calls"] == 2
     assert cells[("few-shot", "usd=0.00004")]["model_calls"] == 0
-    assert cells[("few-shot", "usd=0.0001")]["model_calls"] == 3
+    assert cells[("few-shot", "usd=0.0001")]["model_calls"] == 2
     for c in summary["cells"]:
         if c["model_calls"]:
             assert set(c["tokens_by_model"]) == {"local:smollm2-135m"}
@@ -78,19 +80,19 @@ def test_sweep_on_the_embedded_model_killed_and_resumed_equals_uninterrupted(
     out = tmp_path / "killed"
     proc = subprocess.Popen(sweep_cmd(config, out), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while finished(out) < 5 and proc.poll() is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 1200
+    while finished(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the coordinator and its pool workers
     proc.wait(timeout=30)
     at_kill = finished(out)
-    assert 5 <= at_kill < 18, f"the kill was not midway ({at_kill} of 18 finished)"
+    assert 4 <= at_kill < 12, f"the kill was not midway ({at_kill} of 12 finished)"
     assert not (out / "runs.json").exists()
 
     resumed = subprocess.run(sweep_cmd(config, out), capture_output=True, text=True, env=ENV,
-                             timeout=600)  # fmt: skip
+                             timeout=1500)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"resuming: {at_kill} of 18 units already done" in resumed.stderr.replace("\n", " ")
+    assert f"resuming: {at_kill} of 12 units already done" in resumed.stderr.replace("\n", " ")
     assert runs(out) == runs(tmp_path / "whole")
     again = json.loads((out / "summary.json").read_text())
     assert again["cells"] == summary["cells"]

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import local_sweep, planner_sweep
+from bench_specs import local_sweep, planner_sweep
 
 from agent_budget.bench import run_sweep
 from agent_budget.bench.report import comparable
 from agent_budget.ledger import Ledger
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'agent-budget[ray]')")
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +78,10 @@ def test_global_cap_holds_across_4_ray_workers_on_postgres(
             assert "tenant.usd" in r["detail"] and not r["passed"]
         assert not r["overruns"]
     assert by_status.get("ok", 0) >= 1 and by_status.get("refused", 0) >= 1, by_status
+
+
+def test_ray_on_other_hosts_needs_a_shared_ledger(tmp_path: Path) -> None:
+    from agent_budget.bench import InvalidSweep
+
+    with pytest.raises(InvalidSweep, match="cannot share a SQLite ledger file"):
+        run_sweep(planner_sweep(), tmp_path / "out", backend="ray", ray_address="ray://h:1")

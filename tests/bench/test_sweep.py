@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, planner_sweep
+from bench_specs import ROOT, planner_sweep
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from agent_budget.bench import InvalidSweep, SweepMismatch, run_sweep, write_outputs
+from agent_budget.bench import InvalidSweep, SweepMismatch, load_sweep, run_sweep, write_outputs
 from agent_budget.bench.report import comparable
 from agent_budget.ledger import Ledger
 
@@ -153,6 +155,10 @@ def nothing_spent(out: Path) -> bool:
             "global_cap_usd needs a USD limit on every run",
         ),
         ({"budgets": [{"usd": 1, "on_exhausted": "explode"}]}, "on_exhausted"),
+        (
+            {"budgets": [{"usd": 1, "shared": [{"scope": "global", "usd": 5}]}]},
+            "are set by the sweep (ledger:, global_cap_usd:), not per run",
+        ),
         ({"tasks": {"set": "planer"}}, "did you mean 'planner'"),
         ({"configs": []}, "configs"),
     ],
@@ -208,3 +214,62 @@ def test_compare_shows_what_changed_between_two_sweeps(tmp_path: Path) -> None:
     assert same["accuracy_change"] == 0 and same["mean_usd_change"] == "0"
     table = cli("bench", "compare", str(a.out), str(b.out))
     assert table.returncode == 0 and "usd=40" in table.stdout
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cap=st.integers(min_value=4, max_value=40),
+    budgets=st.lists(st.integers(min_value=2, max_value=12), min_size=1, max_size=3, unique=True),
+)
+def test_a_sweep_never_spends_more_than_its_cap(
+    tmp_path: Path, cap: int, budgets: list[int]
+) -> None:
+    if cap < min(budgets):
+        return  # refused before anything is spent (tested above)
+    out = tmp_path / f"cap{cap}-{'-'.join(map(str, budgets))}"
+    spec = planner_sweep(tasks={"set": "tiny_tasks:two_problems"}, budgets=budgets,
+                         global_cap_usd=cap)  # fmt: skip
+    done = run_sweep(spec, out, backend="inline", fresh=True)
+    assert done.spent_usd <= cap
+    assert sum(Decimal(r["usd"]) for r in done.results) == done.spent_usd
+    assert len(done.results) == 2 * 2 * 2 * len(budgets)
+    assert all(not r["overruns"] and Decimal(r["usd"]) <= Decimal(r["budget"][4:])
+               for r in done.results)  # fmt: skip
+
+
+def test_models_cross_every_configuration(tmp_path: Path) -> None:
+    from agent_budget.bench import load_sweep
+
+    spec = load_sweep(
+        planner_sweep(models=["local:smollm2-135m", "openai/gpt-4.1-mini"], budgets=[10])
+    )
+    assert [c.name for c in spec.configs] == [
+        "exact+local:smollm2-135m", "exact+openai/gpt-4.1-mini",
+        "cats+local:smollm2-135m", "cats+openai/gpt-4.1-mini",
+    ]  # fmt: skip
+    assert load_sweep(spec.model_dump(mode="json")).configs == spec.configs  # not crossed twice
+    with pytest.raises(InvalidSweep, match="models repeat"):
+        load_sweep(planner_sweep(models=["a", "a"]))
+
+
+def test_a_configs_model_price_stays_in_its_own_runs(tmp_path: Path) -> None:
+    from bench_specs import local_sweep
+
+    from agent_budget.bench import preflight
+    from agent_budget.bench.worker import run_budget
+    from agent_budget.budget import Budget
+    from agent_budget.pricing import registered_model_price
+
+    before = registered_model_price("local:smollm2-135m")
+    checked = preflight(load_sweep(local_sweep()))
+    # Checking (and building) the priced on-device model did not re-price it process-wide.
+    after = registered_model_price("local:smollm2-135m")
+    assert after == before or (before is None and after is not None and after.input == 0)
+    cfg = checked.spec.configs[0]
+    from agent_budget.bench.config import budget_points
+
+    budget = Budget.from_dict(run_budget(cfg, budget_points(checked.spec)[0]))
+    price = budget.model_prices["local:smollm2-135m"]
+    assert (price.input, price.output) == (Decimal("0.40"), Decimal("1.60"))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import planner_sweep
+from bench_specs import planner_sweep
 
 from agent_budget.bench import (
     InvalidSweep,
