@@ -52,18 +52,60 @@ def check(
 
 @app.command()
 def demo(
-    name: Annotated[str, typer.Argument(help="Which demo: basic")] = "basic",
+    name: Annotated[str, typer.Argument(help="Which demo: travel (default) or basic")] = "travel",
     model: Annotated[
         str,
         typer.Option("--model", help="Model to run: local:smollm2-135m, openai/gpt-4.1-mini, ..."),
     ] = "local:smollm2-135m",
+    scenario: Annotated[
+        Path | None, typer.Option(help="travel: a scenario file (YAML/JSON) to replay")
+    ] = None,
+    request: Annotated[
+        str | None, typer.Option(help="travel: your own request, over the scenario's tools")
+    ] = None,
+    problem: Annotated[
+        Path | None,
+        typer.Option(help="travel: plan and execute a PLANNING_FORMAT.md problem instead"),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="travel: print the execution as JSON (--execute shape)")
+    ] = False,
+    png: Annotated[
+        Path, typer.Option(help="travel: where to write the PNG of where the money went")
+    ] = Path("travel-spend.png"),
 ) -> None:
     """Run a budgeted agent end to end (offline on the embedded on-device model by default)."""
-    if name != "basic":
-        print_error(f"unknown demo {name!r}; available: basic")
+    if name not in ("travel", "basic"):
+        print_error(f"unknown demo {name!r}; available: travel, basic")
         raise typer.Exit(2)
-    from agent_budget.demos.basic import run_both
     from agent_budget.errors import AgentBudgetError
+
+    if name == "travel":
+        from agent_budget.demos.travel import DemoInputError, checked, run, run_problem
+
+        try:
+            if problem is not None:
+                run_problem(problem, as_json=json_output, console=console)
+                return
+            checked(scenario, request)  # bad input fails here, before the model is probed
+            if model.startswith("local:") and not json_output:
+                _probe_or_exit(model)
+            run(
+                scenario_path=scenario,
+                request=request,
+                model_spec=model,
+                console=console,
+                png=png,
+                as_json=json_output,
+            )
+        except DemoInputError as exc:
+            print_error(exc)
+            raise typer.Exit(2) from None
+        except AgentBudgetError as exc:
+            print_error(exc)
+            raise typer.Exit(1) from None
+        return
+    from agent_budget.demos.basic import run_both
 
     if model.startswith("local:"):
         _probe_or_exit(model)

@@ -10,8 +10,8 @@
 - ``jsonl``: ``{"input": ..., "expected": ..., "id": ...}`` per line, scored by ``exact``,
   ``contains``, ``regex`` or ``judge`` (an LLM judge whose cost is counted apart).
 
-Not here yet: the travel, web-search and long-document (Minions) demos' sets. They register
-themselves with `register_task_set` when those demos land.
+- ``travel``: generated travel scenarios, static and with each event kind
+  (`agent_budget.tools.travel.bench`), for the travel agent's planner.
 """
 
 from __future__ import annotations
@@ -235,4 +235,9 @@ def jsonl(
 
 register_task_set("questions", questions, "the router's known-answer questions (contains)")
 register_task_set("planner", planner, "planning problems for planner_node (goal reached)")
+register_task_set(
+    "travel",
+    "agent_budget.tools.travel.bench:travel_tasks",
+    "travel scenarios (static and each event kind) for the travel agent (goal reached)",
+)
 register_task_set("jsonl", jsonl, "a JSONL file: exact | contains | regex | judge")
