@@ -47,12 +47,15 @@ NEEDLES = (
 )
 
 PYDOC_QUESTIONS = (
-    Question("What does the pass statement do when it is executed?", ("nothing happens", "null operation")),
+    Question(
+        "What does the pass statement do when it is executed?",
+        ("nothing happens", "null operation"),
+    ),
     Question("What are assert statements a convenient way to do?", ("debugging assertions",)),
     Question("What kind of functions do lambda expressions create?", ("anonymous",)),
     Question(
         "In which loops may break occur syntactically nested?",
-        ("for or while", "for and while", "for\" or \"while"),
+        ("for or while", "for and while", 'for" or "while'),
     ),
     Question(
         "To which variables does the nonlocal statement make the listed identifiers refer?",

@@ -26,7 +26,7 @@ LOCAL_SYSTEM = (
 
 
 def local_format(
-    max_explanation: int = 160, max_citation: int = 160, max_answer: int = 100
+    max_explanation: int = 90, max_citation: int = 90, max_answer: int = 60
 ) -> dict[str, Any]:
     """The local reply's schema with string lengths capped, so a small model cannot ramble
     past ``max_tokens`` and leave a JSON object unclosed."""

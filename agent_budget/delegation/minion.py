@@ -27,7 +27,7 @@ from agent_budget.delegation.jobs import (
     run_jobs,
 )
 from agent_budget.delegation.result import DelegationResult, JobRecord, RoundRecord
-from agent_budget.delegation.schema import MinionTurn, Task, response_format
+from agent_budget.delegation.schema import MinionTurn, RemoteJson, Task, loads, response_format
 from agent_budget.tracker import BudgetTracker
 
 MINION_SYSTEM = (
@@ -61,11 +61,12 @@ class Minion:
     local_max_tokens: int = 96
     remote_max_tokens: int = 256
     max_reply_chars: int = 400
+    remote_json: RemoteJson = "json_schema"
 
     def turn_worst_case(self, caller: Caller, question: str, r: int) -> Any:
         transcript = r * (self.max_reply_chars + 300 + 100)
         chars = len(MINION_SYSTEM) + len(question) + transcript + 300
-        chars += len(json.dumps(response_format(MinionTurn)))
+        chars += len(json.dumps(response_format(MinionTurn, self.remote_json)))
         prompt = estimate_tokens(chars, 2 * r + 2)
         return caller.worst_case("remote", prompt, self.remote_max_tokens, f"round-{r}/remote")
 
@@ -122,7 +123,7 @@ class Minion:
                 chat,
                 node=f"round-{r}/remote",
                 max_tokens=self.remote_max_tokens,
-                response_format=response_format(MinionTurn),
+                response_format=response_format(MinionTurn, self.remote_json),
                 held=held[0],
             )
             if reply.text is None:
@@ -130,9 +131,9 @@ class Minion:
                 result.cut_short, result.stop_reason = True, "remote_error"
                 break
             try:
-                turn = MinionTurn.model_validate_json(reply.text)
-            except ValidationError as exc:
-                record.errors.append(f"remote turn is not valid JSON: {exc.errors()[0]['msg']}")
+                turn = MinionTurn.model_validate(loads(reply.text))
+            except (ValidationError, ValueError) as exc:
+                record.errors.append(f"remote turn is not valid JSON: {exc}"[:300])
                 turn = MinionTurn(message=question, final_answer=None)
             record.decision = turn.model_dump()
             if turn.final_answer and turn.final_answer.strip():

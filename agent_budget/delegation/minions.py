@@ -27,7 +27,9 @@ from agent_budget.delegation.schema import (
     ChunkPlan,
     Decision,
     JobPlan,
+    RemoteJson,
     Task,
+    loads,
     response_format,
 )
 from agent_budget.tracker import BudgetTracker
@@ -64,6 +66,8 @@ class MinionS:
     max_jobs: int = 8
     """Local jobs per round at most: the best-ranked chunks of each task run first."""
     max_tasks: int = 4
+    max_chunk: int | None = None
+    """Largest chunk (characters) a plan may ask for; None: what fits the local window."""
     chunking: ChunkPlan | None = None
     """Default chunking (the plan may change it); None: paragraphs sized to the local window."""
     local_max_tokens: int = 96
@@ -72,6 +76,7 @@ class MinionS:
     """Characters of each job's output the remote sees (answer, citation, explanation)."""
     max_outputs: int = 10
     """Job outputs shown to the remote per round (those with an answer first)."""
+    remote_json: RemoteJson = "json_schema"
     concurrency: int = 1
     on_job: Callable[[JobRecord], None] | None = None
 
@@ -81,7 +86,8 @@ class MinionS:
         """Characters a job's chunk may have to fit the local window (3 characters a token,
         a low estimate, so a chunk fits even in digits and code)."""
         n_ctx = int(getattr(self.local, "n_ctx", 0) or 8192)
-        return max(500, (n_ctx - self.local_max_tokens - 250) * 3)
+        fits = max(500, (n_ctx - self.local_max_tokens - 250) * 3)
+        return fits if self.max_chunk is None else min(fits, self.max_chunk)
 
     def default_chunking(self) -> ChunkPlan:
         if self.chunking is not None:
@@ -89,8 +95,8 @@ class MinionS:
         size = self.max_chunk_chars()
         return ChunkPlan(by="paragraphs", size=size, overlap=min(200, size // 10))
 
-    def _plan_format(self) -> dict[str, Any]:
-        return response_format(JobPlan)
+    def _plan_format(self) -> dict[str, Any] | None:
+        return response_format(JobPlan, self.remote_json)
 
     def plan_prompt_chars(self, question: str, feedback: str) -> int:
         system = PLAN_SYSTEM.format(max_tasks=self.max_tasks, max_size=self.max_chunk_chars())
@@ -104,7 +110,7 @@ class MinionS:
         """The round's two remote calls at their worst case: what must fit before it starts."""
         plan_fmt, synth_fmt = (
             len(json.dumps(self._plan_format())),
-            len(json.dumps(response_format(Decision))),
+            len(json.dumps(response_format(Decision, self.remote_json))),
         )
         plan = estimate_tokens(self.plan_prompt_chars(question, feedback) + plan_fmt, 2)
         synth = estimate_tokens(self.synth_prompt_chars(question) + synth_fmt, 2)
@@ -256,7 +262,11 @@ class MinionS:
 
     def _validate(self, text: str) -> tuple[JobPlan | None, str]:
         try:
-            plan = JobPlan.model_validate_json(text)
+            data = loads(text)
+        except ValueError as exc:
+            return None, f"plan: not JSON ({exc})"
+        try:
+            plan = JobPlan.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "plan"
@@ -322,7 +332,7 @@ class MinionS:
             messages,
             node=f"round-{r}/synthesize",
             max_tokens=self.remote_max_tokens,
-            response_format=response_format(Decision),
+            response_format=response_format(Decision, self.remote_json),
             held=held,
         )
         if reply.text is None:
@@ -330,11 +340,9 @@ class MinionS:
             result.answer = result.answer or majority_answer(record.jobs)
             return None
         try:
-            decision = Decision.model_validate_json(reply.text)
-        except ValidationError as exc:
-            record.errors.append(
-                f"synthesis reply is not a valid decision: {exc.errors()[0]['msg']}"
-            )
+            decision = Decision.model_validate(loads(reply.text))
+        except ValueError as exc:  # not JSON, or a pydantic ValidationError
+            record.errors.append(f"synthesis reply is not a valid decision: {exc}"[:300])
             decision = Decision(decision="answer", answer=reply.text.strip()[:500], feedback="")
         record.decision = decision.model_dump()
         return decision

@@ -8,6 +8,7 @@ through ``response_format`` (OpenAI-style strict ``json_schema``).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -79,6 +80,15 @@ class MinionTurn(_Strict):
     final_answer: str | None
 
 
+def loads(text: str) -> Any:
+    """JSON as models write it: raw newlines inside strings are accepted (llama.cpp's JSON
+    grammar allows them). Raises ValueError (naming the place) when it is not JSON."""
+    try:
+        return json.loads(text, strict=False)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at character {exc.pos}: {text[:120]!r}") from None
+
+
 def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     """``model``'s JSON schema in the strict form OpenAI's ``json_schema`` mode accepts (every
     property required, no extra properties, no defaults): llama.cpp's grammar builder reads it
@@ -107,7 +117,24 @@ def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     return dict(fix(schema))
 
 
-def response_format(model: type[BaseModel]) -> dict[str, Any]:
+RemoteJson = Literal["json_schema", "json_object", "none"]
+"""How the remote model is held to a reply's JSON schema.
+
+- ``"json_schema"``: OpenAI's structured outputs (``response_format`` type ``json_schema``),
+  which most cloud providers accept through LiteLLM.
+- ``"json_object"``: ``{"type": "json_object", "schema": ...}``, the form
+  ``llama_cpp.server`` (and some OpenAI-compatible servers) turn into a grammar.
+- ``"none"``: the schema is only described in the prompt; the reply is validated after.
+"""
+
+
+def response_format(
+    model: type[BaseModel], kind: RemoteJson = "json_schema"
+) -> dict[str, Any] | None:
+    if kind == "none":
+        return None
+    if kind == "json_object":
+        return {"type": "json_object", "schema": strict_schema(model)}
     return {
         "type": "json_schema",
         "json_schema": {"name": model.__name__, "schema": strict_schema(model), "strict": True},

@@ -37,9 +37,10 @@ def minions_tool(
     returns the answer with how it was reached (protocol, rounds, spend, cut short or not)."""
     docs = [documents] if isinstance(documents, str) else list(documents)
 
-    def ask(question: str) -> str:
+    def ask(query: str) -> str:
+        """query: the question to answer from the documents."""
         result = delegate(
-            question,
+            query,
             docs,
             local=local,
             remote=remote,

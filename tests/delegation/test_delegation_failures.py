@@ -41,8 +41,12 @@ def test_empty_document_spends_nothing(scripted: Scripted) -> None:
     tracker = BudgetTracker(Budget(usd=1))
     for doc in ("", "   \n\n "):
         result = delegate(
-            "What is the code?", [doc], local=delegation_local_model(),
-            remote=remote(scripted), mode="minions", tracker=tracker,
+            "What is the code?",
+            [doc],
+            local=delegation_local_model(),
+            remote=remote(scripted),
+            mode="minions",
+            tracker=tracker,
         )
         assert result.stop_reason == "empty_input"
         assert result.errors == ["empty document"]
@@ -60,8 +64,13 @@ def test_unknown_mode_is_an_error() -> None:
 def test_invalid_plan_is_sent_back_once_then_reported(scripted: Scripted) -> None:
     scripted.script = ["not a plan", json.dumps({"tasks": []}), DECISION]
     tracker = BudgetTracker(Budget(usd=1))
-    ms = MinionS(local=delegation_local_model(), remote=remote(scripted), max_rounds=1,
-                 max_jobs=1, local_max_tokens=48)
+    ms = MinionS(
+        local=delegation_local_model(),
+        remote=remote(scripted),
+        max_rounds=1,
+        max_jobs=1,
+        local_max_tokens=48,
+    )
     result = ms.run("What is the access code for the north vault?", [DOC], tracker)
     assert len(scripted.bodies) == 3  # plan, plan sent back with its error, synthesis
     sent_back = scripted.bodies[1]["messages"][-1]["content"]
@@ -86,8 +95,7 @@ def test_local_output_that_is_not_json_is_recorded(scripted: Scripted) -> None:
     tiny = LocalChatModel(model_path=base.model_path, n_ctx=4096, n_threads=1)
     scripted.script = [PLAN, DECISION]
     tracker = BudgetTracker(Budget(usd=1))
-    ms = MinionS(local=tiny, remote=remote(scripted), max_rounds=1, max_jobs=1,
-                 local_max_tokens=3)
+    ms = MinionS(local=tiny, remote=remote(scripted), max_rounds=1, max_jobs=1, local_max_tokens=3)
     result = ms.run("What is the access code for the north vault?", [DOC], tracker)
     job = result.rounds[0].jobs[0]
     assert job.answer is None
@@ -105,8 +113,13 @@ def test_remote_timeout_mid_round_returns_best_so_far(scripted: Scripted) -> Non
     scripted.hang_seconds = 3.0
     budget = Budget(usd=Decimal("0.01"))
     tracker = BudgetTracker(budget)
-    ms = MinionS(local=delegation_local_model(), remote=remote(scripted, timeout=1.0),
-                 max_rounds=3, max_jobs=1, local_max_tokens=48)
+    ms = MinionS(
+        local=delegation_local_model(),
+        remote=remote(scripted, timeout=1.0),
+        max_rounds=3,
+        max_jobs=1,
+        local_max_tokens=48,
+    )
     result = ms.run("What is the access code for the north vault?", [DOC], tracker)
     assert result.cut_short and result.stop_reason == "remote_error"
     assert len(result.rounds) == 1
