@@ -15,8 +15,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "delegate": "agent_budget.delegation.delegate",
-    "choose": "agent_budget.delegation.delegate",
+    "delegate": "agent_budget.delegation.dispatch",
+    "choose": "agent_budget.delegation.dispatch",
     "Minion": "agent_budget.delegation.minion",
     "MinionS": "agent_budget.delegation.minions",
     "DelegationResult": "agent_budget.delegation.result",
@@ -44,7 +44,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from agent_budget.delegation.chunking import chunk_text
-    from agent_budget.delegation.delegate import choose, delegate
+    from agent_budget.delegation.dispatch import choose, delegate
     from agent_budget.delegation.minion import Minion
     from agent_budget.delegation.minions import MinionS
     from agent_budget.delegation.result import DelegationResult, Mode

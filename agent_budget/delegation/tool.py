@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import BaseTool, StructuredTool
 
 from agent_budget.budget import Budget
-from agent_budget.delegation.delegate import delegate
+from agent_budget.delegation.dispatch import delegate
 from agent_budget.delegation.minions import MinionS
 from agent_budget.delegation.result import Mode
 
