@@ -21,6 +21,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from agent_budget.errors import BudgetExceeded
+from agent_budget.run import BudgetRun
 from agent_budget.tracker import BudgetTracker, Charge, Reservation
 
 Role = Literal["remote", "local"]
@@ -92,6 +93,7 @@ class Caller:
         self.local = local
         self.remote = remote
         self.records: list[CallRecord] = []
+        self._owner: BudgetRun | None = None
 
     def model(self, role: Role) -> BaseChatModel:
         model = self.local if role == "local" else self.remote
@@ -133,7 +135,7 @@ class Caller:
     ) -> Reply:
         """Call ``role``'s model, paid from ``held`` if given (else reserved here). A call the
         budget refuses, or that fails, comes back with ``text=None`` and its record."""
-        from agent_budget.integrations.callbacks import CHARGED_BY
+        from agent_budget.run import OWNER
 
         model = self.model(role)
         name = model_name(model)
@@ -146,7 +148,11 @@ class Caller:
         kwargs: dict[str, Any] = {"max_tokens": max_tokens}
         if response_format is not None:
             kwargs["response_format"] = response_format
-        token = CHARGED_BY.set(self.tracker)
+        # This call is charged here, on the protocol's (child) tracker: a budget callback
+        # handler of an enclosing run sees OWNER below it and does not charge it again.
+        if self._owner is None:
+            self._owner = BudgetRun(self.tracker)
+        token = OWNER.set(self._owner)
         start = time.perf_counter()
         try:
             message = model.invoke(messages, **kwargs)
@@ -168,7 +174,7 @@ class Caller:
             self.records.append(record)
             return Reply(None, record)
         finally:
-            CHARGED_BY.reset(token)
+            OWNER.reset(token)
         seconds = time.perf_counter() - start
         usage: dict[str, Any] = dict(getattr(message, "usage_metadata", None) or {})
         if usage:
