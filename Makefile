@@ -18,7 +18,7 @@ $(VENV)/.llama-portable: scripts/install-llama.sh | $(BIN)/python
 	scripts/install-llama.sh $(VENV) $(LLAMA_VERSION)
 
 install: $(VENV)/.llama-portable
-	$(BIN)/pip install -q -e ".[local]"
+	$(BIN)/pip install -q -e ".[local,plot]"
 
 install-dev: $(VENV)/.llama-portable
 	$(BIN)/pip install -q -e ".[local,dev]"

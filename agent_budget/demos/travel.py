@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -151,7 +152,7 @@ def run(
     _summary(console, scenario, final, execution, best, tracker)
     if png is not None and execution["executed"]:
         written = spend_png(scenario, world, execution, best, png)
-        console.print(f"[dim]{written}[/dim]")
+        console.print(f"[dim]{escape(written)}[/dim]")
     return state
 
 
