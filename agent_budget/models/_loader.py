@@ -33,7 +33,7 @@ _MAX_COUNT = 1 << 24
 
 # Prompt tokens are evaluated in aligned blocks of this size (llama.cpp's n_batch); a cached
 # prefix is reused in whole blocks only. benchmarks/local_model.py measures the trade-off.
-PREFIX_BLOCK = 128
+PREFIX_BLOCK = 256
 
 # Turn-end markers of common chat templates: generation stops on whichever the template uses.
 _TURN_ENDS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "</s>")

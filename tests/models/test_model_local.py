@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from agent_budget.budget import Budget
 from agent_budget.integrations.callbacks import BudgetCallbackHandler
 from agent_budget.models import ContextOverflow, LocalChatModel
+from agent_budget.models._loader import PREFIX_BLOCK
 from agent_budget.tracker import BudgetTracker
 
 pytestmark = pytest.mark.local_model
@@ -288,7 +289,7 @@ def test_a_continuing_conversation_reuses_whole_blocks_and_answers_as_fresh(
     text, _, _ = _answer(local_model, first)
     second = [*first, AIMessage(text), HumanMessage("Shorter, please.")]
     again, logprob, reused = _answer(local_model, second)
-    assert reused > 0 and reused % 128 == 0  # the system prompt's blocks were not paid twice
+    assert reused > 0 and reused % PREFIX_BLOCK == 0  # the system prompt was not paid twice
     fresh = LocalChatModel(n_ctx=local_model.n_ctx, max_tokens=16, reuse_prefix=False)
     fresh_text, fresh_logprob, fresh_reused = _answer(fresh, second)
     assert fresh_reused == 0
