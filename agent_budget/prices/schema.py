@@ -56,36 +56,9 @@ _SAME_AS: dict[Kind, Kind] = {
 }
 
 
-class PriceTier(_Strict):
-    """Prices for a prompt of more than ``above`` tokens (e.g. Gemini 2.5 Pro above 200k)."""
+class _DerivedPrices(_Strict):
+    """The prices that default to another one when left out (see the module docstring)."""
 
-    above: Count
-    """The tier applies when the prompt has more than this many tokens."""
-    input: Money | None = None
-    output: Money | None = None
-    cached_input: Money | None = None
-    cache_write: Money | None = None
-    cache_write_1h: Money | None = None
-    reasoning: Money | None = None
-    audio_input: Money | None = None
-    audio_output: Money | None = None
-
-    @model_validator(mode="after")
-    def _some_price(self) -> PriceTier:
-        if all(getattr(self, k) is None for k in KINDS):
-            raise ValueError(f"the tier above {self.above} tokens sets no price")
-        return self
-
-
-class ModelPrice(_Strict):
-    """A model's price in USD per million tokens (the unit provider price pages use).
-
-    >>> ModelPrice(input=1.25, output=10, cached_input=0.125,
-    ...            tiers=[{"above": 200_000, "input": 2.5, "output": 15}])
-    """
-
-    input: Money
-    output: Money
     cached_input: Money | None = None
     """Prompt tokens read from the provider's cache."""
     cache_write: Money | None = None
@@ -95,6 +68,32 @@ class ModelPrice(_Strict):
     reasoning: Money | None = None
     audio_input: Money | None = None
     audio_output: Money | None = None
+
+
+class PriceTier(_DerivedPrices):
+    """Prices for a prompt of more than ``above`` tokens (e.g. Gemini 2.5 Pro above 200k)."""
+
+    above: Count
+    """The tier applies when the prompt has more than this many tokens."""
+    input: Money | None = None
+    output: Money | None = None
+
+    @model_validator(mode="after")
+    def _some_price(self) -> PriceTier:
+        if all(getattr(self, k) is None for k in KINDS):
+            raise ValueError(f"the tier above {self.above} tokens sets no price")
+        return self
+
+
+class ModelPrice(_DerivedPrices):
+    """A model's price in USD per million tokens (the unit provider price pages use).
+
+    >>> ModelPrice(input=1.25, output=10, cached_input=0.125,
+    ...            tiers=[{"above": 200_000, "input": 2.5, "output": 15}])
+    """
+
+    input: Money
+    output: Money
     tiers: list[PriceTier] = Field(default_factory=list)
     """Prices for longer prompts, by ascending ``above``."""
 
