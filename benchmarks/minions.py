@@ -94,6 +94,15 @@ def main() -> None:
     ap.add_argument("--price-as", default="openai/gpt-4.1-mini")
     ap.add_argument("--budget-usd", default="0.05")
     ap.add_argument("--port", type=int, default=18766)
+    ap.add_argument("--local-ctx", type=int, default=4096, help="the local model's window")
+    ap.add_argument("--remote-max-tokens", type=int, default=256)
+    ap.add_argument(
+        "--auto",
+        choices=("run", "choose"),
+        default="run",
+        help="run: auto runs the protocol it picks; choose: auto records its pick and reason, "
+        "and when it picks minions, that mode's run stands for it (marked reused)",
+    )
     ap.add_argument("--tag", default="all", help="this run's part (several parts, one merge)")
     ap.add_argument("--merge", action="store_true", help="merge the parts into JSON + PNG")
     ap.add_argument("--out", default=str(OUT / "minions"))
@@ -132,7 +141,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "openai/smollm2", api_base=f"http://127.0.0.1:{args.port}/v1", price=per_m, timeout=900
         )
         remote_json = "json_object"
-    local = LocalChatModel(n_ctx=4096, max_tokens=64, n_threads=1)
+    local = LocalChatModel(n_ctx=args.local_ctx, max_tokens=64, n_threads=1)
     ms = MinionS(
         local=local,
         remote=remote,
@@ -140,7 +149,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         max_jobs=2,
         max_chunk=2000,
         local_max_tokens=64,
-        remote_max_tokens=256,
+        remote_max_tokens=args.remote_max_tokens,
         remote_json=remote_json,
     )  # type: ignore[arg-type]
     mn = Minion(
@@ -148,7 +157,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         remote=remote,
         max_rounds=2,
         local_max_tokens=64,
-        remote_max_tokens=200,
+        remote_max_tokens=args.remote_max_tokens,
         remote_json=remote_json,
     )  # type: ignore[arg-type]
     cases: list[tuple[str, str, Any]] = []
@@ -180,6 +189,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     }
                     if mode == "remote_only" and not args.remote:
                         row.update(remote_only_counted(tracker, remote, doc_tokens, q.question))
+                    elif mode == "auto" and args.auto == "choose":
+                        row.update(auto_chosen(rows[-1], q.question, doc, local, remote, tracker))
                     else:
                         start = time.perf_counter()
                         r = delegate(
@@ -244,6 +255,25 @@ def remote_only_counted(
         "budget_pays": tracker.fits(worst),
         "overrun": False,
     }
+
+
+def auto_chosen(
+    minions_row: dict[str, Any],
+    question: str,
+    doc: str,
+    local: Any,
+    remote: Any,
+    tracker: BudgetTracker,
+) -> dict[str, Any]:
+    """auto's pick and reason, from `choose` on the same budget; when it picks minions (the
+    mode run just before, with the same settings), that run's numbers stand for it."""
+    from agent_budget.delegation import choose
+
+    mode, reason = choose(question, [doc], local, remote, tracker)
+    if mode != "minions" or minions_row["mode"] != "minions":
+        raise SystemExit(f"auto chose {mode}: run it with --auto run")
+    keep = {k: v for k, v in minions_row.items() if k not in ("mode", "loadavg_1m")}
+    return {**keep, "chosen": mode, "reason": reason, "reused_from": "minions"}
 
 
 def merge(parts: Path, out: str, price_as: str) -> None:

@@ -37,13 +37,13 @@ MAX_TOKENS = 64
 CHUNK = 2000
 
 
-def make_jobs(n: int, doc_tokens: int) -> list[tuple[Any, Any]]:
+def make_jobs(n: int, doc_tokens: int, size: int = CHUNK) -> list[tuple[Any, Any]]:
     from agent_budget.delegation.chunking import chunk_text, rank_chunks, terms
     from agent_budget.delegation.corpus import NEEDLES, needle_document
     from agent_budget.delegation.schema import Task
 
     question = NEEDLES[0].question.question
-    chunks = chunk_text(needle_document(doc_tokens), by="paragraphs", size=CHUNK, overlap=100)
+    chunks = chunk_text(needle_document(doc_tokens), by="paragraphs", size=size, overlap=100)
     task = Task(task=question, advice="Look for a number next to the words 'access code'.")
     return [(c, task) for c in rank_chunks(chunks, terms(question), n)]
 
@@ -157,10 +157,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads in all")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--doc-tokens", type=int, default=20_000)
+    ap.add_argument("--chunk", type=int, default=CHUNK, help="characters a job reads")
+    ap.add_argument("--variants", default="serial,threads,pool,serial-1t")
     ap.add_argument("--out", default=str(OUT / "minions_concurrency"))
     args = ap.parse_args()
     load_before = os.getloadavg()
-    jobs = make_jobs(args.jobs, args.doc_tokens)
+    jobs = make_jobs(args.jobs, args.doc_tokens, args.chunk)
+    variants = args.variants.split(",")
     print(f"{len(jobs)} jobs, load {load_before}", flush=True)
     per_worker = max(1, args.threads // args.workers)
 
@@ -174,11 +177,14 @@ def main() -> None:
     list(pool.map(_one, jobs[: args.workers]))  # load + warm up every worker
     pool_startup = time.perf_counter() - t0
     print(f"pool of {args.workers} up and warm in {pool_startup:.1f}s", flush=True)
-    single = ProcessPoolExecutor(1, ctx, initializer=_init, initargs=(1,))
-    list(single.map(_one, jobs[:1]))
+    single = None
+    if "serial-1t" in variants:
+        single = ProcessPoolExecutor(1, ctx, initializer=_init, initargs=(1,))
+        list(single.map(_one, jobs[:1]))
     run_in_process(shared, jobs[:1], 1)  # warm the shared model the same way
+    print("warm", flush=True)
 
-    walls: dict[str, list[float]] = {"serial": [], "threads": [], "pool": [], "serial-1t": []}
+    walls: dict[str, list[float]] = {v: [] for v in variants}
     answers: dict[str, list[Any]] = {}
     tokens: dict[str, int] = {}
     try:
@@ -191,15 +197,18 @@ def main() -> None:
                 elif variant == "pool":
                     got = run_pool(pool, jobs)
                 else:
+                    assert single is not None
                     got = run_pool(single, jobs)
                 walls[variant].append(round(got["wall"], 3))
                 answers[variant] = got["answers"]
                 tokens[variant] = got["tokens"]
-                print(f"rep {rep} {variant}: {got['wall']:.2f}s ({got['errors']} invalid)", flush=True)
+                line = f"rep {rep} {variant}: {got['wall']:.2f}s ({got['errors']} invalid)"
+                print(line, flush=True)
         split = decode_share(shared, jobs)
     finally:
         pool.shutdown()
-        single.shutdown()
+        if single is not None:
+            single.shutdown()
     median = {k: statistics.median(v) for k, v in walls.items()}
     base = median["serial"]
     # Batched decoding's best case: B sequences decoded for the price of one, i.e. the
@@ -211,7 +220,7 @@ def main() -> None:
         "threads_total": args.threads,
         "workers": args.workers,
         "max_tokens": MAX_TOKENS,
-        "chunk_chars": CHUNK,
+        "chunk_chars": args.chunk,
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
@@ -240,7 +249,7 @@ def plot(summary: dict[str, Any], path: str) -> None:
     names = [*list(summary["median_wall"]), "batched (best case)"]
     values = [*list(summary["median_wall"].values()), summary["batched_decoding_best_case_wall"]]
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    bars = ax.bar(names, values, color=["C0", "C1", "C2", "C7", "C3"])
+    bars = ax.bar(names, values, color=[f"C{i}" for i in range(len(names))])
     bars[-1].set_hatch("//")
     for bar, v in zip(bars, values, strict=True):
         ax.annotate(f"{summary['median_wall']['serial'] / v:.2f}x", (bar.get_x(), v * 1.01))

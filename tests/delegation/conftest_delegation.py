@@ -54,6 +54,9 @@ class Scripted:
         self.script: list[str] = []
         self.bodies: list[dict[str, Any]] = []
         self.hang_seconds = 4.0
+        self.respond: Any = None
+        """When set, ``respond(body) -> str`` answers each request (in place of the script):
+        for runs whose order of requests is not fixed."""
         self._lock = threading.Lock()
         outer = self
 
@@ -65,7 +68,10 @@ class Scripted:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 with outer._lock:
                     outer.bodies.append(body)
-                    action = outer.script.pop(0) if outer.script else "{}"
+                    if outer.respond is not None:
+                        action = outer.respond(body)
+                    else:
+                        action = outer.script.pop(0) if outer.script else "{}"
                 if action == "hang":
                     time.sleep(outer.hang_seconds)
                     return
