@@ -61,9 +61,11 @@ def test_local_charges_skip_the_model_call_limit_only() -> None:
 def test_a_round_of_local_jobs_fits_a_two_call_budget(scripted: Scripted) -> None:
     scripted.script = [PLAN, DECISION]
     remote = resolve("openai/scripted", api_base=scripted.base, price=cloud_price(), max_retries=0)
-    parent = BudgetTracker(Budget(usd=Decimal(1), model_calls=2, name="agent"))
+    # The user prices the on-device model (electricity, a shared GPU): local jobs cost USD.
+    priced = {"local:smollm2-135m": {"input": "0.05", "output": "0.05"}}
+    parent = BudgetTracker(Budget(usd=Decimal(1), model_calls=2, name="agent", model_prices=priced))
     ms = MinionS(
-        local=delegation_local_model(), remote=remote, max_rounds=1, max_jobs=3, local_max_tokens=32
+        local=delegation_local_model(), remote=remote, max_rounds=1, max_jobs=3, local_max_tokens=64
     )
     result = delegate(
         "What is the access code for the north vault?",
@@ -75,13 +77,16 @@ def test_a_round_of_local_jobs_fits_a_two_call_budget(scripted: Scripted) -> Non
         minions=ms,
     )
     jobs = result.rounds[0].jobs
-    assert len(jobs) == 3 and all(j.error is None for j in jobs), result.errors
+    local = [c for c in result.calls if c.role == "local"]
+    # Every job ran (none refused by the call limit); what a 135M model wrote is its own.
+    assert len(jobs) == 3 and [c.outcome for c in local if c.outcome == "refused"] == []
     assert result.stop_reason == "answered" and not result.cut_short
     assert result.answer == "7391"
     # Two cloud calls (plan, synthesis) against the limit of 2; three local jobs beside it.
     assert (parent.spent.model_calls, parent.spent.local_calls) == (2, 3)
     child = parent.tree().children[0]
     assert (child.spent.model_calls, child.spent.local_calls) == (2, 3)
-    local_in = sum(c.input_tokens for c in result.calls if c.role == "local")
+    local_in = sum(c.input_tokens for c in local)
     assert local_in > 0 and parent.spent.input_tokens >= local_in
+    assert all(c.usd > 0 and c.seconds > 0 for c in local)
     assert parent.spent.usd == sum(c.usd for c in result.calls)
