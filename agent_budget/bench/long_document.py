@@ -127,24 +127,16 @@ def delegation_agent(
     if key not in _locals:
         _locals[key] = resolve(local, **opts)
     local_model = _locals[key]
-    minions = MinionS(
-        local=local_model,
-        remote=model,
-        max_rounds=max_rounds,
-        max_jobs=max_jobs,
-        max_chunk=max_chunk,
-        local_max_tokens=local_max_tokens,
-        remote_max_tokens=remote_max_tokens,
-        remote_json=remote_json,  # type: ignore[arg-type]
-    )
-    minion = Minion(
-        local=local_model,
-        remote=model,
-        max_rounds=max_rounds,
-        local_max_tokens=local_max_tokens,
-        remote_max_tokens=remote_max_tokens,
-        remote_json=remote_json,  # type: ignore[arg-type]
-    )
+    common: dict[str, Any] = {
+        "local": local_model,
+        "remote": model,
+        "max_rounds": max_rounds,
+        "local_max_tokens": local_max_tokens,
+        "remote_max_tokens": remote_max_tokens,
+        "remote_json": remote_json,
+    }
+    minions = MinionS(**common, max_jobs=max_jobs, max_chunk=max_chunk)
+    minion = Minion(**common)
 
     def documents(state: dict[str, Any]) -> list[str]:
         spec = state["document"]

@@ -36,7 +36,7 @@ def minions_tool(
 ) -> BaseTool:
     """A tool answering questions over ``documents`` with local-remote delegation. It
     returns the answer with how it was reached (protocol, rounds, spend, cut short or not)."""
-    docs = [documents] if isinstance(documents, str) else list(documents)
+    docs = _as_list(documents)
 
     def ask(query: str) -> str:
         """query: the question to answer from the documents."""

@@ -25,6 +25,14 @@ _spec.loader.exec_module(_models)
 llama_server = _models.llama_server  # a real `python -m llama_cpp.server` on 127.0.0.1
 smollm2_path = _models.smollm2_path
 
+DOC = (
+    "Shipping notes for the spring season.\n\n"
+    "The access code for the north vault is 7391.\n\n"
+    "Deliveries arrive on Tuesdays."
+)
+"""A tiny document with one planted fact: each case costs a few short local jobs."""
+DECISION = json.dumps({"decision": "answer", "answer": "7391", "feedback": ""})
+
 CLOUD_PRICE = "openai/gpt-4.1-mini"  # the stand-in remote is billed at this model's price
 
 _local: dict[str, Any] = {}

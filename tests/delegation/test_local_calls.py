@@ -12,7 +12,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from conftest_delegation import Scripted, cloud_price, delegation_local_model
+from conftest_delegation import DECISION, DOC, Scripted, cloud_price, delegation_local_model
 
 from agent_budget import Budget, BudgetTracker
 from agent_budget.delegation import MinionS, delegate
@@ -22,18 +22,12 @@ from agent_budget.message import budget_message
 from agent_budget.models import resolve
 from agent_budget.spend import Spend
 
-DOC = (
-    "Shipping notes for the spring season.\n\n"
-    "The access code for the north vault is 7391.\n\n"
-    "Deliveries arrive on Tuesdays."
-)
 PLAN = json.dumps(
     {
         "tasks": [{"task": "Find the access code", "advice": "a number", "keywords": ["code"]}],
         "chunking": {"by": "paragraphs", "size": 60, "overlap": 0},  # one job a paragraph
     }
 )
-DECISION = json.dumps({"decision": "answer", "answer": "7391", "feedback": ""})
 
 
 def test_local_charges_skip_the_model_call_limit_only() -> None:
