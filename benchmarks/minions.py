@@ -11,7 +11,15 @@ SmolLM2, billed at --price-as (default openai/gpt-4.1-mini): tokens and dollars 
 measurements of the protocol, accuracy is what a 135M model manages. ``--remote
 openai/gpt-4.1-mini`` (with a key) runs it for real.
 
-    python benchmarks/minions.py --sizes 20000,50000 --questions 2
+Each run writes one part (``--tag``) under results/minions_parts/, so the sizes can be
+split over several runs of the shared benchmark lock; ``--merge`` joins the parts into
+results/minions.json and minions.png (per size: remote tokens and USD, and how many times
+fewer than remote_only). Local seconds depend on the machine's load; the token counts and
+dollars do not.
+
+    python benchmarks/minions.py --sizes 20000,50000,100000 --pydoc 0 --tag part-a
+    python benchmarks/minions.py --sizes 200000 --pydoc 2 --tag part-b
+    python benchmarks/minions.py --merge
 """
 
 from __future__ import annotations
