@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from conftest_delegation import DECISION, DOC, Scripted, cloud_price, delegation_local_model
+from rich.console import Console
 
 from agent_budget import Budget, BudgetTracker
 from agent_budget.delegation import MinionS, delegate
@@ -20,6 +21,7 @@ from agent_budget.delegation.calls import marks
 from agent_budget.errors import BudgetExceeded
 from agent_budget.message import budget_message
 from agent_budget.models import resolve
+from agent_budget.render import spend_tree
 from agent_budget.spend import Spend
 
 PLAN = json.dumps(
@@ -49,6 +51,9 @@ def test_local_charges_skip_the_model_call_limit_only() -> None:
     spend = Spend.from_dict(tracker.spent.to_dict())
     assert (spend.model_calls, spend.local_calls) == (1, 3)
     assert "Local Model Calls: 3" in budget_message(tracker)
+    console = Console(record=True, width=120)
+    console.print(spend_tree(tracker.tree()))
+    assert "(1 calls, 3 local)" in console.export_text()
 
 
 @pytest.mark.local_model
