@@ -124,23 +124,26 @@ def run_pool(pool: ProcessPoolExecutor, jobs: list[tuple[Any, Any]]) -> dict[str
 
 
 def decode_share(model: Any, jobs: list[tuple[Any, Any]]) -> dict[str, float]:
-    """Seconds of the jobs with a 1-token cap (prompt evaluation) vs the full cap: what
-    generation takes, the only part batched decoding could shorten."""
+    """Each job with a 1-token cap (prompt evaluation) and then the full cap, prefix reuse
+    off so both evaluate the whole prompt: what generation takes is the only part batched
+    decoding could shorten. Paired per job, so drifting load hits both alike."""
     from agent_budget.delegation.jobs import job_messages, local_format
 
-    def total(cap: int) -> tuple[float, int]:
-        seconds, out_tokens = 0.0, 0
-        for chunk, task in jobs:
+    fresh = model.model_copy(update={"reuse_prefix": False})  # the same loaded model
+    prefill = full = 0.0
+    out_tokens = 0
+    for chunk, task in jobs:
+        for cap in (1, MAX_TOKENS):
             start = time.perf_counter()
-            reply = model.invoke(
+            reply = fresh.invoke(
                 job_messages(chunk, task), max_tokens=cap, response_format=local_format()
             )
-            seconds += time.perf_counter() - start
-            out_tokens += int((reply.usage_metadata or {}).get("output_tokens", 0))
-        return seconds, out_tokens
-
-    prefill, _ = total(1)
-    full, out_tokens = total(MAX_TOKENS)
+            took = time.perf_counter() - start
+            if cap == 1:
+                prefill += took
+            else:
+                full += took
+                out_tokens += int((reply.usage_metadata or {}).get("output_tokens", 0))
     return {
         "prefill_s": round(prefill, 3),
         "full_s": round(full, 3),
@@ -189,7 +192,9 @@ def main() -> None:
     tokens: dict[str, int] = {}
     try:
         for rep in range(args.repeats):
-            for variant in walls:
+            # A different variant goes first each repeat: the order is not what is measured.
+            order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
+            for variant in order:
                 if variant == "serial":
                     got = run_in_process(shared, jobs, 1)
                 elif variant == "threads":
