@@ -414,7 +414,8 @@ def plot(
         pts = sorted((c["doc_tokens"], c["remote_tokens"]) for c in needles if c["mode"] == mode)
         if pts:
             xs, ys = zip(*pts, strict=True)
-            ax[0].plot(xs, ys, marker="o", label=mode)
+            style = "--" if mode == "auto" else "-"  # auto picked minions: the lines overlap
+            ax[0].plot(xs, ys, style, marker="o", label=mode)
     ax[0].set_xscale("log")
     ax[0].set_yscale("log")
     ax[0].set_xlabel("document tokens (needle documents)")
