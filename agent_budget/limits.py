@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Literal
 
 from agent_budget.errors import BudgetExceeded
-from agent_budget.spend import ZERO, Charge, Spend, usd_exact, usd_text
+from agent_budget.spend import ZERO, Charge, Spend, is_local_call, usd_exact, usd_text
 from agent_budget.stopping import StopReason
 
 if TYPE_CHECKING:
@@ -81,6 +81,13 @@ class _Rule:
     noun: str = ""  # "model call" in "model call budget spent (3 of 3)"
 
 
+def _counts_as_model_call(c: Charge) -> int:
+    # An on-device model's call made as a protocol's local work (a MinionS job) is free of
+    # the model-call limit, which a user sets to bound cloud round trips; it is still
+    # counted, in Spend.local_calls.
+    return 1 if c.kind == "model" and not is_local_call(c) else 0
+
+
 def _is_tool(name: str) -> Callable[[Charge], int]:
     return lambda c: 1 if c.kind == "tool" and c.name == name else 0
 
@@ -136,7 +143,7 @@ class LimitTable:
         if budget.model_calls is not None:
             rules.append(
                 _Rule("model_calls", "Model Call", "calls", budget.model_calls,
-                      lambda s: s.model_calls, lambda c: 1 if c.kind == "model" else 0,
+                      lambda s: s.model_calls, _counts_as_model_call,
                       True, True, "model call")
             )  # fmt: skip
         self.rules = tuple(rules)

@@ -44,6 +44,8 @@ def budget_message(tracker: BudgetTracker) -> str:
         # Never let calls with no known price pass for free ones.
         names = ", ".join(sorted(s.unpriced))
         items.append(f"Unpriced Calls: {sum(s.unpriced.values())} ({names})")
+    if s.local_calls:
+        items.append(f"Local Model Calls: {s.local_calls} (not counted as model calls)")
     if b.seconds is not None:
         left = max(b.seconds - elapsed, 0.0)
         items.append(f"Seconds Used: {elapsed:.0f}, Seconds Remaining: {left:.0f}")

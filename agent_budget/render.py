@@ -65,7 +65,8 @@ def spend_tree(tree: Any) -> Tree:
         runs = f" x{node.instances}" if node.instances > 1 else ""
         own = f", own ${usd_text(node.own.usd)}" if node.children else ""
         calls = node.spent.model_calls + node.spent.total_tool_calls
-        return f"{node.name}{runs}: ${usd_text(node.spent.usd)}{own} ({calls} calls)"
+        local = f", {node.spent.local_calls} local" if node.spent.local_calls else ""
+        return f"{node.name}{runs}: ${usd_text(node.spent.usd)}{own} ({calls} calls{local})"
 
     def add(branch: Tree, node: Any) -> None:
         for child in node.children:

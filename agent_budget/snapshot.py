@@ -28,6 +28,7 @@ class SpendState(TypedDict):
     model_calls: int
     tool_calls: dict[str, int]
     unpriced: NotRequired[dict[str, int]]
+    local_calls: NotRequired[int]
 
 
 class ChildState(TypedDict):

@@ -48,6 +48,15 @@ class Charge:
     price_source: str | None = None
 
 
+LOCAL_CALL = "local_call"
+"""`Charge.meta` key marking a call to an on-device model made as a protocol's local work."""
+
+
+def is_local_call(charge: Charge) -> bool:
+    """Whether ``charge`` is local work (counted in ``local_calls``, not ``model_calls``)."""
+    return charge.kind == "model" and bool(charge.meta.get(LOCAL_CALL))
+
+
 @dataclass
 class Spend:
     """Totals of committed (or held) charges. Exact: USD is a Decimal."""
@@ -59,6 +68,10 @@ class Spend:
     tool_calls: dict[str, int] = field(default_factory=dict)
     unpriced: dict[str, int] = field(default_factory=dict)
     """Calls to models with no known price, by model (allowed only with strict_prices off)."""
+    local_calls: int = 0
+    """Calls to an on-device model made as local work of a cloud protocol (a MinionS job):
+    counted here, apart from ``model_calls``, so they never use up a limit on cloud calls.
+    Their tokens and USD (when the local model is priced) count like any call's."""
 
     @property
     def total_tokens(self) -> int:
@@ -73,7 +86,10 @@ class Spend:
         self.input_tokens += charge.input_tokens * sign
         self.output_tokens += charge.output_tokens * sign
         if charge.kind == "model":
-            self.model_calls += sign
+            if is_local_call(charge):
+                self.local_calls += sign
+            else:
+                self.model_calls += sign
             if charge.meta.get("unpriced"):
                 self.unpriced[charge.name] = self.unpriced.get(charge.name, 0) + sign
         else:
@@ -92,6 +108,8 @@ class Spend:
         }
         if self.unpriced:
             out["unpriced"] = dict(self.unpriced)
+        if self.local_calls:
+            out["local_calls"] = self.local_calls
         return out
 
     @classmethod
@@ -103,6 +121,7 @@ class Spend:
             model_calls=int(data.get("model_calls", 0)),
             tool_calls={k: int(v) for k, v in (data.get("tool_calls") or {}).items()},
             unpriced={k: int(v) for k, v in (data.get("unpriced") or {}).items()},
+            local_calls=int(data.get("local_calls", 0)),
         )
 
     def __sub__(self, other: Spend) -> Spend:
@@ -111,6 +130,7 @@ class Spend:
         out.input_tokens -= other.input_tokens
         out.output_tokens -= other.output_tokens
         out.model_calls -= other.model_calls
+        out.local_calls -= other.local_calls
         for name, n in other.tool_calls.items():
             out.tool_calls[name] = out.tool_calls.get(name, 0) - n
         for name, n in other.unpriced.items():
@@ -123,6 +143,7 @@ class Spend:
         out.input_tokens += other.input_tokens
         out.output_tokens += other.output_tokens
         out.model_calls += other.model_calls
+        out.local_calls += other.local_calls
         for name, n in other.tool_calls.items():
             out.tool_calls[name] = out.tool_calls.get(name, 0) + n
         for name, n in other.unpriced.items():

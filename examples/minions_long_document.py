@@ -70,6 +70,8 @@ def main() -> None:
         print("chose:", result.protocol, "-", result.reason)
         print(result.summary())
         print("spent:", tracker.spent.usd, "of", tracker.budget.usd)
+        # Cloud calls count against model_calls; the on-device jobs are counted apart.
+        print("cloud calls:", tracker.spent.model_calls, "local calls:", tracker.spent.local_calls)
         for node, spend in sorted(tracker.by_node.items()):
             print(f"  {node}: {spend.input_tokens}+{spend.output_tokens} tokens ${spend.usd}")
     finally:

@@ -241,3 +241,8 @@ register_task_set(
     "travel scenarios (static and each event kind) for the travel agent (goal reached)",
 )
 register_task_set("jsonl", jsonl, "a JSONL file: exact | contains | regex | judge")
+register_task_set(
+    "long_document",
+    "agent_budget.bench.long_document:long_document_tasks",
+    "long-document questions (needles, CPython docs) for the delegation modes (contains)",
+)

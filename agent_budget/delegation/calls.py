@@ -22,6 +22,7 @@ from langchain_core.messages import BaseMessage
 
 from agent_budget.errors import BudgetExceeded
 from agent_budget.run import BudgetRun
+from agent_budget.spend import LOCAL_CALL
 from agent_budget.tracker import BudgetTracker, Charge, Reservation
 
 Role = Literal["remote", "local"]
@@ -66,6 +67,15 @@ def model_name(model: BaseChatModel) -> str:
     return str(name or type(model).__name__)
 
 
+def marks(role: Role, node: str) -> dict[str, Any]:
+    """A call's `Charge.meta`: its place in the protocol, and for the on-device model the
+    mark that counts it in ``local_calls``, not against a limit on (cloud) model calls."""
+    meta: dict[str, Any] = {"node": node, "role": role}
+    if role == "local":
+        meta[LOCAL_CALL] = True
+    return meta
+
+
 def estimate_tokens(chars: int, n_messages: int) -> int:
     """A high estimate of a prompt's tokens from its characters, the one the budget callback
     uses (3 characters a token, 4 tokens a message): a reservation stays a worst case."""
@@ -103,7 +113,7 @@ class Caller:
 
     def worst_case(self, role: Role, prompt: int, max_tokens: int, node: str) -> Charge:
         return self.tracker.model_worst_case(
-            model_name(self.model(role)), prompt, max_tokens, node=node, role=role
+            model_name(self.model(role)), prompt, max_tokens, **marks(role, node)
         )
 
     def reserve(self, charges: list[Charge]) -> list[Reservation] | None:
@@ -182,9 +192,8 @@ class Caller:
                 name,
                 int(usage.get("input_tokens", 0)),
                 int(usage.get("output_tokens", 0)),
-                node=node,
-                role=role,
                 seconds=round(seconds, 4),
+                **marks(role, node),
             )
         else:  # no usage reported: charge what was reserved rather than guess lower
             charge = held.charge
@@ -208,7 +217,7 @@ class Caller:
         else:
             tokens = reserved.input_tokens
         tokens = min(tokens, reserved.input_tokens)
-        return self.tracker.model_charge(name, tokens, 0, node=node, role=role, outcome="error")
+        return self.tracker.model_charge(name, tokens, 0, outcome="error", **marks(role, node))
 
     # --- totals -------------------------------------------------------------------------
 

@@ -86,8 +86,10 @@ def run_jobs(
     concurrency: int = 1,
     on_job: Callable[[JobRecord], None] | None = None,
 ) -> list[JobRecord]:
-    """Run the jobs on the local model, ``concurrency`` at a time (llama.cpp serialises calls
-    on one loaded model, so more than 1 helps only a local model served elsewhere)."""
+    """Run the jobs on the local model, ``concurrency`` at a time. Serial is the default:
+    one loaded llama.cpp model evaluates one prompt at a time, so threads measured 1.04x and
+    a process pool 0.67x of serial here (benchmarks/minions_concurrency.py); more than 1
+    helps a local model served elsewhere, with parallel slots."""
 
     def one(index: int, chunk: Chunk, task: Task) -> JobRecord:
         record = JobRecord(round_no, index, task.task, chunk.label)

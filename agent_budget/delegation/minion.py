@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import ValidationError
 
 from agent_budget.delegation.calls import Caller, estimate_tokens
@@ -26,7 +26,7 @@ from agent_budget.delegation.jobs import (
     parse_local,
     run_jobs,
 )
-from agent_budget.delegation.result import DelegationResult, JobRecord, RoundRecord
+from agent_budget.delegation.result import DelegationResult, JobRecord, RoundRecord, begin
 from agent_budget.delegation.schema import MinionTurn, RemoteJson, Task, loads, response_format
 from agent_budget.tracker import BudgetTracker
 
@@ -36,14 +36,6 @@ MINION_SYSTEM = (
     "for it) and 'final_answer' (a short answer once you know it, else null)."
 )
 REMOTE_ONLY_SYSTEM = "Answer the question from the document. Reply with the answer only, briefly."
-
-
-def _empty(question: str, documents: Sequence[str], result: DelegationResult) -> bool:
-    if question.strip() and any(d.strip() for d in documents):
-        return False
-    result.stop_reason = "empty_input"
-    result.errors.append("empty question" if not question.strip() else "empty document")
-    return True
 
 
 def local_window_chars(local: BaseChatModel, reserve_tokens: int) -> int:
@@ -94,11 +86,10 @@ class Minion:
         *,
         reason: str = "minion",
     ) -> DelegationResult:
-        caller = Caller(tracker, local=self.local, remote=self.remote)
-        result = DelegationResult(question, None, "minion", reason)
-        result.calls = caller.records
-        result.document_chars = sum(len(d) for d in documents)
-        if _empty(question, documents, result):
+        caller, result, ok = begin(
+            "minion", reason, question, documents, tracker, local=self.local, remote=self.remote
+        )
+        if not ok:
             return result
         chat: list[BaseMessage] = [
             SystemMessage(content=MINION_SYSTEM),
@@ -106,10 +97,8 @@ class Minion:
         ]
         last_local: str | None = None
         for r in range(1, self.max_rounds + 1):
-            held = caller.reserve([self.turn_worst_case(caller, question, r)])
+            held = result.hold(caller, [self.turn_worst_case(caller, question, r)], f"turn {r}")
             if held is None:
-                result.cut_short, result.stop_reason = True, "budget"
-                result.errors.append(f"turn {r} not started: the budget cannot pay for it")
                 break
             record = RoundRecord(r)
             result.rounds.append(record)
@@ -145,7 +134,7 @@ class Minion:
                 result.cut_short = r < self.max_rounds
                 break
             ask = turn.message.strip() or question
-            chat.append(_ai(reply.text))
+            chat.append(AIMessage(content=reply.text))
             job = JobRecord(r, 1, ask, "context")
             local = caller.call(
                 "local",
@@ -182,15 +171,7 @@ class Minion:
             result.stop_reason = "max_rounds"
         if result.answer is None:
             result.answer = last_local
-        result.errors.extend(e for rec in result.rounds for e in rec.errors)
-        result.errors.extend(j.error for rec in result.rounds for j in rec.jobs if j.error)
-        return result
-
-
-def _ai(text: str) -> BaseMessage:
-    from langchain_core.messages import AIMessage
-
-    return AIMessage(content=text)
+        return result.finish()
 
 
 def remote_only(
@@ -203,11 +184,10 @@ def remote_only(
     reason: str = "remote_only",
 ) -> DelegationResult:
     """The cloud model reads everything in one call (the baseline Minion/MinionS save on)."""
-    caller = Caller(tracker, local=None, remote=remote)
-    result = DelegationResult(question, None, "remote_only", reason)
-    result.calls = caller.records
-    result.document_chars = sum(len(d) for d in documents)
-    if _empty(question, documents, result):
+    caller, result, ok = begin(
+        "remote_only", reason, question, documents, tracker, local=None, remote=remote
+    )
+    if not ok:
         return result
     text = "\n\n".join(documents)
     messages: list[BaseMessage] = [
@@ -237,11 +217,10 @@ def local_only(
 ) -> DelegationResult:
     """The on-device model reads the chunks most relevant to the question; the answer most
     jobs agree on wins. Nothing is paid to the cloud."""
-    caller = Caller(tracker, local=local, remote=None)
-    result = DelegationResult(question, None, "local_only", reason)
-    result.calls = caller.records
-    result.document_chars = sum(len(d) for d in documents)
-    if _empty(question, documents, result):
+    caller, result, ok = begin(
+        "local_only", reason, question, documents, tracker, local=local, remote=None
+    )
+    if not ok:
         return result
     size = min(local_window_chars(local, max_tokens), 12000)
     chunks = [
@@ -256,5 +235,4 @@ def local_only(
     )
     result.rounds.append(record)
     result.answer = majority_answer(record.jobs)
-    result.errors.extend(j.error for j in record.jobs if j.error)
-    return result
+    return result.finish()

@@ -16,13 +16,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import ValidationError
 
 from agent_budget.delegation.calls import Caller, estimate_tokens
 from agent_budget.delegation.chunking import Chunk, chunk_text, rank_chunks, terms
 from agent_budget.delegation.jobs import local_format, majority_answer, run_jobs
-from agent_budget.delegation.result import DelegationResult, JobRecord, RoundRecord
+from agent_budget.delegation.result import DelegationResult, JobRecord, RoundRecord, begin
 from agent_budget.delegation.schema import (
     ChunkPlan,
     Decision,
@@ -134,21 +134,18 @@ class MinionS:
         *,
         reason: str = "minions",
     ) -> DelegationResult:
-        caller = Caller(tracker, local=self.local, remote=self.remote)
-        result = DelegationResult(question, None, "minions", reason)
-        result.calls = caller.records
-        result.document_chars = sum(len(d) for d in documents)
-        if not question.strip() or not any(d.strip() for d in documents):
-            result.stop_reason = "empty_input"
-            result.errors.append("empty question" if not question.strip() else "empty document")
+        caller, result, ok = begin(
+            "minions", reason, question, documents, tracker, local=self.local, remote=self.remote
+        )
+        if not ok:
             return result
         feedback = ""
         all_jobs: list[JobRecord] = []
         for r in range(1, self.max_rounds + 1):
-            held = caller.reserve(self.round_worst_case(caller, question, feedback, r))
+            held = result.hold(
+                caller, self.round_worst_case(caller, question, feedback, r), f"round {r}"
+            )
             if held is None:
-                result.cut_short, result.stop_reason = True, "budget"
-                result.errors.append(f"round {r} not started: the budget cannot pay for it")
                 break
             plan_res, synth_res = held
             record = RoundRecord(r)
@@ -193,8 +190,7 @@ class MinionS:
                 result.stop_reason = "max_rounds"
         if result.answer is None:
             result.answer = majority_answer(all_jobs)
-        result.errors.extend(e for rec in result.rounds for e in rec.errors)
-        return result
+        return result.finish()
 
     def _next_round_fits(self, caller: Caller, question: str, r: int) -> bool:
         plan, synth = self.round_worst_case(caller, question, "x" * 1000, r + 1)
@@ -239,7 +235,7 @@ class MinionS:
         if plan is None:
             record.errors.append(f"invalid job plan, sent back: {error}")
             messages += [
-                reply_message(reply.text),
+                AIMessage(content=reply.text),
                 HumanMessage(content=f"That plan is invalid: {error}. Reply with a valid plan."),
             ]
             again = caller.call(
@@ -346,9 +342,3 @@ class MinionS:
             decision = Decision(decision="answer", answer=reply.text.strip()[:500], feedback="")
         record.decision = decision.model_dump()
         return decision
-
-
-def reply_message(text: str) -> BaseMessage:
-    from langchain_core.messages import AIMessage
-
-    return AIMessage(content=text)

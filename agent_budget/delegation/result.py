@@ -3,11 +3,17 @@ call it made with its tokens, dollars and seconds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from agent_budget.delegation.calls import CallRecord
+from agent_budget.delegation.calls import Caller, CallRecord
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from agent_budget.tracker import BudgetTracker, Charge, Reservation
 
 Mode = Literal["remote_only", "local_only", "minion", "minions", "auto"]
 """Who reads the documents.
@@ -102,6 +108,21 @@ class DelegationResult:
     def local_seconds(self) -> float:
         return round(float(self._sum("local", "seconds")), 3)
 
+    def hold(self, caller: Caller, charges: list[Charge], what: str) -> list[Reservation] | None:
+        """Reserve ``what``'s remote calls (a round, a turn) all or none; when the budget
+        cannot pay them, the run is cut short here and says which step did not start."""
+        held = caller.reserve(charges)
+        if held is None:
+            self.cut_short, self.stop_reason = True, "budget"
+            self.errors.append(f"{what} not started: the budget cannot pay for it")
+        return held
+
+    def finish(self) -> DelegationResult:
+        """Gather the rounds' and the jobs' errors into ``errors`` (once, at the end)."""
+        self.errors.extend(e for rec in self.rounds for e in rec.errors)
+        self.errors.extend(j.error for rec in self.rounds for j in rec.jobs if j.error)
+        return self
+
     def summary(self) -> str:
         """One line an agent can read: the answer and how it was reached."""
         note = f" (cut short: {self.stop_reason})" if self.cut_short else ""
@@ -129,3 +150,27 @@ class DelegationResult:
             "local_tokens": self.local_tokens,
             "local_seconds": self.local_seconds,
         }
+
+
+def begin(
+    protocol: str,
+    reason: str,
+    question: str,
+    documents: Sequence[str],
+    tracker: BudgetTracker,
+    *,
+    local: BaseChatModel | None,
+    remote: BaseChatModel | None,
+) -> tuple[Caller, DelegationResult, bool]:
+    """A protocol run's caller and result, the result recording every call; the flag is
+    False (and the result says why) when there is nothing to do: an empty question or no
+    text in the documents."""
+    caller = Caller(tracker, local=local, remote=remote)
+    result = DelegationResult(question, None, protocol, reason)
+    result.calls = caller.records
+    result.document_chars = sum(len(d) for d in documents)
+    if question.strip() and any(d.strip() for d in documents):
+        return caller, result, True
+    result.stop_reason = "empty_input"
+    result.errors.append("empty question" if not question.strip() else "empty document")
+    return caller, result, False

@@ -7,7 +7,7 @@ of their own otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -16,6 +16,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 
 from agent_budget.budget import Budget
 from agent_budget.delegation.dispatch import delegate
+from agent_budget.delegation.minion import Minion
 from agent_budget.delegation.minions import MinionS
 from agent_budget.delegation.result import Mode
 
@@ -35,7 +36,7 @@ def minions_tool(
 ) -> BaseTool:
     """A tool answering questions over ``documents`` with local-remote delegation. It
     returns the answer with how it was reached (protocol, rounds, spend, cut short or not)."""
-    docs = [documents] if isinstance(documents, str) else list(documents)
+    docs = _as_list(documents)
 
     def ask(query: str) -> str:
         """query: the question to answer from the documents."""
@@ -63,7 +64,7 @@ def minions_tool(
 
 
 def minions_node(
-    documents: str | Sequence[str],
+    documents: str | Sequence[str] | Callable[[dict[str, Any]], Sequence[str]],
     *,
     local: BaseChatModel | str | None = "local:smollm2-135m",
     remote: BaseChatModel | str | None = None,
@@ -71,12 +72,16 @@ def minions_node(
     budget: Budget | None = None,
     messages_key: str = "messages",
     minions: MinionS | None = None,
+    minion: Minion | None = None,
 ) -> Any:
-    """A graph node answering the last human message over ``documents``; it appends an
-    AIMessage whose ``response_metadata["agent_budget_delegation"]`` is the full result."""
-    docs = [documents] if isinstance(documents, str) else list(documents)
+    """A graph node answering the last human message over ``documents`` (or over what
+    ``documents(state)`` returns, when the documents travel in the graph's state); it
+    appends an AIMessage whose ``response_metadata["agent_budget_delegation"]`` is the full
+    result."""
+    fixed = None if callable(documents) else _as_list(documents)
 
     def node(state: dict[str, Any]) -> dict[str, Any]:
+        docs = fixed if fixed is not None else _as_list(documents(state))  # type: ignore[operator]
         messages = state.get(messages_key) or []
         question = next(
             (str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), ""
@@ -90,6 +95,7 @@ def minions_node(
             budget=budget,
             name="minions",
             minions=minions,
+            minion=minion,
         )
         reply = AIMessage(
             content=result.answer or "No answer found in the documents.",
@@ -98,3 +104,7 @@ def minions_node(
         return {messages_key: [reply]}
 
     return node
+
+
+def _as_list(documents: str | Sequence[str]) -> list[str]:
+    return [documents] if isinstance(documents, str) else list(documents)

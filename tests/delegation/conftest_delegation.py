@@ -25,6 +25,14 @@ _spec.loader.exec_module(_models)
 llama_server = _models.llama_server  # a real `python -m llama_cpp.server` on 127.0.0.1
 smollm2_path = _models.smollm2_path
 
+DOC = (
+    "Shipping notes for the spring season.\n\n"
+    "The access code for the north vault is 7391.\n\n"
+    "Deliveries arrive on Tuesdays."
+)
+"""A tiny document with one planted fact: each case costs a few short local jobs."""
+DECISION = json.dumps({"decision": "answer", "answer": "7391", "feedback": ""})
+
 CLOUD_PRICE = "openai/gpt-4.1-mini"  # the stand-in remote is billed at this model's price
 
 _local: dict[str, Any] = {}
@@ -54,6 +62,9 @@ class Scripted:
         self.script: list[str] = []
         self.bodies: list[dict[str, Any]] = []
         self.hang_seconds = 4.0
+        self.respond: Any = None
+        """When set, ``respond(body) -> str`` answers each request (in place of the script):
+        for runs whose order of requests is not fixed."""
         self._lock = threading.Lock()
         outer = self
 
@@ -65,7 +76,10 @@ class Scripted:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 with outer._lock:
                     outer.bodies.append(body)
-                    action = outer.script.pop(0) if outer.script else "{}"
+                    if outer.respond is not None:
+                        action = outer.respond(body)
+                    else:
+                        action = outer.script.pop(0) if outer.script else "{}"
                 if action == "hang":
                     time.sleep(outer.hang_seconds)
                     return

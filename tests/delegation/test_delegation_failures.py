@@ -11,24 +11,18 @@ import json
 from decimal import Decimal
 
 import pytest
-from conftest_delegation import Scripted, cloud_price, delegation_local_model
+from conftest_delegation import DECISION, DOC, Scripted, cloud_price, delegation_local_model
 
 from agent_budget import Budget, BudgetTracker
 from agent_budget.delegation import MinionS, delegate
 from agent_budget.models import resolve
 
-DOC = (
-    "Shipping notes for the spring season.\n\n"
-    "The access code for the north vault is 7391.\n\n"
-    "Deliveries arrive on Tuesdays."
-)
 PLAN = json.dumps(
     {
         "tasks": [{"task": "Find the access code", "advice": "a number", "keywords": ["code"]}],
         "chunking": {"by": "paragraphs", "size": 2000, "overlap": 0},
     }
 )
-DECISION = json.dumps({"decision": "answer", "answer": "7391", "feedback": ""})
 
 
 def remote(server: Scripted, **kwargs: object) -> object:
