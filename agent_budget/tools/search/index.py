@@ -197,13 +197,20 @@ def _fill(conn: sqlite3.Connection, progress: bool) -> tuple[int, int]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log, not a screen: one line before and one after
+        console.print(f"Indexing Python docs for offline search ({len(steps)} sources)...")
+        for _, docs in steps:
+            add(docs)
+        console.print(f"Indexed {count} documents ({size / 1e6:.1f} MB of text).")
+        return count, size
     with Progress(
         TextColumn("Indexing Python docs for offline search"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[what]}"),
-        console=Console(stderr=True),
+        console=console,
         transient=True,
     ) as bar:
         task = bar.add_task("index", total=len(steps), what="")
