@@ -110,20 +110,39 @@ class TavilyBackend:
 
     def _once(self, query: str, k: int) -> dict[str, Any]:
         import requests
+        from tavily import errors
 
         try:
             out = self.client.search(
                 query, max_results=k, search_depth=self.search_depth, timeout=self.timeout
             )
-        except (TimeoutError, requests.Timeout, requests.ConnectionError) as exc:
+        except (
+            errors.TimeoutError,
+            TimeoutError,
+            requests.Timeout,
+            requests.ConnectionError,
+        ) as exc:
             raise TransientError(f"tavily did not answer: {type(exc).__name__} {exc}") from exc
+        except requests.HTTPError as exc:  # tavily re-raises other statuses as this
+            resp = exc.response
+            status = resp.status_code if resp is not None else 0
+            raise _status_error("tavily", status, resp.text if resp is not None else "") from exc
         except ValueError as exc:  # requests' JSONDecodeError is a ValueError
             raise SearchToolError(f"tavily sent a reply that is not JSON: {exc}") from exc
-        except Exception as exc:  # tavily's own errors (bad key, usage limit, HTTP error)
-            text = str(exc)
-            if any(code in text for code in ("500", "502", "503", "504")):
-                raise TransientError(f"tavily failed: {text}") from exc
-            raise SearchToolError(f"tavily failed: {type(exc).__name__}: {text}") from exc
+        except errors.InvalidAPIKeyError as exc:
+            raise SearchToolError(
+                f"tavily refused the API key ({exc}): check TAVILY_API_KEY."
+            ) from exc
+        except errors.UsageLimitExceededError as exc:
+            raise SearchToolError(f"tavily usage limit reached ({exc}).") from exc
+        except (errors.BadRequestError, errors.ForbiddenError) as exc:
+            raise SearchToolError(
+                f"tavily refused the request: {type(exc).__name__}: {exc}"
+            ) from exc
+        except Exception as exc:  # the client choking on a reply of the wrong shape
+            raise SearchToolError(
+                f"tavily sent an unexpected reply ({type(exc).__name__}: {exc})"
+            ) from exc
         if not isinstance(out, dict):
             raise SearchToolError(f"tavily sent an unexpected reply: {_snippet(out, 160)!r}")
         return out
@@ -288,6 +307,12 @@ class DdgsBackend:
             raise SearchToolError(
                 f"duckduckgo sent a reply that is not a results page: {_snippet(resp.text, 120)!r}"
             ) from exc
+        if not results and "result" not in resp.text.lower():
+            # DuckDuckGo's own "no results" page still has its result markup; anything
+            # else (a captcha, an error page, bytes) is not an answer to the query.
+            raise SearchToolError(
+                f"duckduckgo sent a page that is not a results page: {_snippet(resp.text, 120)!r}"
+            )
         return [
             SearchHit(title=r.title or r.href, url=r.href, snippet=_snippet(r.body))
             for r in results
