@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +34,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from agent_budget.errors import InvalidBudget, LedgerUnavailable
-from agent_budget.ledger import maintenance
 from agent_budget.ledger import schema as sch
 from agent_budget.ledger import sql as q
 from agent_budget.ledger.base import DEFAULT_TTL, Execute, Ledger, ScopedLimit, limit_params
@@ -77,6 +75,8 @@ def _lock_id(text: str) -> int:
 class PostgresLedger(Ledger):
     """A ledger in a PostgreSQL database (psycopg 3)."""
 
+    _integrity_error = psycopg.errors.IntegrityError
+
     def __init__(
         self,
         url: str,
@@ -102,9 +102,8 @@ class PostgresLedger(Ledger):
         self.location = redact(url)
         self.connect_timeout = connect_timeout
         self.sql = q.render("postgres", self.schema)
-        self._pid = os.getpid()
         self._conn = self._connect()
-        self._migrate()
+        self._migrate(f"migrate:{self.schema}")
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
@@ -127,39 +126,14 @@ class PostgresLedger(Ledger):
     def _unavailable(self, exc: psycopg.Error) -> LedgerUnavailable:
         return LedgerUnavailable(f"ledger database {self.location}: {exc}".strip())
 
-    def _migrate(self) -> None:
-        with self._transaction([f"migrate:{self.schema}"]) as run:
-            run(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"', ())
-            run(
-                f"CREATE TABLE IF NOT EXISTS {self.sql.meta} (key TEXT PRIMARY KEY, value TEXT)", ()
-            )
-            run(self.sql["init_version"], ("0",))
-            version = int(run(self.sql["get_version"], ()).fetchone()[0])
-            if version > q.SCHEMA_VERSION:
-                raise LedgerUnavailable(
-                    f"ledger {self.location} (schema {self.schema}) has schema version "
-                    f"{version}, newer than this agent-budget understands "
-                    f"({q.SCHEMA_VERSION}); upgrade agent-budget"
-                )
-            if version < q.SCHEMA_VERSION:
-                try:
-                    maintenance.create(self, run, from_v1=version == 1)
-                except psycopg.errors.IntegrityError as exc:
-                    raise LedgerUnavailable(
-                        f"ledger {self.location}: a version-{version} row breaks a rule of "
-                        f"schema version {q.SCHEMA_VERSION} ({str(exc).strip()}); nothing "
-                        "was changed"
-                    ) from None
-                run(self.sql["set_version"], (str(q.SCHEMA_VERSION),))
-            # (Re)defined on every open: the function is code, not data.
-            run(reserve_function(self.sql.names), ())
+    def _create_namespace(self, run: Execute) -> None:
+        run(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"', ())
+
+    def _after_migrate(self, run: Execute) -> None:
+        run(reserve_function(self.sql.names), ())  # code, not data: (re)defined on every open
 
     def _usable(self) -> psycopg.Connection[Any]:
-        if os.getpid() != self._pid:
-            raise LedgerUnavailable(
-                f"this ledger connection was opened in process {self._pid}; open one in each "
-                "worker process (agent_budget.ledger.open_ledger does)"
-            )
+        self._check_process()
         if self._conn.closed or self._conn.broken:
             self._conn = self._connect()  # the server restarted or the network blinked
         return self._conn
@@ -186,9 +160,6 @@ class PostgresLedger(Ledger):
                 yield self._run
             except psycopg.Error as exc:
                 raise self._unavailable(exc) from None
-
-    def _run(self, sql: str, params: Any) -> Any:
-        return self._conn.execute(sql, params)
 
     def _reserve(
         self, row: dict[str, Any], charge: Charge, limits: Sequence[ScopedLimit], now: int
@@ -219,17 +190,6 @@ class PostgresLedger(Ledger):
         args = ", ".join(f"%s::{t}" for t in casts)
         return f'SELECT * FROM "{self.schema}".reserve({args})'
 
-    @functools.cached_property
-    def _commit_sql(self) -> tuple[str, str]:
-        return self.sql["commit"], self.sql["insert"]
-
-    def _commit(self, handle: int, values: dict[str, Any], row: dict[str, Any]) -> None:
-        commit, insert = self._commit_sql
-        with self._autocommit(write=True) as run:
-            if run(commit, values).rowcount == 0:
-                # The held row was pruned meanwhile (rare): the money still counts.
-                run(insert, tuple(row.values()))
-
     def _lock_tables(self, run: Execute) -> None:
         # Other writers wait here, before this transaction holds any totals row they need.
         run(f"LOCK TABLE {self.sql.charges}, {self.sql.totals} IN SHARE ROW EXCLUSIVE MODE", ())
@@ -247,17 +207,6 @@ class PostgresLedger(Ledger):
         with self._conn.cursor().copy(f"COPY {self.sql.charges} ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-
-    def expire(self, *, now: int | None = None) -> int:
-        from agent_budget.ledger.timeutil import now_us
-
-        now = now_us() if now is None else now
-        with self._transaction() as run:
-            due = f"SELECT 1 FROM {self.sql.charges} WHERE outcome = 'held' AND expires_ts <= %s"
-            if run(due + " LIMIT 1", (now,)).fetchone() is None:
-                return 0
-            self._lock_tables(run)  # many rows' triggers: lock first, so no one deadlocks
-            return int(run(self.sql["expire"], (now, now)).rowcount)
 
     def close(self) -> None:
         with self._lock:
