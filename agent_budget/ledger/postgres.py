@@ -130,7 +130,9 @@ class PostgresLedger(Ledger):
         run(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"', ())
 
     def _after_migrate(self, run: Execute) -> None:
-        run(reserve_function(self.sql.names), ())  # code, not data: (re)defined on every open
+        # Code, not data: (re)defined on every open.
+        run(reserve_function(self.sql.names), ())
+        run(settle_function(self.sql.names), ())
 
     def _usable(self) -> psycopg.Connection[Any]:
         self._check_process()
@@ -190,6 +192,18 @@ class PostgresLedger(Ledger):
         args = ", ".join(f"%s::{t}" for t in casts)
         return f'SELECT * FROM "{self.schema}".reserve({args})'
 
+    @functools.cached_property
+    def _settle_call(self) -> str:
+        casts = ["BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT"]
+        casts += [sch.COLUMN_TYPES[c] for c in sch.COLUMNS]
+        args = ", ".join(f"%s::{t}" for t in casts)
+        return f'SELECT "{self.schema}".settle({args})'
+
+    def _commit(self, handle: int, values: dict[str, Any], row: dict[str, Any]) -> None:
+        args = [values[k] for k in _SETTLE_VALUES] + list(row.values())
+        with self._autocommit(write=True) as run:
+            run(self._settle_call, args)
+
     def _lock_tables(self, run: Execute) -> None:
         # Other writers wait here, before this transaction holds any totals row they need.
         run(f"LOCK TABLE {self.sql.charges}, {self.sql.totals} IN SHARE ROW EXCLUSIVE MODE", ())
@@ -218,6 +232,38 @@ class PostgresLedger(Ledger):
             run(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE', ())
 
 
+_SETTLE_VALUES = ("id", "outcome", "name", "input_tokens", "output_tokens", "usd_nanos",
+                  "settled_ts", "price_source")  # fmt: skip
+
+# The functions' statements are index lookups by design. A fresh ledger's tables are tiny
+# when a session first plans them, and the plan it caches (a sequential scan) would stay
+# until autovacuum analyzes the table, scanning every row of a fast-growing table per call
+# (measured: 5,483 sequential scans reading 7.5M rows over 3,000 reserve+commits, 0 index
+# scans). ``enable_seqscan = off`` makes each cached plan the index one from the start.
+_PLAN = "SET enable_seqscan = off"
+
+
+def settle_function(n: sch.Names) -> str:
+    """``settle``: a commit in one call; the held row becomes the real cost, or (if it was
+    pruned meanwhile, rare) the charge is inserted, so the money still counts."""
+    row = ",\n".join(f"r_{c} {sch.COLUMN_TYPES[c]}" for c in sch.COLUMNS)
+    return f"""CREATE OR REPLACE FUNCTION "{n.schema}".settle(
+    p_id BIGINT, p_outcome TEXT, p_name TEXT, p_input_tokens BIGINT, p_output_tokens BIGINT,
+    p_usd_nanos BIGINT, p_settled_ts BIGINT, p_price_source TEXT,
+    {row}
+) RETURNS VOID LANGUAGE plpgsql {_PLAN} AS $body$
+BEGIN
+    UPDATE {n.charges} SET outcome = p_outcome, name = p_name, input_tokens = p_input_tokens,
+           output_tokens = p_output_tokens, usd_nanos = p_usd_nanos, settled_ts = p_settled_ts,
+           expires_ts = NULL, price_source = COALESCE(p_price_source, price_source)
+     WHERE id = p_id AND outcome IN ('held', 'expired');
+    IF NOT FOUND THEN
+        INSERT INTO {n.charges} ({", ".join(sch.COLUMNS)})
+        VALUES ({", ".join(f"r_{c}" for c in sch.COLUMNS)});
+    END IF;
+END $body$"""
+
+
 def reserve_function(n: sch.Names) -> str:
     """``reserve``: lock, check every limit against its buckets, insert the hold (whose
     trigger updates the totals); returns (id, -1, 0...) or (NULL, refusing limit, used...)."""
@@ -238,7 +284,7 @@ def reserve_function(n: sch.Names) -> str:
     p_locks BIGINT[], p_now BIGINT
 ) RETURNS TABLE (o_id BIGINT, o_refused INTEGER, o_u BIGINT, o_t BIGINT, o_m BIGINT,
                  o_c BIGINT)
-LANGUAGE plpgsql AS $body$
+LANGUAGE plpgsql {_PLAN} AS $body$
 DECLARE
     i INTEGER; j INTEGER; new_id BIGINT;
     b_u BIGINT; b_t BIGINT; b_m BIGINT; b_c BIGINT;
