@@ -144,7 +144,7 @@ class Ledger(LedgerReads):
     _conn: Any
 
     def _run(self, sql: str, params: Any) -> Cursor:
-        return self._conn.execute(sql, params)  # type: ignore[no-any-return]
+        return self._conn.execute(sql, params)
 
     def _check_process(self) -> None:
         if os.getpid() != self._pid:

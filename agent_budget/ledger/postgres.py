@@ -6,19 +6,24 @@ tenant, global; always in the same order, so two reserves cannot deadlock), read
 limit's running-total buckets, and inserts the hold, whose trigger updates the totals.
 Inside a function each statement takes a fresh snapshot, so the reads after the lock see
 every commit made before it was granted: the check-then-insert is atomic per limit while
-different users never wait for each other's locks. A commit is one statement too.
+different users never wait for each other's locks. A commit is one call of ``settle``.
 
 Selected by a ``postgresql://user@host:5432/db`` URL; ``?schema=name`` (default
 ``agent_budget``) keeps the tables in their own schema.
 
-Durability: the ledger's sessions run with ``synchronous_commit=off`` unless the URL says
-``?synchronous_commit=on``. A commit then returns once it is visible to every other session
-(so the limits hold exactly), without waiting for its WAL flush: a crash of the database
-server itself may lose the last ~0.6 s of charges (three ``wal_writer_delay``s), the same
-class of risk as SQLite's ``synchronous=NORMAL`` on a power loss, and never leaves totals
-and rows disagreeing. With ``on`` every reserve and commit waits for a flush, and since a
-user's reservations queue on that user's lock, one user's rate is bounded by the disk's
-flush time (measured here: 4 ms per flush, so ~125 reserve+commit/s per user).
+Durability: every reserve and commit waits for its WAL flush (``synchronous_commit=on``,
+the server's default), so a charge the ledger acknowledged survives a crash of the database
+server: a ledger that records every cent must not lose the last second of them. A URL with
+``?synchronous_commit=off`` (or ``synchronous_commit="off"``) opts out: a commit then returns
+once it is visible to every other session (so the limits still hold exactly) without waiting
+for the flush, and a server crash may lose the last ~0.6 s of charges (three
+``wal_writer_delay``s; totals and rows never disagree). Since a user's reservations queue on
+that user's lock, which is held until the flush, one user's reservation rate is bounded by
+the disk's flush time; other users' flushes are shared (group commit). The benchmark
+measures both side by side (README, "Durability").
+
+Totals are sharded per session (`agent_budget.ledger.schema.SLOTS`), so workers of different
+users, or a commit and a reservation of the same user, do not queue on one totals row.
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ class PostgresLedger(Ledger):
         super().__init__(reservation_ttl=reservation_ttl)
         self._conninfo, ours = split_params(url)
         self.schema = schema or ours.get("schema") or DEFAULT_SCHEMA
-        self.synchronous_commit = synchronous_commit or ours.get("synchronous_commit", "off")
+        self.synchronous_commit = synchronous_commit or ours.get("synchronous_commit", "on")
         if self.synchronous_commit not in ("on", "off"):
             raise InvalidBudget(
                 f"ledger synchronous_commit={self.synchronous_commit!r}: use on or off"

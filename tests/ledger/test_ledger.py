@@ -245,3 +245,14 @@ def test_total_is_one_dict(tmp_path: Path) -> None:
     ledger.record(Charge("tool", "search", Decimal("0.02")), ChargeContext(user_id="bob"))
     assert ledger.total(user="alice")["usd"] == Decimal("0.01")
     assert ledger.total()["calls"] == 2
+
+
+@pytest.mark.postgres
+def test_postgres_waits_for_the_flush_by_default_and_can_opt_out(pg_url: str) -> None:
+    """Every acknowledged charge survives a database-server crash unless the URL opts out."""
+    with Ledger.open(pg_url) as ledger:
+        assert ledger._conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"  # type: ignore[attr-defined]
+    with Ledger.open(pg_url + "&synchronous_commit=off") as ledger:
+        assert ledger._conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"  # type: ignore[attr-defined]
+    with pytest.raises(InvalidBudget, match="synchronous_commit='maybe': use on or off"):
+        Ledger.open(pg_url + "&synchronous_commit=maybe")
