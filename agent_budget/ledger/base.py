@@ -17,8 +17,8 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date, datetime
 from typing import Any
 
@@ -107,9 +107,30 @@ class Ledger(LedgerReads):
         processes; committed on exit, rolled back on error."""
         raise NotImplementedError
 
-    def _autocommit(self, *, write: bool = False) -> AbstractContextManager[Execute]:
+    @contextmanager
+    def _autocommit(self, *, write: bool = False) -> Iterator[Execute]:
         """Single statements, each its own transaction (``write``: it changes rows)."""
-        raise NotImplementedError
+        with self._lock:
+            self._ready()
+            try:
+                with self._writer() if write else nullcontext():
+                    yield self._run
+            except self._driver_error as exc:
+                raise self._unavailable(exc) from None
+
+    def _ready(self) -> None:
+        """Before any statement: the connection is this process's and usable."""
+        self._check_process()
+
+    def _writer(self) -> AbstractContextManager[None]:
+        """Held around a write outside `_transaction` (SQLite: the writers' queue)."""
+        return nullcontext()
+
+    _driver_error: type[Exception] = Exception
+    """The driver's base exception, turned into `LedgerUnavailable` by `_unavailable`."""
+
+    def _unavailable(self, exc: Exception) -> LedgerUnavailable:
+        return LedgerUnavailable(f"ledger {self.location}: {exc}".strip())
 
     def _reserve(self, row: dict[str, Any], charge: Charge, limits: Sequence[ScopedLimit],
                  now: int) -> int:  # fmt: skip

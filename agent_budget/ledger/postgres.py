@@ -81,6 +81,7 @@ class PostgresLedger(Ledger):
     """A ledger in a PostgreSQL database (psycopg 3)."""
 
     _integrity_error = psycopg.errors.IntegrityError
+    _driver_error = psycopg.Error
 
     def __init__(
         self,
@@ -128,8 +129,11 @@ class PostgresLedger(Ledger):
                 "not spend while its ledger cannot record."
             ) from None
 
-    def _unavailable(self, exc: psycopg.Error) -> LedgerUnavailable:
+    def _unavailable(self, exc: Exception) -> LedgerUnavailable:
         return LedgerUnavailable(f"ledger database {self.location}: {exc}".strip())
+
+    def _ready(self) -> None:
+        self._usable()
 
     def _create_namespace(self, run: Execute) -> None:
         run(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"', ())
@@ -156,15 +160,6 @@ class PostgresLedger(Ledger):
                             "SELECT pg_advisory_xact_lock(%s)", (_lock_id(f"{self.schema}:{key}"),)
                         )
                     yield self._run
-            except psycopg.Error as exc:
-                raise self._unavailable(exc) from None
-
-    @contextmanager
-    def _autocommit(self, *, write: bool = False) -> Iterator[Execute]:
-        with self._lock:
-            self._usable()
-            try:
-                yield self._run
             except psycopg.Error as exc:
                 raise self._unavailable(exc) from None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from agent_budget.ledger import sql as q
 from agent_budget.ledger.context import Execute
@@ -15,6 +15,23 @@ from agent_budget.ledger.limits import from_nanos
 from agent_budget.ledger.timeutil import US, iso, now_us, parse_moment
 
 Moment = str | datetime | date | float | None
+
+
+class Filters(TypedDict, total=False):
+    """Which rows `LedgerReads.spend` and `total` count: a time range (``since`` / ``until``
+    take "7d", "2025-01-31", an ISO time, a datetime or epoch seconds) and exact matches."""
+
+    since: Moment
+    until: Moment
+    user: str | None
+    tenant: str | None
+    run: str | None
+    thread: str | None
+    kind: str | None
+
+
+_FILTER_COLUMNS = {"user": "user_id", "tenant": "tenant_id", "run": "run_id",
+                   "thread": "thread_id", "kind": "kind"}  # fmt: skip
 
 
 class LedgerReads:
@@ -26,16 +43,7 @@ class LedgerReads:
     # --- reading --------------------------------------------------------------------------
 
     def spend(
-        self,
-        by: str | Sequence[str] | None = None,
-        *,
-        since: Moment = None,
-        until: Moment = None,
-        user: str | None = None,
-        tenant: str | None = None,
-        run: str | None = None,
-        thread: str | None = None,
-        kind: str | None = None,
+        self, by: str | Sequence[str] | None = None, **filters: Unpack[Filters]
     ) -> list[dict[str, Any]]:
         """Committed spend grouped ``by`` one or more of user, tenant, run, thread, model,
         tool, name, kind, node, outcome, day, hour (None: one total row), as plain dicts:
@@ -48,6 +56,7 @@ class LedgerReads:
             if key not in q.GROUPS:
                 raise ValueError(f"by={key!r}: group by one of {', '.join(q.GROUPS)}")
         now = now_us()
+        since, until = filters.get("since"), filters.get("until")
         start = parse_moment(since, now, what="since")
         end = parse_moment(until, now, what="until") if until is not None else now + 1
         where: list[str] = []
@@ -56,10 +65,11 @@ class LedgerReads:
             extra = q.GROUPS[key][1]
             if extra and extra not in where:
                 where.append(extra)
-        for column, value in (
-            ("user_id", user), ("tenant_id", tenant), ("run_id", run), ("thread_id", thread),
-            ("kind", kind),
-        ):  # fmt: skip
+        unknown = set(filters) - set(Filters.__annotations__)
+        if unknown:
+            raise TypeError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+        for name, column in _FILTER_COLUMNS.items():
+            value = filters.get(name)
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -85,23 +95,10 @@ class LedgerReads:
             out.sort(key=lambda r: r["usd"], reverse=True)
         return out
 
-    def total(
-        self,
-        *,
-        since: Moment = None,
-        until: Moment = None,
-        user: str | None = None,
-        tenant: str | None = None,
-        run: str | None = None,
-        thread: str | None = None,
-        kind: str | None = None,
-    ) -> dict[str, Any]:
+    def total(self, **filters: Unpack[Filters]) -> dict[str, Any]:
         """One total, as a dict (`spend` groups and so returns a list): e.g.
         ``ledger.total(user="alice", since="1d")["usd"]``."""
-        rows = self.spend(
-            since=since, until=until, user=user, tenant=tenant, run=run, thread=thread, kind=kind
-        )
-        return rows[0]
+        return self.spend(**filters)[0]
 
     def rows(
         self,

@@ -202,24 +202,23 @@ def rebuild_totals(n: Names, where: str = "true", sign: int = 1) -> str:
     return _apply(n.totals, [_from_rows(n, where, sign)])
 
 
-def expected_totals(n: Names) -> str:
-    """The totals the rows say there should be (for `Ledger.verify`), non-zero ones only."""
+def _nonzero_by_bucket(source: str) -> str:
     sums = ", ".join(f"SUM({c})" for c in TOTAL_COLUMNS)
     nonzero = " OR ".join(f"SUM({c}) <> 0" for c in TOTAL_COLUMNS)
     return (
-        f"SELECT scope, key, span, bucket, {sums} FROM ({_from_rows(n, 'true', 1)}) AS d "
+        f"SELECT scope, key, span, bucket, {sums} FROM {source} "
         f"GROUP BY scope, key, span, bucket HAVING {nonzero}"
     )
+
+
+def expected_totals(n: Names) -> str:
+    """The totals the rows say there should be (for `Ledger.verify`), non-zero ones only."""
+    return _nonzero_by_bucket(f"({_from_rows(n, 'true', 1)}) AS d")
 
 
 def stored_totals(n: Names) -> str:
     """The totals as stored, their slots summed, non-zero ones only."""
-    sums = ", ".join(f"SUM({c})" for c in TOTAL_COLUMNS)
-    nonzero = " OR ".join(f"SUM({c}) <> 0" for c in TOTAL_COLUMNS)
-    return (
-        f"SELECT scope, key, span, bucket, {sums} FROM {n.totals} "
-        f"GROUP BY scope, key, span, bucket HAVING {nonzero}"
-    )
+    return _nonzero_by_bucket(n.totals)
 
 
 def _upsert(n: Names, user: str, tenant: str, ts: str, deltas: list[str], guard: str) -> str:

@@ -45,6 +45,7 @@ class SQLiteLedger(Ledger):
 
     held_hint = " INDEXED BY charges_held"  # the planner would rather scan a user's history
     _integrity_error = sqlite3.IntegrityError
+    _driver_error = sqlite3.Error
 
     def __init__(
         self,
@@ -113,7 +114,7 @@ class SQLiteLedger(Ledger):
             "does not spend while its ledger cannot record."
         )
 
-    def _unavailable(self, exc: sqlite3.Error) -> LedgerUnavailable:
+    def _unavailable(self, exc: Exception) -> LedgerUnavailable:
         msg = str(exc).lower()
         if "not a database" in msg or "malformed" in msg or "disk image" in msg:
             return LedgerUnavailable(
@@ -158,19 +159,6 @@ class SQLiteLedger(Ledger):
                         with suppress(sqlite3.Error):
                             self._conn.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from None
-
-    @contextmanager
-    def _autocommit(self, *, write: bool = False) -> Iterator[Execute]:
-        self._check_process()
-        with self._lock:
-            try:
-                if write:
-                    with self._writer():
-                        yield self._run
-                else:
-                    yield self._run
             except sqlite3.Error as exc:
                 raise self._unavailable(exc) from None
 
