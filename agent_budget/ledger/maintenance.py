@@ -16,7 +16,8 @@ from agent_budget.ledger import schema as s
 from agent_budget.ledger.timeutil import iso
 
 if TYPE_CHECKING:
-    from agent_budget.ledger.base import Execute, Ledger
+    from agent_budget.ledger.backend import LedgerBackend as Ledger
+    from agent_budget.ledger.context import Execute
 
 
 def create(ledger: Ledger, run: Execute, *, from_version: int) -> None:
