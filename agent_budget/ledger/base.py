@@ -4,8 +4,10 @@ One row per charge. A paid call first inserts a ``held`` row (its worst case), i
 transaction that checks every shared limit it falls under, so the check and the hold are
 atomic across processes and hosts; the call's end turns the row into ``ok``/``error`` with
 the real cost, or deletes it if the call was not made. A worker that dies in between
-leaves a held row that stops counting when it expires (and is then marked ``expired``), so
-a crash neither loses track of money in flight nor holds a budget forever.
+leaves a held row that stops counting the microsecond it expires (every check leaves
+expired holds out, marked or not); the next reservation of any process after that (at most
+`context.SWEEP_EVERY` later) marks it ``expired``, so a crash neither loses track of money in
+flight nor holds a budget forever, and needs no manual command to clean up.
 
 Backends (`SQLiteLedger`, `PostgresLedger`) provide transactions and locking; the logic and
 the SQL (`agent_budget.ledger.sql`) are shared.
