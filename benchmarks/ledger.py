@@ -279,6 +279,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "params": {"seconds": args.seconds, "repeats": args.repeats, "steps": args.steps,
                    "cpus": os.cpu_count()},
+        "load_avg_1m": {"start": os.getloadavg()[0]},
         "throughput": {},
     }  # fmt: skip
     from agent_budget.ledger import Ledger
@@ -328,6 +329,7 @@ def main() -> None:
         for s in (schema, f"{schema}_durable", f"{schema}_agent"):
             Ledger.open(f"{pg}?schema={s}").drop()  # type: ignore[attr-defined]
 
+    results["load_avg_1m"]["end"] = os.getloadavg()[0]
     before_path = RESULTS / "ledger_history_before.json"
     before = json.loads(before_path.read_text()) if before_path.exists() else None
     if before:
