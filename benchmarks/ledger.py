@@ -174,8 +174,9 @@ def replay_week(ledger: Any, runs: list[list[dict[str, Any]]]) -> None:
 def history_ledgers(
     tmp: Path, pg: str | None, schema: str, sizes: list[int], progress: Progress
 ) -> dict[tuple[str, int], Any]:
-    """One seeded ledger per (backend, history size); "postgres (durable)" is a second
-    session on the postgres ledger that waits for every WAL flush."""
+    """One seeded ledger per (backend, history size); "postgres" is a session that does not
+    wait for WAL flushes (the ``synchronous_commit=off`` opt-out), "postgres (durable)" a
+    second session on the same ledger that does (the default)."""
     from agent_budget.ledger import Ledger
 
     out: dict[tuple[str, int], Any] = {}
@@ -188,7 +189,7 @@ def history_ledgers(
         if pg:
             progress.update(task, description=f"seeding postgres {n:,}")
             url = f"{pg}?schema={schema}_h{n}"
-            out[("postgres", n)] = Ledger.open(url)
+            out[("postgres", n)] = Ledger.open(url + "&synchronous_commit=off")
             lh.seed(out[("postgres", n)], n, lambda k: progress.advance(task, k))
             out[("postgres (durable)", n)] = Ledger.open(url + "&synchronous_commit=on")
     return out
@@ -263,7 +264,7 @@ def main() -> None:
     schema = f"ab_bench_{os.getpid()}"
     backends = {"sqlite": str(tmp / "throughput.db")}
     if pg:
-        backends["postgres"] = f"{pg}?schema={schema}"
+        backends["postgres"] = f"{pg}?schema={schema}&synchronous_commit=off"
         backends["postgres (durable)"] = f"{pg}?schema={schema}_durable&synchronous_commit=on"
     else:
         console.print("[yellow]no PostgreSQL server on 127.0.0.1:5432: PostgreSQL skipped[/yellow]")
@@ -272,11 +273,13 @@ def main() -> None:
     shared = [{"scope": "user", "window": "1d", "usd": 1_000_000}]
     variants["sqlite"] = {"ledger": str(tmp / "agent.db"), "shared": shared}
     if pg:
+        # the default session settings (durable), as a user gets them
         variants["postgres"] = {"ledger": f"{pg}?schema={schema}_agent", "shared": shared}
 
     results: dict[str, Any] = {
         "params": {"seconds": args.seconds, "repeats": args.repeats, "steps": args.steps,
                    "cpus": os.cpu_count()},
+        "load_avg_1m": {"start": os.getloadavg()[0]},
         "throughput": {},
     }  # fmt: skip
     from agent_budget.ledger import Ledger
@@ -326,6 +329,7 @@ def main() -> None:
         for s in (schema, f"{schema}_durable", f"{schema}_agent"):
             Ledger.open(f"{pg}?schema={s}").drop()  # type: ignore[attr-defined]
 
+    results["load_avg_1m"]["end"] = os.getloadavg()[0]
     before_path = RESULTS / "ledger_history_before.json"
     before = json.loads(before_path.read_text()) if before_path.exists() else None
     if before:

@@ -32,6 +32,7 @@ V1_COLUMNS = (
     "node", "kind", "name", "input_tokens", "output_tokens", "usd_nanos", "reserved_nanos",
     "attempt", "call_key", "worker", "detail",
 )  # fmt: skip
+SCHEMA = 3  # the schema this branch writes (agent_budget.ledger.sql.SCHEMA_VERSION)
 LABELS = {0: "0", 10_000: "10k", 100_000: "100k", 300_000: "300k", 1_000_000: "1M"}
 
 
@@ -199,7 +200,7 @@ def plot_history(results: dict[str, Any], before: dict[str, Any] | None, path: P
             [v for _, v in pts],
             marker="o",
             color=colors.get(backend),
-            label=f"{backend}, schema 2 (running totals)",
+            label=f"{backend}, schema {SCHEMA} (running totals)",
         )
     for backend, rows in (before or {}).get("latency_ms", {}).items():
         pts = sorted((int(n), v) for n, v in rows.items())

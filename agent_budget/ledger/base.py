@@ -4,8 +4,10 @@ One row per charge. A paid call first inserts a ``held`` row (its worst case), i
 transaction that checks every shared limit it falls under, so the check and the hold are
 atomic across processes and hosts; the call's end turns the row into ``ok``/``error`` with
 the real cost, or deletes it if the call was not made. A worker that dies in between
-leaves a held row that stops counting when it expires (and is then marked ``expired``), so
-a crash neither loses track of money in flight nor holds a budget forever.
+leaves a held row that stops counting the microsecond it expires (every check leaves
+expired holds out, marked or not); the next reservation of any process after that (at most
+`context.SWEEP_EVERY` later) marks it ``expired``, so a crash neither loses track of money in
+flight nor holds a budget forever, and needs no manual command to clean up.
 
 Backends (`SQLiteLedger`, `PostgresLedger`) provide transactions and locking; the logic and
 the SQL (`agent_budget.ledger.sql`) are shared.
@@ -13,17 +15,25 @@ the SQL (`agent_budget.ledger.sql`) are shared.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from agent_budget.errors import InvalidBudget
+from agent_budget.errors import InvalidBudget, LedgerUnavailable
 from agent_budget.ledger import sql as q
+from agent_budget.ledger.backend import LedgerBackend
+from agent_budget.ledger.context import (
+    DEFAULT_TTL,
+    SWEEP_EVERY,
+    ChargeContext,
+    Cursor,
+    Execute,
+    ttl_from_env,
+)
 from agent_budget.ledger.limits import (
     NANOS,
     Headroom,
@@ -37,55 +47,20 @@ from agent_budget.ledger.limits import (
     to_nanos,
     want_params,
 )
-from agent_budget.ledger.timeutil import US, iso, now_us, parse_moment
+from agent_budget.ledger.reading import LedgerReads
+from agent_budget.ledger.timeutil import US, now_us, parse_moment
 from agent_budget.tracker import Charge
 
 __all__ = [
-    "DEFAULT_TTL", "NANOS", "ChargeContext", "Headroom", "Ledger", "LimitHeadroom",
-    "ScopedLimit", "Used", "from_nanos", "limit_params", "refusal", "to_nanos", "want_params",
+    "DEFAULT_TTL", "NANOS", "ChargeContext", "Cursor", "Execute", "Headroom", "Ledger",
+    "LimitHeadroom", "ScopedLimit", "Used", "from_nanos", "limit_params", "refusal",
+    "to_nanos", "ttl_from_env", "want_params",
 ]  # fmt: skip
 
-DEFAULT_TTL = 900.0
-"""Seconds a reservation counts against shared limits without being settled (a crashed
-worker's); a call running longer than this may let its user overspend by its own cost."""
+log = logging.getLogger("agent_budget.ledger")
 
 
-ENV_TTL = "AGENT_BUDGET_LEDGER_TTL"
-"""Seconds before an unsettled reservation (a crashed worker's) stops counting."""
-
-
-def ttl_from_env() -> float | None:
-    raw = os.environ.get(ENV_TTL)
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise InvalidBudget(f"{ENV_TTL}={raw!r}: expected a number of seconds") from None
-
-
-@dataclass(frozen=True)
-class ChargeContext:
-    """Who a charge is for: taken from the run config by `attach_ledger`."""
-
-    run_id: str | None = None
-    thread_id: str | None = None
-    user_id: str | None = None
-    tenant_id: str | None = None
-
-
-class Cursor(Protocol):
-    rowcount: int
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-Execute = Callable[[str, Any], Cursor]
-
-
-class Ledger:
+class Ledger(LedgerBackend, LedgerReads):
     """Spend records in SQLite or PostgreSQL. Open one with `Ledger.open` (a file path or a
     ``postgresql://`` URL); it is safe to share between threads of a process."""
 
@@ -94,12 +69,18 @@ class Ledger:
     held_hint = ""
     """How the backend names the holds-only index in a FROM clause (SQLite: INDEXED BY)."""
 
+    sweep_every: float | None = SWEEP_EVERY
+    """Seconds between sweeps of expired holds by this process's reservations (None: never;
+    `expire` still works)."""
+
     def __init__(self, *, reservation_ttl: float = DEFAULT_TTL) -> None:
         if reservation_ttl <= 0:
             raise InvalidBudget(f"reservation_ttl must be > 0 seconds, got {reservation_ttl}")
         self.reservation_ttl = reservation_ttl
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._next_sweep = 0  # the first reservation of a process sweeps
 
     @staticmethod
     def open(location: str | os.PathLike[str], **kwargs: Any) -> Ledger:
@@ -120,40 +101,6 @@ class Ledger:
         from agent_budget.ledger.sqlite import SQLiteLedger
 
         return SQLiteLedger(text.removeprefix("sqlite://"), **kwargs)
-
-    # --- what a backend provides ----------------------------------------------------------
-
-    def _transaction(self, lock_keys: Sequence[str] = ()) -> AbstractContextManager[Execute]:
-        """A write transaction holding the locks that serialise ``lock_keys`` across
-        processes; committed on exit, rolled back on error."""
-        raise NotImplementedError
-
-    def _autocommit(self, *, write: bool = False) -> AbstractContextManager[Execute]:
-        """Single statements, each its own transaction (``write``: it changes rows)."""
-        raise NotImplementedError
-
-    def _reserve(self, row: dict[str, Any], charge: Charge, limits: Sequence[ScopedLimit],
-                 now: int) -> int:  # fmt: skip
-        """Insert the hold if it fits every limit, atomically; raise `BudgetExceeded`."""
-        raise NotImplementedError
-
-    def _commit(self, handle: int, values: dict[str, Any], row: dict[str, Any]) -> None:
-        """Settle the held row ``handle``; insert ``row`` if it is gone (pruned)."""
-        raise NotImplementedError
-
-    def _lock_tables(self, run: Execute) -> None:
-        """Keep other writers out of a many-row change (before it locks any totals row)."""
-        raise NotImplementedError
-
-    def _insert_many(self, run: Execute, rows: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
-
-    def _after_bulk(self, run: Execute) -> None:
-        """After rows were written with explicit ids or in bulk (sequences, statistics)."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
 
     def schema_version(self) -> int:
         with self._autocommit() as run:
@@ -182,12 +129,29 @@ class Ledger:
         function call on PostgreSQL; the check reads running totals, never the history."""
         now = now_us() if now is None else now
         row = self._row(charge, ctx, "held", now, expires=now + int(self.reservation_ttl * US))
-        if not limits:
+        if limits:
+            check_limits(limits)
+            named = {f"c_{c}": v for c, v in zip(q.COLUMNS, row, strict=True)}
+            handle = self._reserve(named, charge, limits, now)
+        else:
             with self._autocommit(write=True) as run:
-                return int(run(self.sql["insert"], row).fetchone()[0])
-        check_limits(limits)
-        named = {f"c_{c}": v for c, v in zip(q.COLUMNS, row, strict=True)}
-        return self._reserve(named, charge, limits, now)
+                handle = int(run(self.sql["insert"], row).fetchone()[0])
+        self._sweep_if_due(now)
+        return handle
+
+    def _sweep_if_due(self, now: int) -> None:
+        """Mark expired holds now and then (`SWEEP_EVERY`), from the reservation path, so a
+        crashed worker's hold is cleaned up without a manual command. Never fails the call."""
+        if self.sweep_every is None or now < self._next_sweep:
+            return
+        self._next_sweep = now + int(min(self.reservation_ttl, self.sweep_every) * US)
+        try:
+            swept = self.expire(now=now)
+        except LedgerUnavailable as exc:
+            log.warning("could not mark expired reservations: %s", exc)
+            return
+        if swept:
+            log.info("marked %d reservation(s) past their expiry as expired", swept)
 
     def _refuse_or_none(self, rows: list[Any], charge: Charge, limits: Sequence[ScopedLimit]
                         ) -> None:  # fmt: skip
@@ -239,7 +203,11 @@ class Ledger:
         """Mark reservations past their expiry ``expired``; returns how many. (They stopped
         counting at their expiry already; this makes the rows and totals say so.)"""
         now = now_us() if now is None else now
+        with self._autocommit() as run:  # the common case, nothing due, reads one index entry
+            if run(self.sql["any_expired"], (now,)).fetchone() is None:
+                return 0
         with self._transaction() as run:
+            self._lock_tables(run)  # many rows' triggers: lock first, so no one deadlocks
             return int(run(self.sql["expire"], (now, now)).rowcount)
 
     def used(self, limit: ScopedLimit, *, now: int | None = None) -> Used:
@@ -319,121 +287,6 @@ class Ledger:
             None if attempt is None else int(attempt),
             c.key, self.worker, detail, c.price_source,
         )  # fmt: skip
-
-    # --- reading --------------------------------------------------------------------------
-
-    def spend(
-        self,
-        by: str | Sequence[str] | None = None,
-        *,
-        since: str | datetime | date | float | None = None,
-        until: str | datetime | date | float | None = None,
-        user: str | None = None,
-        tenant: str | None = None,
-        run: str | None = None,
-        thread: str | None = None,
-        kind: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Committed spend grouped ``by`` one or more of user, tenant, run, thread, model,
-        tool, name, kind, node, outcome, day, hour (None: one total row), as plain dicts:
-        the group keys plus ``usd`` (exact Decimal), ``calls``, ``input_tokens``,
-        ``output_tokens``, ``errors``, ``refused`` and ``held_usd`` (live reservations).
-        ``since`` / ``until`` take "7d", "2025-01-31", an ISO time, a datetime or epoch
-        seconds. Sorted by ``usd``, largest first (by time for ``day`` / ``hour``)."""
-        keys = [by] if isinstance(by, str) else list(by or [])
-        for key in keys:
-            if key not in q.GROUPS:
-                raise ValueError(f"by={key!r}: group by one of {', '.join(q.GROUPS)}")
-        now = now_us()
-        start = parse_moment(since, now, what="since")
-        end = parse_moment(until, now, what="until") if until is not None else now + 1
-        where: list[str] = []
-        params: list[Any] = [now, start, end]
-        for key in keys:
-            extra = q.GROUPS[key][1]
-            if extra and extra not in where:
-                where.append(extra)
-        for column, value in (
-            ("user_id", user), ("tenant_id", tenant), ("run_id", run), ("thread_id", thread),
-            ("kind", kind),
-        ):  # fmt: skip
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        with self._autocommit() as execute:
-            rows = execute(self.sql.fmt(q.spend_query(keys, where)), params).fetchall()
-        out = []
-        for row in rows:
-            item: dict[str, Any] = {}
-            for i, key in enumerate(keys):
-                value = row[i]
-                if key in {"day", "hour"} and value is not None:
-                    step = 86400 if key == "day" else 3600
-                    text = iso(int(value) * step * US) or ""
-                    value = text[:10] if key == "day" else text[:13] + ":00Z"
-                item[key] = value
-            usd, calls, inp, outp, errors, refused, held = (int(v or 0) for v in row[len(keys) :])
-            item.update(
-                usd=from_nanos(usd), calls=calls, input_tokens=inp, output_tokens=outp,
-                errors=errors, refused=refused, held_usd=from_nanos(held),
-            )  # fmt: skip
-            out.append(item)
-        if not any(k in {"day", "hour"} for k in keys):
-            out.sort(key=lambda r: r["usd"], reverse=True)
-        return out
-
-    def total(
-        self,
-        *,
-        since: str | datetime | date | float | None = None,
-        until: str | datetime | date | float | None = None,
-        user: str | None = None,
-        tenant: str | None = None,
-        run: str | None = None,
-        thread: str | None = None,
-        kind: str | None = None,
-    ) -> dict[str, Any]:
-        """One total, as a dict (`spend` groups and so returns a list): e.g.
-        ``ledger.total(user="alice", since="1d")["usd"]``."""
-        rows = self.spend(
-            since=since, until=until, user=user, tenant=tenant, run=run, thread=thread, kind=kind
-        )
-        return rows[0]
-
-    def rows(
-        self,
-        *,
-        since: str | datetime | date | float | None = None,
-        until: str | datetime | date | float | None = None,
-        page: int = 5000,
-    ) -> Iterator[dict[str, Any]]:
-        """Every row in time order, as plain dicts (times ISO 8601 UTC, ``usd`` exact).
-        Streams: read ``page`` rows at a time (keyset pagination, each page its own short
-        query), so memory stays flat on a ledger of millions of rows."""
-        now = now_us()
-        start = parse_moment(since, now, what="since")
-        end = parse_moment(until, now, what="until") if until is not None else now + 1
-        last_ts, last_id = start - 1, 0
-        names = ("id", *q.COLUMNS)
-        while True:
-            with self._autocommit() as run:
-                fetched = run(self.sql["rows_page"], (end, last_ts, last_ts, last_id, page))
-                batch = fetched.fetchall()
-            for r in batch:
-                rec = dict(zip(names, r, strict=True))
-                for k in ("ts", "settled_ts", "expires_ts"):
-                    rec[k] = iso(rec[k])
-                rec["usd"] = from_nanos(rec.pop("usd_nanos"))
-                reserved = rec.pop("reserved_nanos")
-                rec["reserved_usd"] = None if reserved is None else from_nanos(reserved)
-                yield rec
-            if len(batch) < page:
-                return
-            last_ts, last_id = int(batch[-1][1]), int(batch[-1][0])
-
-    def count(self) -> int:
-        with self._autocommit() as run:
-            return int(run(self.sql["count"], ()).fetchone()[0])
 
     def prune(self, before: str | datetime | date | float) -> int:
         """Delete rows older than ``before`` (live reservations are kept); returns how many.

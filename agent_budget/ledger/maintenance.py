@@ -16,24 +16,32 @@ from agent_budget.ledger import schema as s
 from agent_budget.ledger.timeutil import iso
 
 if TYPE_CHECKING:
-    from agent_budget.ledger.base import Execute, Ledger
+    from agent_budget.ledger.backend import LedgerBackend as Ledger
+    from agent_budget.ledger.context import Execute
 
 
-def create(ledger: Ledger, run: Execute, *, from_v1: bool) -> None:
-    """Schema version 2 in an empty database, or in place of a version-1 ``charges`` table
-    (its rows copied with their ids, the totals rebuilt from them)."""
+def create(ledger: Ledger, run: Execute, *, from_version: int) -> None:
+    """The current schema in an empty database (``from_version`` 0), in place of a
+    version-1 ``charges`` table (its rows copied with their ids), or in place of version 2's
+    totals (which had no slots); the totals are rebuilt from the rows in every case."""
     n = ledger.sql.names
-    if from_v1:
-        run(f"ALTER TABLE {n.charges} RENAME TO charges_v1", ())
-    for ddl in s.create_tables(n):
-        run(ddl, ())
-    if from_v1:
-        old = n.table("charges_v1")
-        cols = ", ".join(s.V1_COLUMNS)
-        run(f"INSERT INTO {n.charges} (id, {cols}) SELECT id, {cols} FROM {old}", ())
-        run(f"DROP TABLE {old}", ())
-    for ddl in s.create_indexes(n):
-        run(ddl, ())
+    if from_version == 2:
+        for ddl in s.drop_triggers(n):
+            run(ddl, ())
+        run(f"DROP TABLE {n.totals}", ())
+        run(s.create_tables(n)[1], ())
+    else:
+        if from_version == 1:
+            run(f"ALTER TABLE {n.charges} RENAME TO charges_v1", ())
+        for ddl in s.create_tables(n):
+            run(ddl, ())
+        if from_version == 1:
+            old = n.table("charges_v1")
+            cols = ", ".join(s.V1_COLUMNS)
+            run(f"INSERT INTO {n.charges} (id, {cols}) SELECT id, {cols} FROM {old}", ())
+            run(f"DROP TABLE {old}", ())
+        for ddl in s.create_indexes(n):
+            run(ddl, ())
     ledger._after_bulk(run)
     run(s.rebuild_totals(n), ())
     for ddl in s.triggers(n):

@@ -51,6 +51,7 @@ _STATEMENTS = {
         "UPDATE {charges} SET outcome = 'expired', settled_ts = ? "
         "WHERE outcome = 'held' AND expires_ts <= ?"
     ),
+    "any_expired": "SELECT 1 FROM {charges} WHERE outcome = 'held' AND expires_ts <= ? LIMIT 1",
     "prune": "DELETE FROM {charges} WHERE ts < ? AND NOT (outcome = 'held' AND expires_ts > ?)",
     "rows_page": (
         f"SELECT id, {', '.join(COLUMNS)} FROM {{charges}} "

@@ -23,9 +23,15 @@ from typing import Any, Literal
 import sqlite_utils
 
 from agent_budget.errors import LedgerUnavailable
-from agent_budget.ledger import maintenance
 from agent_budget.ledger import sql as q
-from agent_budget.ledger.base import DEFAULT_TTL, Execute, Ledger, ScopedLimit, want_params
+from agent_budget.ledger.base import (
+    DEFAULT_TTL,
+    Execute,
+    Ledger,
+    ScopedLimit,
+    limit_params,
+    want_params,
+)
 from agent_budget.tracker import Charge
 
 try:
@@ -38,6 +44,8 @@ class SQLiteLedger(Ledger):
     """A ledger in one SQLite file (created with its directory if missing)."""
 
     held_hint = " INDEXED BY charges_held"  # the planner would rather scan a user's history
+    _integrity_error = sqlite3.IntegrityError
+    _driver_error = sqlite3.Error
 
     def __init__(
         self,
@@ -52,7 +60,6 @@ class SQLiteLedger(Ledger):
         self.location = str(self.path)
         self.busy_timeout = busy_timeout
         self.sql = q.render("sqlite")
-        self._pid = os.getpid()
         self._prepare_path()
         self._flock = self._open_lock_file()
         try:
@@ -107,7 +114,7 @@ class SQLiteLedger(Ledger):
             "does not spend while its ledger cannot record."
         )
 
-    def _unavailable(self, exc: sqlite3.Error) -> LedgerUnavailable:
+    def _unavailable(self, exc: Exception) -> LedgerUnavailable:
         msg = str(exc).lower()
         if "not a database" in msg or "malformed" in msg or "disk image" in msg:
             return LedgerUnavailable(
@@ -124,34 +131,6 @@ class SQLiteLedger(Ledger):
         if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
             return LedgerUnavailable(self._read_only_message(str(exc)))
         return LedgerUnavailable(f"ledger {self.path}: {exc}")
-
-    def _migrate(self) -> None:
-        with self._transaction() as run:
-            meta = f"CREATE TABLE IF NOT EXISTS {self.sql.meta} (key TEXT PRIMARY KEY, value TEXT)"
-            run(meta, ())
-            run(self.sql["init_version"], ("0",))
-            version = int(run(self.sql["get_version"], ()).fetchone()[0])
-            if version > q.SCHEMA_VERSION:
-                raise LedgerUnavailable(
-                    f"ledger {self.path} has schema version {version}, newer than this "
-                    f"agent-budget understands ({q.SCHEMA_VERSION}); upgrade agent-budget"
-                )
-            if version < q.SCHEMA_VERSION:
-                try:
-                    maintenance.create(self, run, from_v1=version == 1)
-                except sqlite3.IntegrityError as exc:
-                    raise LedgerUnavailable(
-                        f"ledger {self.path}: a version-{version} row breaks a rule of schema "
-                        f"version {q.SCHEMA_VERSION} ({exc}); the file is unchanged"
-                    ) from None
-                run(self.sql["set_version"], (str(q.SCHEMA_VERSION),))
-
-    def _check_process(self) -> None:
-        if os.getpid() != self._pid:
-            raise LedgerUnavailable(
-                f"this ledger connection was opened in process {self._pid}; open one in each "
-                "worker process (agent_budget.ledger.open_ledger does)"
-            )
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
@@ -183,27 +162,9 @@ class SQLiteLedger(Ledger):
             except sqlite3.Error as exc:
                 raise self._unavailable(exc) from None
 
-    @contextmanager
-    def _autocommit(self, *, write: bool = False) -> Iterator[Execute]:
-        self._check_process()
-        with self._lock:
-            try:
-                if write:
-                    with self._writer():
-                        yield self._run
-                else:
-                    yield self._run
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from None
-
-    def _run(self, sql: str, params: Any) -> Any:
-        return self._conn.execute(sql, params)
-
     def _reserve(
         self, row: dict[str, Any], charge: Charge, limits: Sequence[ScopedLimit], now: int
     ) -> int:
-        from agent_budget.ledger.base import limit_params
-
         scopes = tuple(lim.scope for lim in limits)
         params = {**row, **limit_params(limits, now), **want_params(charge)}
         with self._autocommit(write=True) as run:
@@ -216,12 +177,6 @@ class SQLiteLedger(Ledger):
             self._refuse_or_none(run(check, params).fetchall(), charge, limits)
             return int(run(self.sql.fmt(q.reserve_query(scopes, self.held_hint)), params
                            ).fetchone()[0])  # fmt: skip
-
-    def _commit(self, handle: int, values: dict[str, Any], row: dict[str, Any]) -> None:
-        with self._autocommit(write=True) as run:
-            cur = run(self.sql["commit"], values)
-            if cur.rowcount == 0:  # the held row was pruned meanwhile: the money still counts
-                run(self.sql["insert"], tuple(row.values()))
 
     def _lock_tables(self, run: Execute) -> None:
         pass  # BEGIN IMMEDIATE already keeps every other writer out

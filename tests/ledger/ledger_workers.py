@@ -11,9 +11,11 @@ SHARED_USER = "shared-user"
 
 
 def spend_until_refused(
-    location: str, limit: str, start: Any, refusals_to_stop: int = 3
+    location: str, limit: str, start: Any, refusals_to_stop: int = 3, scope: str = "user"
 ) -> tuple[int, int]:
-    """Spend $0.01 calls as fast as possible against one shared user budget; return
+    """Spend $0.01 calls as fast as possible against one shared budget: the shared user's
+    (``scope="user"``), or everyone's with each worker a user of its own (``"global"``: the
+    limit's totals are written by every worker, in different slots on PostgreSQL); return
     (committed, refused) as this worker saw them."""
     from agent_budget.budget import Budget
     from agent_budget.errors import BudgetExceeded
@@ -23,12 +25,11 @@ def spend_until_refused(
     budget = Budget(
         ledger=location,
         prices={"call": "0.01"},
-        shared=[{"scope": "user", "window": "1d", "usd": limit}],
+        shared=[{"scope": scope, "window": "1d", "usd": limit}],
     )
     tracker = BudgetTracker(budget)
-    attach_ledger(
-        tracker, {"configurable": {"user_id": SHARED_USER, "thread_id": f"w{os.getpid()}"}}
-    )
+    user = SHARED_USER if scope == "user" else f"user-{os.getpid()}"
+    attach_ledger(tracker, {"configurable": {"user_id": user, "thread_id": f"w{os.getpid()}"}})
     start.wait()
     ok = refused = 0
     while refused < refusals_to_stop:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from agent_budget.errors import BudgetExceeded, InvalidBudget, LedgerUnavailable
 from agent_budget.ledger import ChargeContext, Ledger, ScopedLimit, from_nanos, to_nanos
+from agent_budget.ledger import sql as q
 from agent_budget.ledger.timeutil import US, now_us, to_us
 from agent_budget.tracker import Charge
 
@@ -133,6 +134,7 @@ def test_rolling_and_calendar_windows(ledger: Ledger) -> None:
 
 def test_expired_reservations_stop_counting_but_late_commits_still_count(location: str) -> None:
     ledger = Ledger.open(location, reservation_ttl=60)
+    ledger.sweep_every = None  # the check alone must not count the stale hold
     now = now_us()
     stale = ledger.reserve(tool("0.04"), ALICE, [user_limit("0.05")], now=now - 61 * US)
     ledger.reserve(tool("0.04"), ALICE, [user_limit("0.05")], now=now)  # the stale hold is gone
@@ -142,6 +144,21 @@ def test_expired_reservations_stop_counting_but_late_commits_still_count(locatio
     assert ledger.expire(now=now) == 0
     ledger.commit(stale, tool("0.04"), ALICE)  # a slow call, not a dead one: the money counts
     assert ledger.spend()[0]["usd"] == Decimal("0.04")
+    ledger.close()
+
+
+def test_expired_holds_are_marked_by_later_reservations_without_a_command(
+    location: str,
+) -> None:
+    ledger = Ledger.open(location, reservation_ttl=60)
+    now = now_us()
+    stale = ledger.reserve(tool("0.04"), ALICE, now=now - 61 * US)  # sweeps: nothing due yet
+    live = ledger.reserve(tool("0.01"), ALICE, [user_limit("0.05")], now=now - 30 * US)
+    assert {r["id"]: r["outcome"] for r in ledger.rows()} == {stale: "held", live: "held"}
+    fresh = ledger.reserve(tool("0.04"), ALICE, [user_limit("0.05")], now=now)  # sweeps again
+    outcomes = {r["id"]: r["outcome"] for r in ledger.rows()}
+    assert outcomes == {stale: "expired", live: "held", fresh: "held"}
+    assert ledger.verify() == []  # marked through the totals too
     ledger.close()
 
 
@@ -198,11 +215,11 @@ def test_rows_and_prune(ledger: Ledger) -> None:
 
 def test_schema_is_versioned_and_migrated_once(location: str) -> None:
     first = Ledger.open(location)
-    assert first.schema_version() == 2
+    assert first.schema_version() == q.SCHEMA_VERSION
     first.record(tool("0.01"), ALICE)
     first.close()
     again = Ledger.open(location)  # reopening does not re-create or lose anything
-    assert again.schema_version() == 2 and again.count() == 1
+    assert again.schema_version() == q.SCHEMA_VERSION and again.count() == 1
     with again._autocommit() as run:
         run(again.sql["set_version"], ("99",))
     again.close()
@@ -228,3 +245,14 @@ def test_total_is_one_dict(tmp_path: Path) -> None:
     ledger.record(Charge("tool", "search", Decimal("0.02")), ChargeContext(user_id="bob"))
     assert ledger.total(user="alice")["usd"] == Decimal("0.01")
     assert ledger.total()["calls"] == 2
+
+
+@pytest.mark.postgres
+def test_postgres_waits_for_the_flush_by_default_and_can_opt_out(pg_url: str) -> None:
+    """Every acknowledged charge survives a database-server crash unless the URL opts out."""
+    with Ledger.open(pg_url) as ledger:
+        assert ledger._conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"  # type: ignore[attr-defined]
+    with Ledger.open(pg_url + "&synchronous_commit=off") as ledger:
+        assert ledger._conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"  # type: ignore[attr-defined]
+    with pytest.raises(InvalidBudget, match="synchronous_commit='maybe': use on or off"):
+        Ledger.open(pg_url + "&synchronous_commit=maybe")

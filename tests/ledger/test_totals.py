@@ -57,6 +57,14 @@ def counted_now(ledger: Ledger, scope: str, key: str | None, window: str | None,
     return tuple(int(v) for v in row)  # type: ignore[return-value]
 
 
+def slot(ledger: Ledger) -> int:
+    """The totals slot this session writes (always 0 on SQLite)."""
+    from agent_budget.ledger.schema import DIALECT_TOKENS
+
+    with ledger._autocommit() as run:
+        return int(run(f"SELECT {DIALECT_TOKENS[ledger.sql.dialect]['slot']}", ()).fetchone()[0])
+
+
 def used_tuple(ledger: Ledger, scope: str, key: str | None, window: str | None, now: int) -> Any:
     u = ledger.used(ScopedLimit(scope, key, window, usd_nanos=1), now=now)
     return (u.usd_nanos, u.tokens, u.model_calls, u.tool_calls)
@@ -76,7 +84,22 @@ class TotalsMachine(RuleBasedStateMachine):
 
     @initialize()
     def open(self) -> None:
-        self.ledger = Ledger.open(self.location(), reservation_ttl=90)  # type: ignore[operator]
+        location = self.location()  # type: ignore[operator]
+        self.ledger = Ledger.open(location, reservation_ttl=90)
+        # A second session writing the same ledger: on PostgreSQL it writes another slot of
+        # every bucket (a hold reserved by one may be settled by the other).
+        self.ledgers = [self.ledger]
+        for _ in range(16):
+            other = Ledger.open(location, reservation_ttl=90)
+            if (
+                other.sql.dialect == "sqlite"
+                or len({slot(led) for led in (*self.ledgers, other)}) == 2
+            ):
+                self.ledgers.append(other)
+                break
+            other.close()
+        for led in self.ledgers:
+            led.sweep_every = None  # expiry is a rule of its own here
         self.now = 1_796_000_000 * US + 59 * MINUTE  # a minute before an hour's edge
         self.held: list[tuple[int, ChargeContext, Charge]] = []
 
@@ -84,7 +107,11 @@ class TotalsMachine(RuleBasedStateMachine):
         if hasattr(self, "ledger"):
             if hasattr(self.ledger, "drop"):
                 self.ledger.drop()
-            self.ledger.close()
+            for led in self.ledgers:
+                led.close()
+
+    def pick(self, which: int) -> Ledger:
+        return self.ledgers[which % len(self.ledgers)]
 
     @rule(
         user=st.sampled_from(USERS),
@@ -93,9 +120,10 @@ class TotalsMachine(RuleBasedStateMachine):
         cents=st.integers(0, 40),
         window=st.sampled_from(WINDOWS),
         cap=st.none() | st.integers(0, 100),
+        which=st.integers(0, 1),
     )
     def reserve(self, user: str | None, tenant: str | None, model: bool, cents: int,
-                window: str | None, cap: int | None) -> None:  # fmt: skip
+                window: str | None, cap: int | None, which: int) -> None:  # fmt: skip
         ctx = ChargeContext("r", "t", user, tenant)
         charge = (
             Charge("model", "m", Decimal(cents) / 100, 100 * cents, 10)
@@ -108,21 +136,24 @@ class TotalsMachine(RuleBasedStateMachine):
             usd = to_nanos(Decimal(cap) / 100)
             limits.append(ScopedLimit(scope, key, window, usd_nanos=usd, model_calls=cap // 10))
         try:
-            handle = self.ledger.reserve(charge, ctx, limits, now=self.now)
+            handle = self.pick(which).reserve(charge, ctx, limits, now=self.now)
         except BudgetExceeded:
             return
         self.held.append((handle, ctx, charge))
 
     @precondition(lambda self: self.held)
     @rule(
-        i=st.integers(0, 100), factor=st.sampled_from(["0", "0.5", "1", "1.5"]), error=st.booleans()
+        i=st.integers(0, 100),
+        factor=st.sampled_from(["0", "0.5", "1", "1.5"]),
+        error=st.booleans(),
+        which=st.integers(0, 1),
     )
-    def commit(self, i: int, factor: str, error: bool) -> None:
+    def commit(self, i: int, factor: str, error: bool, which: int) -> None:
         handle, ctx, c = self.held.pop(i % len(self.held))
         meta = {"outcome": "error"} if error else {}
         actual = Charge(c.kind, c.name, c.usd * Decimal(factor), c.input_tokens,
                         c.output_tokens // 2, meta=meta, price_source="test")  # fmt: skip
-        self.ledger.commit(handle, actual, ctx, now=self.now)
+        self.pick(which).commit(handle, actual, ctx, now=self.now)
 
     @precondition(lambda self: self.held)
     @rule(i=st.integers(0, 100))
@@ -198,16 +229,21 @@ def test_totals_state_machine_postgres(pg_server: str) -> None:
 # --- migration from schema version 1 ---------------------------------------------------------
 
 
-def _check_migrated(ledger: Ledger) -> None:
-    expected = json.loads((FIXTURES / "v1_expected.json").read_text())
-    assert expected["version"] == 1 and ledger.schema_version() == q.SCHEMA_VERSION
+def _check_migrated(ledger: Ledger, version: int = 1) -> None:
+    expected = json.loads((FIXTURES / f"v{version}_expected.json").read_text())
+    assert expected["version"] == version and ledger.schema_version() == q.SCHEMA_VERSION
     assert ledger.count() == expected["count"]
     rows = [
-        {k: str(v) if isinstance(v, Decimal) else v for k, v in r.items() if k != "price_source"}
+        {
+            k: str(v) if isinstance(v, Decimal) else v
+            for k, v in r.items()
+            if k != "price_source" or version > 1
+        }
         for r in ledger.rows()
     ]
     assert rows == expected["rows"]  # every row, id and timestamp as it was
-    assert all(r["price_source"] is None for r in ledger.rows())
+    if version == 1:
+        assert all(r["price_source"] is None for r in ledger.rows())
     now = expected["now"]
     for e in expected["used"]:
         got = used_tuple(ledger, e["scope"], e["key"], e["window"], now)
@@ -232,6 +268,19 @@ def test_v1_ledger_file_migrates_in_place_with_exact_totals(tmp_path: Path) -> N
     assert tables == {"charges", "totals", "ledger_meta"}
     with pytest.raises(sqlite3.IntegrityError, match="CHECK"):  # v2's rules hold in SQLite too
         conn.execute("UPDATE charges SET usd_nanos = -1 WHERE id = (SELECT MIN(id) FROM charges)")
+    conn.close()
+
+
+def test_v2_ledger_file_migrates_to_slotted_totals_exactly(tmp_path: Path) -> None:
+    """A ledger written by the last schema-2 release (totals without slots) opens, rebuilds
+    its totals in the slotted table and reports every number it reported before."""
+    db = tmp_path / "spend.db"
+    shutil.copy(FIXTURES / "v2_ledger.db", db)
+    with Ledger.open(db) as ledger:
+        _check_migrated(ledger, version=2)
+    conn = sqlite3.connect(db)
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(totals)")]
+    assert "slot" in columns
     conn.close()
 
 
@@ -351,6 +400,10 @@ def test_sqlite_reserve_and_commit_are_one_statement_each(
 
     monkeypatch.setattr(ledger, "_run", counting)
     ctx = ChargeContext("r", "t", "ann", "acme")
+    ledger.release(ledger.reserve(Charge("tool", "s", Decimal("0.01")), ctx))
+    # the first reservation of a process also looked for expired holds (one indexed read)
+    assert statements[1].startswith("SELECT 1 FROM charges WHERE outcome = 'held'")
+    statements.clear()
     limits = [ScopedLimit("user", "ann", "24h", usd_nanos=10**9),
               ScopedLimit("tenant", "acme", "calendar-month", usd_nanos=10**9),
               ScopedLimit("global", None, "7d", usd_nanos=10**9)]  # fmt: skip
