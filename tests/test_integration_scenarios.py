@@ -259,4 +259,4 @@ def test_building_blocks_composed_by_hand() -> None:
     assert counter.n == 7  # each call guarded once, the cap exact across parallel calls
     assert out["messages"][-1].content.startswith("final")
     nodes = set(agent.get_graph().nodes)
-    assert {"tools", "tools__each", "budget_tracker", "budget_finalize"} <= nodes
+    assert nodes == {"__start__", "llm", "tools", "budget_finalize", "__end__"}

@@ -52,15 +52,9 @@ from agent_budget.integrations.callbacks import BudgetCallbackHandler, TokenCoun
 from agent_budget.integrations.nodes import finalize_node, guarded_node
 from agent_budget.integrations.threads import akeep_spend_after_error, keep_spend_after_error
 from agent_budget.integrations.tool_node import (
-    EACH_SUFFIX,
     FINALIZE_NODE,
-    JOIN_NODE,
-    Continuation,
-    after_tools,
     budget_condition,
     budgeted_tool_node,
-    join_node,
-    static_continuation,
 )
 from agent_budget.run import OWNER, Retry, WarningCallback
 from agent_budget.snapshot import BudgetSnapshot, latest
@@ -128,7 +122,7 @@ def with_budget(
             f"{type(graph).__name__}; for langchain.agents.create_agent use "
             "agent_budget.integrations.langchain.BudgetMiddleware"
         )
-    for name in (JOIN_NODE, FINALIZE_NODE):
+    for name in (FINALIZE_NODE,):
         if name in builder.nodes:
             raise GraphNotSupported(
                 f"the graph already has a node named {name!r}: is it already budgeted? "
@@ -168,7 +162,10 @@ def with_budget(
 def _rewired(
     builder: StateGraph[Any, Any, Any, Any], tool_nodes: set[str], setup: _Setup
 ) -> StateGraph[Any, Any, Any, Any]:
-    """The user's graph, rebuilt with the budget's building blocks wired in."""
+    """The user's graph, rebuilt with the budget's building blocks wired in. The graph's
+    own edges are kept: the stop decision is made on entry to the node after a tool step
+    (`guarded_node`), so a tool node needs no route of its own, and a multi-call step
+    needs no join."""
     key, model = setup.messages_key, setup.final_model
     new: StateGraph[Any, Any, Any, Any] = StateGraph(
         builder.state_schema,
@@ -177,7 +174,7 @@ def _rewired(
         output_schema=builder.output_schema,
     )
     add_state_key(new, BudgetChannel)
-    # Only a bare ToolNode gets the fan-out twin: a ToolNode in `.with_fallbacks` or a
+    # Only a bare ToolNode gets one task per call: a ToolNode in `.with_fallbacks` or a
     # sequence runs its whole step in one task, as written (a fallback reads the state).
     fan_out = {n for n in tool_nodes if isinstance(builder.nodes[n].runnable, ToolNode)}
     # A state without messages answers in its own keys: the nodes that write them last
@@ -202,68 +199,31 @@ def _rewired(
                     messages_key=key,
                 )
                 runnable.name = name  # its spend shows under the node's name
-            runnable = guarded_node(runnable, key, model, answers=name in answer_nodes)
+            runnable = guarded_node(runnable, key, model, answers=name in answer_nodes, name=name)
         _add_node_like(new, name, spec, runnable)
-        if name in fan_out:  # the fan-out twin: the same node, one call per task
-            _add_node_like(new, name + EACH_SUFFIX, spec, runnable)
 
-    continuations: dict[str, Continuation] = {}
-    for tool in tool_nodes:
-        targets = sorted(end for start, end in builder.edges if start == tool)
-        branches = builder.branches.get(tool, {})
-        join = JOIN_NODE if len(tool_nodes) == 1 else f"{JOIN_NODE}_{tool}"
-        if tool in fan_out:
-            new.add_node(join, join_node())
-            new.add_edge(tool + EACH_SUFFIX, join)
-        if branches:  # the tool node had a conditional way out: keep it, behind ours
-            (branch,) = branches.values()  # a tool node has one way out in practice
-            path, ends = branch.path, branch.ends
-
-            go_on = _branch_continuation(path)
-            path_map = None if ends is None else {**ends, FINALIZE_NODE: FINALIZE_NODE}
-            reads_state = True
-        else:
-            go_on = static_continuation(targets)
-            path_map = {t: t for t in [*(targets or [END]), FINALIZE_NODE]}
-            reads_state = False
-        continuations[tool] = go_on
-        for source in (tool, join) if tool in fan_out else (tool,):
-            new.add_conditional_edges(
-                source, after_tools(tool, go_on, reads_state=reads_state), path_map
-            )
     for start, end in builder.edges:
-        if start not in tool_nodes:
-            new.add_edge(start, end)
+        new.add_edge(start, end)
     for starts, end in builder.waiting_edges:
         new.add_edge(list(starts), end)
     for source, branches in builder.branches.items():
-        if source in tool_nodes:
-            continue
         for branch in branches.values():
+            if source in tool_nodes:  # the way out of a tool step: the next node decides
+                new.add_conditional_edges(source, branch.path, branch.ends)
+                continue
             ends = branch.ends
             leads_to_tools = ends is None or any(v in fan_out for v in ends.values())
             path = (  # either way, to budget_finalize once the run must stop
-                budget_condition(branch.path, ends, fan_out, key)
+                budget_condition(branch.path, tool_nodes=fan_out, messages_key=key, ends=ends)
                 if leads_to_tools and fan_out
                 else stop_first(branch.path)
             )
-            routes: dict[Any, str] | None = None
-            if ends is not None:
-                routes = dict(ends)
-                routes.update({t + EACH_SUFFIX: t + EACH_SUFFIX for t in fan_out})
-                routes[FINALIZE_NODE] = FINALIZE_NODE
+            routes = None if ends is None else {**ends, FINALIZE_NODE: FINALIZE_NODE}
             new.add_conditional_edges(source, path, routes)
     plan = AnswerPlan.of(builder, key, {SPEND_KEY})
-    new.add_node(FINALIZE_NODE, finalize_node(key, model, continuations, plan))
+    new.add_node(FINALIZE_NODE, finalize_node(model, messages_key=key, plan=plan))
     new.add_edge(FINALIZE_NODE, END)
     return new
-
-
-def _branch_continuation(path: Any) -> Continuation:
-    def go_on(state: Any, config: RunnableConfig) -> Any:
-        return path.invoke(state, config)
-
-    return go_on
 
 
 def _add_node_like(

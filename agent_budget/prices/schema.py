@@ -151,8 +151,8 @@ class ModelPrice(_Strict):
                 index = i
         row = self._rate_rows.get(index)
         if row is None:
-            tier = self.tiers[index] if index >= 0 else None
-            row = self._rate_rows[index] = {k: self._resolve_rate(k, tier) for k in KINDS}
+            billed = self.tiers[index] if index >= 0 else None
+            row = self._rate_rows[index] = {k: self._resolve_rate(k, billed) for k in KINDS}
         return row
 
     def _resolve_rate(self, kind: Kind, tier: PriceTier | None) -> Decimal:
