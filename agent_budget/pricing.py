@@ -16,7 +16,7 @@ a prompt size, cache reads and writes, reasoning and audio tokens.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -69,17 +69,17 @@ class ResolvedPrice:
     note: str = ""
     """Why: e.g. "LiteLLM lists it at $0" for an unpriced model."""
 
-    @property
-    def unpriced(self) -> bool:
-        return self.source.startswith("unpriced")
+    unpriced: bool = field(init=False)
+    price_source: str = field(init=False)
+    """What a charge records: ``litellm@<version>``, ``pricemap:<file>@<sha256>``,
+    ``budget``, ``registered``, ``free``, ``fallback`` or ``unpriced``."""
 
-    @property
-    def price_source(self) -> str:
-        """What a charge records: ``litellm@<version>``, ``pricemap:<file>@<sha256>``,
-        ``budget``, ``registered``, ``free``, ``fallback`` or ``unpriced``."""
-        if self.entry is not None and not self.unpriced:
-            return self.entry.origin
-        return self.source.split(" ", 1)[0]
+    def __post_init__(self) -> None:
+        # Fixed for the price's life, and read on every model call: computed once.
+        unpriced = self.source.startswith("unpriced")
+        origin = self.entry.origin if self.entry is not None and not unpriced else None
+        object.__setattr__(self, "unpriced", unpriced)
+        object.__setattr__(self, "price_source", origin or self.source.split(" ", 1)[0])
 
     def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> Decimal:
         cached = min(max(cached_input_tokens, 0), input_tokens)

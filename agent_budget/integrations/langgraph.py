@@ -330,8 +330,10 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
             # parent (a supervisor would only hand the same spent budget to the next worker).
             run.parent = parent
         configurable[RUN_KEY] = run
-        handler = BudgetCallbackHandler(run, token_counter=setup.token_counter)
-        callbacks = with_handler(with_handler(callbacks, handler), ToolChargeHandler(run))
+        handler = BudgetCallbackHandler(
+            run, token_counter=setup.token_counter, tools=ToolChargeHandler(run)
+        )
+        callbacks = with_handler(callbacks, handler)
         return RunnableConfig(**{**conf, "configurable": configurable, "callbacks": callbacks})
 
     def _saved_spend(self, config: RunnableConfig | None) -> BudgetSnapshot | None:

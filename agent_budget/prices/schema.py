@@ -149,10 +149,11 @@ class ModelPrice(_Strict):
         for i, tier in enumerate(self.tiers):
             if prompt_tokens > tier.above:
                 index = i
-        row = self._rate_rows.get(index)
+        rows = self.__pydantic_private__["_rate_rows"]  # type: ignore[index]  # no __getattr__ hop
+        row = rows.get(index)
         if row is None:
             billed = self.tiers[index] if index >= 0 else None
-            row = self._rate_rows[index] = {k: self._resolve_rate(k, billed) for k in KINDS}
+            row = rows[index] = {k: self._resolve_rate(k, billed) for k in KINDS}
         return row
 
     def _resolve_rate(self, kind: Kind, tier: PriceTier | None) -> Decimal:
