@@ -107,6 +107,7 @@ class BudgetRun:
         self.final_done = False  # the run's one final answer is written
         self.decided = False  # on_exhausted was applied already (a node's refusal)
         self.parent: BudgetRun | None = None  # a child on its parent's own limits
+        self.cached: dict[str, Any] = {}  # what an adapter builds once per run (its hooks)
 
     # --- soft limits --------------------------------------------------------------------
 

@@ -13,9 +13,12 @@ Cases, all on one machine in one run, interleaved (bare, each budgeted kind, bar
   ``floor: no-op handler`` is the bare agent run with one callback handler that does
   nothing (`with_budget` must see every model call wherever it is made, and LangChain
   copies each handler into every child run's callback manager); ``floor: no-op
-  middleware`` is the bare agent with a middleware whose ``wrap_model_call`` and
-  ``wrap_tool_call`` only call the handler (LangChain traces each wrap with LangSmith's
-  ``traceable``, which inspects the wrapper's signature on every call).
+  middleware`` is the bare agent with a middleware of `BudgetMiddleware`'s shape doing
+  nothing: ``before_agent`` / ``after_agent`` (each a graph node: every node's channels
+  cost LangGraph work on every step, run or not), the private spend key, and a
+  ``wrap_model_call`` / ``wrap_tool_call`` that only call the handler (LangChain traces
+  each wrap with LangSmith's ``traceable``, which inspects the wrapper's signature on
+  every call).
 
 Three measures per run: wall time, and the process's CPU time plus the model's nominal
 sleep (``steps x model_ms``): the second is what the run would take on an idle machine,
@@ -105,14 +108,27 @@ def build(kind: str, steps: int, delay_s: float) -> Any:
     if kind == "floor: no-op handler":
         from langchain_core.callbacks import BaseCallbackHandler
 
-        class NoOp(BaseCallbackHandler):
+        class NoOp(BaseCallbackHandler):  # sees model and tool events only, as ours does
             run_inline = True
+            ignore_chain = ignore_retriever = ignore_retry = ignore_custom_event = True
 
         return create_agent(model, [search]).with_config(callbacks=[NoOp()])
     if kind == "floor: no-op middleware":
         from langchain.agents.middleware import AgentMiddleware
 
+        from agent_budget.integrations.langchain import BudgetState
+
         class PassThrough(AgentMiddleware):  # type: ignore[type-arg]
+            """BudgetMiddleware's shape doing nothing: its hooks, its private state key."""
+
+            state_schema = BudgetState
+
+            def before_agent(self, state: Any, runtime: Any) -> Any:
+                return None
+
+            def after_agent(self, state: Any, runtime: Any) -> Any:
+                return None
+
             def wrap_model_call(self, request: Any, handler: Any) -> Any:
                 return handler(request)
 

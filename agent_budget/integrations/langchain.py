@@ -331,18 +331,17 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
 
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         run = self._run(request.state)
-        hooks = tool_hooks(run, annotate=False, node=node_name)
+        hooks = tool_hooks(run, annotate=False, node=node_name, note_results=False)
         out = run.guard_tool_call(request.tool_call, lambda: handler(request), hooks)
         return self._with_spend(run, out)
 
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
         run = self._run(request.state)
-        hooks = tool_hooks(run, annotate=False, node=node_name)
+        hooks = tool_hooks(run, annotate=False, node=node_name, note_results=False)
         out = await run.aguard_tool_call(request.tool_call, lambda: handler(request), hooks)
         return self._with_spend(run, out)
 
     def _with_spend(self, run: BudgetRun, out: Any) -> Any:
-        run.take_step()  # the middleware reads the step from the model's prompt instead
         if isinstance(out, ToolMessage) and run.persist:
             return Command(update={"messages": [out], **self._spend_update(run)})
         return out

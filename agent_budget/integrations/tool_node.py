@@ -120,15 +120,7 @@ def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]
 
 
 def _hooks(run: BudgetRun) -> Any:
-    hooks = getattr(run, "_tool_node_hooks", None)
-    if hooks is None:
-        hooks = tool_hooks(run, annotate=True, node=_tool_node_name)
-        run._tool_node_hooks = hooks  # type: ignore[attr-defined]
-    return hooks
-
-
-def _tool_node_name() -> str | None:
-    return node_name()
+    return tool_hooks(run, annotate=True, node=node_name)
 
 
 # --- routes -------------------------------------------------------------------------------
