@@ -216,17 +216,10 @@ def _guard_sync(func: Callable[..., Any], key: str, answers: bool, node: str) ->
         if run is None:
             return func(*args, **kwargs)
         steps = _guard_steps(run, args, kwargs, key, answers, node)
-        try:
-            call = next(steps)
-            while True:
-                try:
-                    out = func(*call[0], **call[1])
-                except BaseException as exc:
-                    call = steps.throw(exc)
-                else:
-                    call = steps.send(out)
-        except StopIteration as done:
-            return done.value
+        done, value = _advance(steps)
+        while not done:
+            done, value = _advance(steps, *_outcome(func, value))
+        return value
 
     return guarded
 
@@ -238,19 +231,37 @@ def _guard_async(func: Callable[..., Any], key: str, answers: bool, node: str) -
         if run is None:
             return await func(*args, **kwargs)
         steps = _guard_steps(run, args, kwargs, key, answers, node)
-        try:
-            call = next(steps)
-            while True:
-                try:
-                    out = await func(*call[0], **call[1])
-                except BaseException as exc:
-                    call = steps.throw(exc)
-                else:
-                    call = steps.send(out)
-        except StopIteration as done:
-            return done.value
+        done, value = _advance(steps)
+        while not done:
+            done, value = _advance(steps, *await _aoutcome(func, value))
+        return value
 
     return guarded
+
+
+def _outcome(func: Callable[..., Any], call: _Call) -> tuple[Any, BaseException | None]:
+    try:
+        return func(*call[0], **call[1]), None
+    except BaseException as exc:
+        return None, exc
+
+
+async def _aoutcome(func: Callable[..., Any], call: _Call) -> tuple[Any, BaseException | None]:
+    try:
+        return await func(*call[0], **call[1]), None
+    except BaseException as exc:
+        return None, exc
+
+
+def _advance(
+    steps: Generator[_Call, Any, Any], out: Any = None, exc: BaseException | None = None
+) -> tuple[bool, Any]:
+    """Give the guard the outcome of the call it asked for: (False, the next call to
+    make) or (True, the node's output). Errors the guard does not handle propagate."""
+    try:
+        return False, steps.throw(exc) if exc is not None else steps.send(out)
+    except StopIteration as stop:
+        return True, stop.value
 
 
 def must_stop(run: BudgetRun) -> bool:
