@@ -1,15 +1,18 @@
 """`with_budget(graph, budget)`: any LangGraph agent, budgeted.
 
 It wires the building blocks of `agent_budget.integrations.tool_node` into the user's
-graph, rebuilt through `StateGraph`'s public methods:
+graph, rebuilt through `StateGraph`'s public methods, keeping the graph's own nodes and
+edges:
 
 - each `ToolNode` becomes a `budgeted_tool_node` (the budget message rides on each tool
   result: a message of its own would cost an ``add_messages`` write per step);
 - routes into a tool node go through `budget_condition`: a multi-call step runs one task
-  per call on the node's fan-out twin and meets in ``budget_tracker``;
-- the tool node's way out goes through `after_tools`: on, or to ``budget_finalize``;
-- every other node runs as the run's own and ends the budget's way when a model call in
-  it is refused.
+  per call on the tool node itself;
+- every other node runs as the run's own (`guarded_node`): on entry it decides whether
+  the run must stop (so a tool node needs no route of its own and a fanned-out step no
+  join), and a model call in it that is refused ends the run the budget's way;
+- `budget_finalize` is added once. A graph already composed from the blocks by hand keeps
+  them as written.
 
 Model calls are charged by a callback handler added to each run's config, so any chat model
 called inside any node is on the budget, whatever the node's code looks like.
@@ -52,6 +55,7 @@ from agent_budget.integrations.callbacks import BudgetCallbackHandler, TokenCoun
 from agent_budget.integrations.nodes import finalize_node, guarded_node
 from agent_budget.integrations.threads import akeep_spend_after_error, keep_spend_after_error
 from agent_budget.integrations.tool_node import (
+    BLOCK_MARK,
     FINALIZE_NODE,
     budget_condition,
     budgeted_tool_node,
@@ -61,12 +65,16 @@ from agent_budget.snapshot import BudgetSnapshot, latest
 from agent_budget.tracker import BudgetTracker, Spend
 
 __all__ = [
+    "FINALIZE_NODE",
     "SPEND_KEY",
     "BudgetChannel",
     "BudgetedGraph",
+    "budget_condition",
+    "budgeted_tool_node",
     "current_regime",
     "current_run",
     "current_tracker",
+    "finalize_node",
     "thread_snapshot",
     "with_budget",
 ]
@@ -80,6 +88,7 @@ class _Setup:
     token_counter: TokenCounter | None
     messages_key: str
     on_warning: WarningCallback | None = None
+    composed: bool = False  # built by hand from the blocks: its finalize node has a model
 
 
 def with_budget(
@@ -122,12 +131,15 @@ def with_budget(
             f"{type(graph).__name__}; for langchain.agents.create_agent use "
             "agent_budget.integrations.langchain.BudgetMiddleware"
         )
-    for name in (FINALIZE_NODE,):
-        if name in builder.nodes:
-            raise GraphNotSupported(
-                f"the graph already has a node named {name!r}: is it already budgeted? "
-                "Wrap the original graph once."
-            )
+    finalize = builder.nodes.get(FINALIZE_NODE)
+    # A graph composed by hand from the building blocks has our finalize node: it gets
+    # each run's budget, and its nodes and routes stay as written.
+    composed = finalize is not None and getattr(finalize.runnable, BLOCK_MARK, False)
+    if isinstance(graph, BudgetedGraph) or (finalize is not None and not composed):
+        raise GraphNotSupported(
+            f"the graph already has a node named {FINALIZE_NODE!r}: is it already budgeted? "
+            "Wrap the original graph once."
+        )
     specs = builder.nodes
     # A ToolNode as users add it: bare, subclassed, in `.with_fallbacks`, in a sequence.
     found = {n: tool_node_in(s.runnable) for n, s in specs.items()}
@@ -137,7 +149,12 @@ def with_budget(
         check_tool_names(base, names)
     if final_model is None:
         final_model = find_chat_model([s.runnable for s in specs.values()])
-    if final_model is None and base is not None and base.on_exhausted == "finalize":
+    if (
+        final_model is None
+        and not composed
+        and base is not None
+        and base.on_exhausted == "finalize"
+    ):
         raise GraphNotSupported(
             "with_budget(on_exhausted='finalize') answers with one last model call, but no "
             "chat model was found in the graph's nodes; pass final_model=<your chat model>"
@@ -151,7 +168,7 @@ def with_budget(
             "with_budget(): the graph has no ToolNode, so only model calls are budgeted",
             stacklevel=2,
         )
-    setup = _Setup(base, final_model, tool_retry, token_counter, messages_key, on_warning)
+    setup = _Setup(base, final_model, tool_retry, token_counter, messages_key, on_warning, composed)
     new = _rewired(builder, tool_nodes, setup)
     compiled = new.compile(**compile_kwargs)
     # Re-class the compiled graph the way Pregel.copy() does, with our run setup added.
@@ -181,6 +198,9 @@ def _rewired(
     # (an edge to END) write the final answer themselves when their call is refused.
     answer_nodes = set() if key in builder.channels else {s for s, e in builder.edges if e == END}
     for name, spec in builder.nodes.items():
+        if getattr(spec.runnable, BLOCK_MARK, False):  # a block the user wired: as is
+            _add_node_like(new, name, spec, spec.runnable)
+            continue
         if name in tool_nodes:
             node = cast(ToolNode, tool_node_in(spec.runnable))
             runnable: Any = replace_tool_node(spec.runnable, budgeted_tool_node(node))
@@ -208,7 +228,8 @@ def _rewired(
         new.add_edge(list(starts), end)
     for source, branches in builder.branches.items():
         for branch in branches.values():
-            if source in tool_nodes:  # the way out of a tool step: the next node decides
+            if source in tool_nodes or getattr(branch.path, BLOCK_MARK, False):
+                # The way out of a tool step (the next node decides), or a route of ours.
                 new.add_conditional_edges(source, branch.path, branch.ends)
                 continue
             ends = branch.ends
@@ -220,9 +241,10 @@ def _rewired(
             )
             routes = None if ends is None else {**ends, FINALIZE_NODE: FINALIZE_NODE}
             new.add_conditional_edges(source, path, routes)
-    plan = AnswerPlan.of(builder, key, {SPEND_KEY})
-    new.add_node(FINALIZE_NODE, finalize_node(model, messages_key=key, plan=plan))
-    new.add_edge(FINALIZE_NODE, END)
+    if FINALIZE_NODE not in new.nodes:
+        plan = AnswerPlan.of(builder, key, {SPEND_KEY})
+        new.add_node(FINALIZE_NODE, finalize_node(model, messages_key=key, plan=plan))
+        new.add_edge(FINALIZE_NODE, END)
     return new
 
 
@@ -316,7 +338,11 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
             retry=setup.retry,
             on_warning=setup.on_warning,
         )
-        if run.tracker.budget.on_exhausted == "finalize" and setup.final_model is None:
+        if (
+            run.tracker.budget.on_exhausted == "finalize"
+            and setup.final_model is None
+            and not setup.composed
+        ):
             raise InvalidBudget(
                 "on_exhausted='finalize' needs a final model: pass with_budget(..., final_model=)"
             )

@@ -28,7 +28,7 @@ from agent_budget.integrations._state import (
     with_spend,
 )
 from agent_budget.integrations.callbacks import FINAL_PASS
-from agent_budget.integrations.tool_node import FINALIZE_NODE
+from agent_budget.integrations.tool_node import BLOCK_MARK, FINALIZE_NODE
 from agent_budget.run import OWNER, BudgetRun
 from agent_budget.stopping import StopReason
 
@@ -106,7 +106,9 @@ def finalize_node(
         finally:
             OWNER.reset(token)
 
-    return RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
+    node = RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
+    setattr(node, BLOCK_MARK, True)
+    return node
 
 
 # --- every other node ---------------------------------------------------------------------

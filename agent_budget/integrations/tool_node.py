@@ -4,14 +4,24 @@ like `ToolNode` and `tools_condition`, or let `with_budget` wire them into an ex
 - `budgeted_tool_node(tools)`: a `ToolNode` whose every call is reserved before its body
   runs, refused (a ToolMessage naming the limit) when it does not fit, charged once even
   when LangGraph runs the node again, and answered with the budget message appended;
-- `budget_condition(path, tool_nodes)`: the route into tool nodes. It leaves a one-call
-  step to the tool node and sends each call of a multi-call step as a task of its own
-  (``Send``) to the node's fan-out twin, so LangGraph keeps each finished call's result
-  when a sibling is interrupted or fails;
-- `after_tools(...)`: the route out of a tool node: on to where it went before, or to
-  `budget_finalize` when the run must stop. It reads only the budget's state key, so it
-  costs no copy of the message history;
-- the finalize node is in `agent_budget.integrations.nodes`.
+- `budget_condition(path)`: the route into tool nodes (default path `tools_condition`): to
+  `FINALIZE_NODE` once the run must stop, and each call of a multi-call step sent to the
+  tool node as a task of its own (``Send``), so LangGraph keeps each finished call's
+  result when a sibling is interrupted or fails;
+- `finalize_node(model)` (in `agent_budget.integrations.nodes`), added as `FINALIZE_NODE`.
+
+A hand-composed graph::
+
+    graph.add_node("llm", call_model)
+    graph.add_node("tools", budgeted_tool_node(tools))
+    graph.add_node(FINALIZE_NODE, finalize_node(model))
+    graph.add_conditional_edges("llm", budget_condition())
+    graph.add_edge("tools", "llm")
+    graph.add_edge(FINALIZE_NODE, END)
+    agent = with_budget(graph, budget)  # gives each run its budget; wires nothing more
+
+The stop decision after a tool step needs no route of its own: `with_budget` runs every
+other node guarded, and the node after the tool step decides on entry.
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ from agent_budget.integrations._state import (
 from agent_budget.integrations._tool_charges import GUARDED
 from agent_budget.run import BudgetRun
 
+BLOCK_MARK = "agent_budget_block"
+"""Set on the finalize node and `budget_condition`: `with_budget` keeps them as wired."""
 FINALIZE_NODE = "budget_finalize"
 """The name the finalize node must have: `budget_condition` and the guarded nodes send the
 run there when it must stop."""
@@ -178,7 +190,9 @@ def budget_condition(
         return spread(state, await router.ainvoke(state, config))
 
     name = getattr(router, "name", None) or "budget_condition"
-    return RunnableCallable(route, aroute, name=name, trace=False)
+    condition = RunnableCallable(route, aroute, name=name, trace=False)
+    setattr(condition, BLOCK_MARK, True)
+    return condition
 
 
 def _stopping(config: RunnableConfig) -> bool:
