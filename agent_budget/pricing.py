@@ -43,6 +43,7 @@ __all__ = [
     "litellm_info",
     "litellm_price",
     "register_model_price",
+    "register_own_price",
     "registered_model_price",
 ]
 
@@ -126,6 +127,18 @@ def register_model_price(model: str, *, input: Any, output: Any, **structure: An
     price = ModelPrice(input=input, output=output, **structure)
     with _registered_lock:
         _registered[model] = price
+
+
+def register_own_price(
+    model: str, input: Any = None, output: Any = None, *, free_by_default: bool = False
+) -> None:
+    """The one way a model of ours registers its price: the price it was given (either
+    half may be left out: 0), else, for a model that runs here (``free_by_default``), $0
+    unless a price is registered already."""
+    if input is not None or output is not None:
+        register_model_price(model, input=input or 0, output=output or 0)
+    elif free_by_default and registered_model_price(model) is None:
+        register_model_price(model, input=0, output=0)
 
 
 def registered_model_price(model: str) -> ModelPrice | None:

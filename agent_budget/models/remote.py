@@ -34,7 +34,7 @@ from agent_budget.budget import Budget
 from agent_budget.errors import UnknownPrice
 from agent_budget.models._litellm_call import Attempts
 from agent_budget.prices.usage import TokenUsage
-from agent_budget.pricing import PriceBook, import_litellm, register_model_price
+from agent_budget.pricing import PriceBook, import_litellm, register_own_price
 
 FailedAttemptCharge = Literal["prompt", "none"]
 """What a failed attempt (rate limit, timeout) is charged.
@@ -73,10 +73,7 @@ class RemoteChatModel(BaseChatModel):
     """Extra arguments for litellm.completion (e.g. ``{"mock_response": "hi"}`` in tests)."""
 
     def model_post_init(self, context: Any, /) -> None:
-        if self.input_price is not None or self.output_price is not None:
-            register_model_price(
-                self.model, input=self.input_price or 0, output=self.output_price or 0
-            )
+        register_own_price(self.model, self.input_price, self.output_price)
 
     @property
     def _llm_type(self) -> str:

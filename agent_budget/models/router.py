@@ -41,7 +41,7 @@ from agent_budget.models.scoring import (
     default_verifier,
     heuristic_difficulty,
 )
-from agent_budget.pricing import register_model_price
+from agent_budget.pricing import register_own_price
 
 Strategy = Literal["cascade", "score", "hybrid"]
 Tier = Literal["cheap", "expensive"]
@@ -94,7 +94,7 @@ class BudgetRouter(BaseChatModel):
     def model_post_init(self, context: Any, /) -> None:
         # Only reached through generate(): the router's own run is then free (its children
         # are charged), see _generate.
-        register_model_price(self.router_name, input=0, output=0)
+        register_own_price(self.router_name, 0, 0)
 
     @property
     def router_name(self) -> str:
