@@ -112,6 +112,11 @@ def build(kind: str, steps: int, delay_s: float) -> Any:
             run_inline = True
             ignore_chain = ignore_retriever = ignore_retry = ignore_custom_event = True
 
+            def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+                # Without it LangChain falls back to on_llm_start and renders the whole
+                # history as text on every call: a cost no budget handler has.
+                return None
+
         return create_agent(model, [search]).with_config(callbacks=[NoOp()])
     if kind == "floor: no-op middleware":
         from langchain.agents.middleware import AgentMiddleware
