@@ -12,7 +12,12 @@ of that node (`call_key`), and a process-wide table of calls by key (`FLIGHTS`):
 
 Across processes the checkpoint carries the finished calls: the budget condition runs each
 call of a multi-call step as a task of its own (``Send``), and LangGraph keeps a finished
-task's writes when a sibling task is interrupted or fails.
+task's writes when a sibling task is interrupted or fails (tested in a new process with
+`SqliteSaver`). The limit: where one task runs a whole step (a ``ToolNode`` inside
+``.with_fallbacks`` or a sequence, run as written), LangGraph keeps none of the task's
+writes when it is interrupted, so its finished calls live only in this table: a resume in
+a new process runs and charges them again. Making that durable would need each result
+stored outside the task (the ledger stores charges, not results).
 
 Key format (documented, stable): ``<run_id>:<tool_call_id>#<attempt>`` for a tool call and
 ``<run_id>:model:<langchain run id>`` for a model call, where ``run_id`` is the budget
