@@ -14,8 +14,8 @@ Cases, all on one machine in one run, interleaved (bare, each budgeted kind, bar
   nothing (`with_budget` must see every model call wherever it is made, and LangChain
   copies each handler into every child run's callback manager); ``floor: no-op
   middleware`` is the bare agent with a middleware of `BudgetMiddleware`'s shape doing
-  nothing: ``before_agent`` / ``after_agent`` (each a graph node: every node's channels
-  cost LangGraph work on every step, run or not), the private spend key, and a
+  nothing: ``before_agent`` (a graph node: every node's channels cost LangGraph work on
+  every step, run or not), the private spend key, and a
   ``wrap_model_call`` / ``wrap_tool_call`` that only call the handler (LangChain traces
   each wrap with LangSmith's ``traceable``, which inspects the wrapper's signature on
   every call).
@@ -129,9 +129,6 @@ def build(kind: str, steps: int, delay_s: float) -> Any:
             state_schema = BudgetState
 
             def before_agent(self, state: Any, runtime: Any) -> Any:
-                return None
-
-            def after_agent(self, state: Any, runtime: Any) -> Any:
                 return None
 
             def wrap_model_call(self, request: Any, handler: Any) -> Any:
