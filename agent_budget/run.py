@@ -33,7 +33,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from agent_budget.errors import BudgetExceeded
-from agent_budget.once import FLIGHTS, call_key
+from agent_budget.once import FLIGHTS, Flight, call_key
 from agent_budget.stopping import Guards, StepResult, StopReason, all_refused
 from agent_budget.tracker import BudgetTracker, Reservation
 
@@ -214,7 +214,7 @@ class BudgetRun:
         key = call_key(self.run_id, cid, attempt)
         first, fut = FLIGHTS.claim(key)
         if not first:
-            return _Wait(fut)
+            return _Wait(FLIGHTS.future(fut))
         name = str(call["name"])
         tripped = self.guards.count_call(name, call.get("args"))
         try:
@@ -326,7 +326,7 @@ class _Done:
 class _Go:
     res: Reservation
     key: str
-    fut: Future[Any]
+    fut: Flight
 
 
 @dataclass(frozen=True, slots=True)
