@@ -53,6 +53,15 @@ class Attempts:
 
         return attempt
 
+    def aattempt(self, call: Callable[..., Any]) -> Callable[[], Any]:
+        """One async attempt: tenacity awaits only a coroutine function's result."""
+
+        async def attempt() -> Any:
+            self.start()
+            return await call(**self.req)
+
+        return attempt
+
     def retry_args(self) -> dict[str, Any]:
         """tenacity settings: retry what LiteLLM calls transient, recording each failure."""
 

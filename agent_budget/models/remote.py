@@ -188,7 +188,7 @@ class RemoteChatModel(BaseChatModel):
         call = Attempts(self, self._request(messages, stop, kwargs))
         with call.errors():
             retrying = AsyncRetrying(**call.retry_args())
-            response: Any = await retrying(call.attempt(import_litellm().acompletion))
+            response: Any = await retrying(call.aattempt(import_litellm().acompletion))
         return call.result(response)
 
     def _stream(
@@ -218,7 +218,7 @@ class RemoteChatModel(BaseChatModel):
         call = Attempts(self, self._request(messages, stop, kwargs, stream=True))
         with call.errors():
             retrying = AsyncRetrying(**call.retry_args())
-            stream: Any = await retrying(call.attempt(import_litellm().acompletion))
+            stream: Any = await retrying(call.aattempt(import_litellm().acompletion))
         async for raw in stream:
             for chunk in call.read(raw):
                 if run_manager:
