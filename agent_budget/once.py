@@ -12,7 +12,12 @@ of that node (`call_key`), and a process-wide table of calls by key (`FLIGHTS`):
 
 Across processes the checkpoint carries the finished calls: the budget condition runs each
 call of a multi-call step as a task of its own (``Send``), and LangGraph keeps a finished
-task's writes when a sibling task is interrupted or fails.
+task's writes when a sibling task is interrupted or fails (tested in a new process with
+`SqliteSaver`). The limit: where one task runs a whole step (a ``ToolNode`` inside
+``.with_fallbacks`` or a sequence, run as written), LangGraph keeps none of the task's
+writes when it is interrupted, so its finished calls live only in this table: a resume in
+a new process runs and charges them again. Making that durable would need each result
+stored outside the task (the ledger stores charges, not results).
 
 Key format (documented, stable): ``<run_id>:<tool_call_id>#<attempt>`` for a tool call and
 ``<run_id>:model:<langchain run id>`` for a model call, where ``run_id`` is the budget
@@ -38,50 +43,89 @@ def model_key(run_id: str, lc_run_id: object) -> str:
     return f"{run_id}:model:{lc_run_id}"
 
 
+class Flight:
+    """One paid call under its key: running until `Flights.land`, `fail` or `drop` settles
+    it. A `Future` is made only for a run of the node that meets the call again (rare):
+    making one per call was a measurable share of a budgeted step."""
+
+    __slots__ = ("_fut", "_outcome")
+
+    def __init__(self) -> None:
+        self._fut: Future[Any] | None = None
+        self._outcome: tuple[str, Any] | None = None  # ("ok" | "error" | "dropped", value)
+
+
 class Flights:
-    """Calls by idempotency key: running (a future not done yet) or finished."""
+    """Calls by idempotency key: running or finished."""
 
     def __init__(self, size: int = MAX_FLIGHTS) -> None:
         self._lock = threading.Lock()
-        self._flights: OrderedDict[str, Future[Any]] = OrderedDict()
+        self._flights: OrderedDict[str, Flight] = OrderedDict()
         self._size = size
 
-    def claim(self, key: str) -> tuple[bool, Future[Any]]:
-        """(True, future) if the caller is first and must run the call and then `land` or
-        `drop` it; (False, future) if another run of it is running or finished."""
+    def claim(self, key: str) -> tuple[bool, Flight]:
+        """(True, flight) if the caller is first and must run the call and then `land` or
+        `drop` it; (False, flight) if another run of it is running or finished (wait on
+        `future`)."""
         with self._lock:
-            fut = self._flights.get(key)
-            if fut is not None:
+            flight = self._flights.get(key)
+            if flight is not None:
                 self._flights.move_to_end(key)
-                return False, fut
-            fut = Future()
-            self._flights[key] = fut
+                return False, flight
+            flight = self._flights[key] = Flight()
             while len(self._flights) > self._size:
                 oldest, old = next(iter(self._flights.items()))
-                if not old.done():
+                if old._outcome is None:
                     break  # never forget a call still running
                 del self._flights[oldest]
-            return True, fut
+            return True, flight
 
-    def land(self, key: str, fut: Future[Any], result: Any) -> None:
-        fut.set_result(result)
+    def future(self, flight: Flight) -> Future[Any]:
+        """The flight's outcome, to wait on: its result, its error, or cancelled (it did
+        not complete: the waiter makes the call itself)."""
+        with self._lock:
+            if flight._fut is None:
+                flight._fut = Future()
+                if flight._outcome is not None:
+                    _settle(flight._fut, flight._outcome)
+            return flight._fut
 
-    def fail(self, key: str, fut: Future[Any], exc: BaseException) -> None:
+    def land(self, key: str, flight: Flight, result: Any) -> None:
+        self._settle(flight, ("ok", result))
+
+    def fail(self, key: str, flight: Flight, exc: BaseException) -> None:
         """The call raised and was charged: a waiter gets the same error; a later run
         of the node tries again under the next attempt's key."""
-        fut.set_exception(exc)
+        self._settle(flight, ("error", exc))
 
-    def drop(self, key: str, fut: Future[Any], exc: BaseException | None = None) -> None:
+    def drop(self, key: str, flight: Flight, exc: BaseException | None = None) -> None:
         """The call did not complete (an interrupt, a refusal, a cancellation): forget it,
         so the next run of the node makes it again."""
         with self._lock:
-            if self._flights.get(key) is fut:
+            if self._flights.get(key) is flight:
                 del self._flights[key]
-        if not fut.done():
-            if exc is None:
-                fut.cancel()
-            else:
-                fut.set_exception(exc)
+        self._settle(flight, ("dropped", None) if exc is None else ("error", exc))
+
+    def _settle(self, flight: Flight, outcome: tuple[str, Any]) -> None:
+        with self._lock:
+            if flight._outcome is not None:
+                return
+            flight._outcome = outcome
+            fut = flight._fut
+        if fut is not None:
+            _settle(fut, outcome)
+
+
+def _settle(fut: Future[Any], outcome: tuple[str, Any]) -> None:
+    kind, value = outcome
+    if fut.done():
+        return
+    if kind == "ok":
+        fut.set_result(value)
+    elif kind == "error":
+        fut.set_exception(value)
+    else:
+        fut.cancel()
 
 
 FLIGHTS = Flights()

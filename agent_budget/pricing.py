@@ -16,7 +16,7 @@ a prompt size, cache reads and writes, reasoning and audio tokens.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "litellm_info",
     "litellm_price",
     "register_model_price",
+    "register_own_price",
     "registered_model_price",
 ]
 
@@ -69,17 +70,17 @@ class ResolvedPrice:
     note: str = ""
     """Why: e.g. "LiteLLM lists it at $0" for an unpriced model."""
 
-    @property
-    def unpriced(self) -> bool:
-        return self.source.startswith("unpriced")
+    unpriced: bool = field(init=False)
+    price_source: str = field(init=False)
+    """What a charge records: ``litellm@<version>``, ``pricemap:<file>@<sha256>``,
+    ``budget``, ``registered``, ``free``, ``fallback`` or ``unpriced``."""
 
-    @property
-    def price_source(self) -> str:
-        """What a charge records: ``litellm@<version>``, ``pricemap:<file>@<sha256>``,
-        ``budget``, ``registered``, ``free``, ``fallback`` or ``unpriced``."""
-        if self.entry is not None and not self.unpriced:
-            return self.entry.origin
-        return self.source.split(" ", 1)[0]
+    def __post_init__(self) -> None:
+        # Fixed for the price's life, and read on every model call: computed once.
+        unpriced = self.source.startswith("unpriced")
+        origin = self.entry.origin if self.entry is not None and not unpriced else None
+        object.__setattr__(self, "unpriced", unpriced)
+        object.__setattr__(self, "price_source", origin or self.source.split(" ", 1)[0])
 
     def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> Decimal:
         cached = min(max(cached_input_tokens, 0), input_tokens)
@@ -126,6 +127,18 @@ def register_model_price(model: str, *, input: Any, output: Any, **structure: An
     price = ModelPrice(input=input, output=output, **structure)
     with _registered_lock:
         _registered[model] = price
+
+
+def register_own_price(
+    model: str, input: Any = None, output: Any = None, *, free_by_default: bool = False
+) -> None:
+    """The one way a model of ours registers its price: the price it was given (either
+    half may be left out: 0), else, for a model that runs here (``free_by_default``), $0
+    unless a price is registered already."""
+    if input is not None or output is not None:
+        register_model_price(model, input=input or 0, output=output or 0)
+    elif free_by_default and registered_model_price(model) is None:
+        register_model_price(model, input=0, output=0)
 
 
 def registered_model_price(model: str) -> ModelPrice | None:

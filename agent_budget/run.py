@@ -33,7 +33,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from agent_budget.errors import BudgetExceeded
-from agent_budget.once import FLIGHTS, call_key
+from agent_budget.once import FLIGHTS, Flight, call_key
 from agent_budget.stopping import Guards, StepResult, StopReason, all_refused
 from agent_budget.tracker import BudgetTracker, Reservation
 
@@ -107,6 +107,7 @@ class BudgetRun:
         self.final_done = False  # the run's one final answer is written
         self.decided = False  # on_exhausted was applied already (a node's refusal)
         self.parent: BudgetRun | None = None  # a child on its parent's own limits
+        self.cached: dict[str, Any] = {}  # what an adapter builds once per run (its hooks)
 
     # --- soft limits --------------------------------------------------------------------
 
@@ -213,7 +214,7 @@ class BudgetRun:
         key = call_key(self.run_id, cid, attempt)
         first, fut = FLIGHTS.claim(key)
         if not first:
-            return _Wait(fut)
+            return _Wait(FLIGHTS.future(fut))
         name = str(call["name"])
         tripped = self.guards.count_call(name, call.get("args"))
         try:
@@ -325,7 +326,7 @@ class _Done:
 class _Go:
     res: Reservation
     key: str
-    fut: Future[Any]
+    fut: Flight
 
 
 @dataclass(frozen=True, slots=True)

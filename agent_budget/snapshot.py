@@ -57,6 +57,7 @@ class BudgetSnapshot(TypedDict):
     children: dict[str, ChildState]
     run: NotRequired[str]  # the budget run id: the prefix of every idempotency key
     keys: NotRequired[list[str]]  # the last tool calls committed (exactly-once on resume)
+    stopped_at: NotRequired[str]  # the node that found the run must stop: a top-up goes on there
 
 
 def order(snapshot: BudgetSnapshot) -> tuple[int, int]:

@@ -8,7 +8,17 @@ Cases, all on one machine in one run, interleaved (bare, each budgeted kind, bar
 - ``LangChain limits``: LangChain's own `ToolCallLimitMiddleware` +
   `ModelCallLimitMiddleware`, which only count (no money, no reservations);
 - ``bare react`` / ``with_budget react``: the same with `create_react_agent`, LangGraph's
-  prebuilt agent most `with_budget` users wrap (its ratio is against ``bare react``).
+  prebuilt agent most `with_budget` users wrap (its ratio is against ``bare react``);
+- two floors, what any budget needs before it does any work of its own:
+  ``floor: no-op handler`` is the bare agent run with one callback handler that does
+  nothing (`with_budget` must see every model call wherever it is made, and LangChain
+  copies each handler into every child run's callback manager); ``floor: no-op
+  middleware`` is the bare agent with a middleware of `BudgetMiddleware`'s shape doing
+  nothing: ``before_agent`` (a graph node: every node's channels cost LangGraph work on
+  every step, run or not), the private spend key, and a
+  ``wrap_model_call`` / ``wrap_tool_call`` that only call the handler (LangChain traces
+  each wrap with LangSmith's ``traceable``, which inspects the wrapper's signature on
+  every call).
 
 Three measures per run: wall time, and the process's CPU time plus the model's nominal
 sleep (``steps x model_ms``): the second is what the run would take on an idle machine,
@@ -27,6 +37,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import sys
 import threading
@@ -94,6 +105,39 @@ def build(kind: str, steps: int, delay_s: float) -> Any:
             ModelCallLimitMiddleware(run_limit=steps + 2),
         ]
         return create_agent(model, [search], middleware=limits)
+    if kind == "floor: no-op handler":
+        from langchain_core.callbacks import BaseCallbackHandler
+
+        class NoOp(BaseCallbackHandler):  # sees model and tool events only, as ours does
+            run_inline = True
+            ignore_chain = ignore_retriever = ignore_retry = ignore_custom_event = True
+
+            def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+                # Without it LangChain falls back to on_llm_start and renders the whole
+                # history as text on every call: a cost no budget handler has.
+                return None
+
+        return create_agent(model, [search]).with_config(callbacks=[NoOp()])
+    if kind == "floor: no-op middleware":
+        from langchain.agents.middleware import AgentMiddleware
+
+        from agent_budget.integrations.langchain import BudgetState
+
+        class PassThrough(AgentMiddleware):  # type: ignore[type-arg]
+            """BudgetMiddleware's shape doing nothing: its hooks, its private state key."""
+
+            state_schema = BudgetState
+
+            def before_agent(self, state: Any, runtime: Any) -> Any:
+                return None
+
+            def wrap_model_call(self, request: Any, handler: Any) -> Any:
+                return handler(request)
+
+            def wrap_tool_call(self, request: Any, handler: Any) -> Any:
+                return handler(request)
+
+        return create_agent(model, [search], middleware=[PassThrough()])
     from langgraph.prebuilt import create_react_agent
 
     graph = create_react_agent(model, [search])
@@ -107,6 +151,8 @@ KINDS = [
     "LangChain limits",
     "bare react",
     "with_budget react",
+    "floor: no-op handler",
+    "floor: no-op middleware",
 ]
 BASELINE = {"with_budget react": "bare react", "bare react": "bare react"}
 
@@ -218,9 +264,11 @@ def main() -> None:
         )
     console.print(table)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "overhead.json").write_text(json.dumps(rows, indent=2))
+    meta = {"load_average_at_end": os.getloadavg(), "repeats": args.repeats}
+    (RESULTS / "overhead.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     plot(rows, RESULTS / "overhead.png")
     console.print(f"wrote {RESULTS / 'overhead.json'} and overhead.png")
+    console.print(f"load average at the end: {os.getloadavg()}")
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:

@@ -259,4 +259,99 @@ def test_building_blocks_composed_by_hand() -> None:
     assert counter.n == 7  # each call guarded once, the cap exact across parallel calls
     assert out["messages"][-1].content.startswith("final")
     nodes = set(agent.get_graph().nodes)
-    assert {"tools", "tools__each", "budget_tracker", "budget_finalize"} <= nodes
+    assert nodes == {"__start__", "llm", "tools", "budget_finalize", "__end__"}
+
+
+def test_a_graph_composed_by_hand_from_the_public_blocks() -> None:
+    """`budgeted_tool_node`, `budget_condition` and `finalize_node` wired into a user's own
+    `StateGraph` like `ToolNode` and `tools_condition`; `with_budget` then only gives each
+    run its budget and leaves the graph as written."""
+    from langgraph.graph import END
+
+    from agent_budget.integrations.langgraph import (
+        FINALIZE_NODE,
+        BudgetChannel,
+        budget_condition,
+        budgeted_tool_node,
+        finalize_node,
+    )
+
+    class BudgetedState(State, BudgetChannel):
+        pass
+
+    counter, model = Counter(), ToolCallingFake(calls_per_turn=3, max_tool_turns=30)
+    tools = [make_search(counter)]
+    bound = model.bind_tools(tools)
+
+    def llm(state: BudgetedState) -> dict[str, Any]:
+        return {"messages": [bound.invoke(state["messages"])]}
+
+    g = StateGraph(BudgetedState)
+    g.add_node("llm", llm)
+    g.add_node("tools", budgeted_tool_node(tools))
+    g.add_node(FINALIZE_NODE, finalize_node(model))
+    g.add_edge(START, "llm")
+    g.add_conditional_edges("llm", budget_condition())
+    g.add_edge("tools", "llm")
+    g.add_edge(FINALIZE_NODE, END)
+    agent = with_budget(g, budget(tool_calls={"search": 7}, model_calls=20))
+    assert set(agent.get_graph().nodes) == set(g.compile().get_graph().nodes)  # as written
+
+    updates = list(agent.stream({"messages": [("user", "go")]}, cfg(), stream_mode="updates"))
+    assert counter.n == 7  # the cap exact across the parallel calls of each step
+    tool_tasks = [u["tools"] for u in updates if "tools" in u]
+    # Each call of a 3-call step is a task of its own (Send): 3 + 3 + 3 (1 paid, 2 refused),
+    # then one more step the budget refuses whole, and the run stops.
+    assert len(tool_tasks) == 12
+    shown = [m for u in tool_tasks for m in u["messages"]]
+    used = sorted(int(m.content.split("search Budget Used: ")[1].split(",")[0]) for m in shown)
+    assert used[-1] == 7 and all("<budget>" in m.content for m in shown)
+    assert sum("Not run: budget exceeded on tool_calls.search" in m.content for m in shown) == 5
+    (final,) = [u[FINALIZE_NODE] for u in updates if FINALIZE_NODE in u]
+    answer = final["messages"][-1]
+    assert isinstance(answer, AIMessage) and not answer.tool_calls
+    assert answer.content.startswith("final")
+    assert "budget is exhausted" in model.seen[-1][-1].content  # told why, without tools
+
+
+def test_a_hand_composed_graph_raises_and_interrupts_the_budget_way() -> None:
+    from langgraph.graph import END
+
+    from agent_budget.integrations.langgraph import (
+        FINALIZE_NODE,
+        budget_condition,
+        budgeted_tool_node,
+        finalize_node,
+    )
+
+    def build(counter: Counter, saver: Any = None) -> Any:
+        model = ToolCallingFake(max_tool_turns=30)
+        tools = [make_search(counter)]
+        bound = model.bind_tools(tools)
+        g = StateGraph(State)
+        g.add_node("llm", lambda state: {"messages": [bound.invoke(state["messages"])]})
+        g.add_node("tools", budgeted_tool_node(tools))
+        g.add_node(FINALIZE_NODE, finalize_node(model))
+        g.add_edge(START, "llm")
+        g.add_conditional_edges("llm", budget_condition(tools_condition))
+        g.add_edge("tools", "llm")
+        g.add_edge(FINALIZE_NODE, END)
+        return g.compile(checkpointer=saver)
+
+    counter = Counter()
+    raising = with_budget(build(counter), budget(tool_calls={"search": 2}, on_exhausted="raise"))
+    with pytest.raises(BudgetExceeded, match=r"tool_calls\.search"):
+        raising.invoke({"messages": [("user", "go")]}, cfg())
+    assert counter.n == 2
+
+    counter = Counter()
+    paused = with_budget(
+        build(counter, InMemorySaver()), budget(tool_calls={"search": 2}, on_exhausted="interrupt")
+    )
+    c = cfg(configurable={"thread_id": "composed"})
+    out = paused.invoke({"messages": [("user", "go")]}, c)
+    assert counter.n == 2 and out["__interrupt__"][0].value["limit"] == "tool_calls.search"
+    out = paused.invoke(Command(resume={"tool_calls": {"search": 1}}), c)
+    assert counter.n == 3 and "__interrupt__" in out  # topped up: one more search, then again
+    out = paused.invoke(Command(resume="finalize"), c)
+    assert counter.n == 3 and out["messages"][-1].content.startswith("final")

@@ -467,7 +467,7 @@ def test_a_streamed_remote_reply_keeps_the_usage_details_of_its_last_chunk() -> 
     from litellm.types.utils import ModelResponseStream
 
     from agent_budget.models import RemoteChatModel
-    from agent_budget.models.remote import _Attempts, _StreamAccumulator
+    from agent_budget.models._litellm_call import Attempts
 
     usage = Usage(
         prompt_tokens=12_000,
@@ -476,11 +476,10 @@ def test_a_streamed_remote_reply_keeps_the_usage_details_of_its_last_chunk() -> 
         prompt_tokens_details=PromptTokensDetailsWrapper(cache_creation_tokens=10_000),
     )
     model = RemoteChatModel(model="claude-sonnet-4-5")
-    attempts = _Attempts(model, {"messages": []})
+    attempts = Attempts(model, {"messages": []})
     attempts.start()
-    acc = _StreamAccumulator()
-    acc.chunk(ModelResponseStream(choices=[], usage=usage))
-    last = attempts.last_chunk(acc).message
+    assert attempts.read(ModelResponseStream(choices=[], usage=usage)) == []
+    last = attempts.last_chunk().message
     assert last.usage_metadata["input_token_details"] == {"cache_creation": 10_000}
     assert Decimal(last.response_metadata["cost_usd"]) == Decimal("0.0555")
 

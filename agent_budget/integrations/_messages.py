@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -39,18 +39,35 @@ def refusal(call: Mapping[str, Any], exc: BudgetExceeded) -> ToolMessage:
     )
 
 
-def tool_hooks(run: BudgetRun, *, annotate: bool, node: Callable[[], str | None]) -> ToolHooks[Any]:
+def tool_hooks(
+    run: BudgetRun,
+    *,
+    annotate: bool,
+    node: Callable[[], str | None],
+    note_results: bool = True,
+) -> ToolHooks[Any]:
     """How a ToolNode's results carry the run's decisions: escaped, with the budget
     message appended when ``annotate`` (it then costs no extra state write), and each
-    outcome noted for the stop policy."""
+    outcome noted for the stop policy when ``note_results`` (an adapter that reads the
+    step back from the next prompt does not need them). Built once per run and kind."""
+    key = f"tool_hooks:{annotate}:{note_results}"
+    hooks = run.cached.get(key)
+    if hooks is None:
+        hooks = run.cached[key] = _tool_hooks(run, annotate, node, note_results)
+    return cast(ToolHooks[Any], hooks)
 
+
+def _tool_hooks(
+    run: BudgetRun, annotate: bool, node: Callable[[], str | None], note_results: bool
+) -> ToolHooks[Any]:
     # Only the idle guard compares result texts: without it, a step result is its id,
     # name and refusal, and no text is copied per call.
     with_text = run.guards.idle_steps is not None
 
     def note(out: Any) -> Any:
-        for m in tool_messages(out):
-            run.note_result(step_result(m, with_text))
+        if note_results:
+            for m in tool_messages(out):
+                run.note_result(step_result(m, with_text))
         return out
 
     def shown(out: Any) -> Any:

@@ -66,4 +66,7 @@ def start_run(
         run_id = str(kept or config.get("run_id") or configurable.get("run_id") or uuid.uuid4().hex)
         attach_ledger(tracker, config, run_id=run_id)
     run = BudgetRun(tracker, retry=retry, run_id=run_id, on_warning=on_warning, emit=emit)
+    stopped_at = saved.get("stopped_at") if resuming and saved else None
+    if stopped_at:  # resuming a stop: a top-up goes on at the node that stopped
+        run.resume_to = [stopped_at]
     return run, callbacks

@@ -9,11 +9,9 @@ message's ``usage_metadata``. It works for any code that runs LangChain chat mod
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
@@ -22,11 +20,26 @@ from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from agent_budget.errors import UnknownPrice
+from agent_budget.integrations._model_meter import (
+    ModelMeter,
+    TokenCounter,
+    actual_charge,
+    estimate_prompt_tokens,
+)
 from agent_budget.once import model_key
-from agent_budget.prices.usage import TokenUsage
 from agent_budget.run import OWNER, BudgetRun
-from agent_budget.tracker import BudgetTracker, Charge, Reservation
+from agent_budget.tracker import BudgetTracker, Reservation
+
+__all__ = [
+    "FINAL_CALL_METADATA",
+    "FINAL_PASS",
+    "BudgetCallbackHandler",
+    "TokenCounter",
+    "actual_charge",
+    "estimate_prompt_tokens",
+    "with_handler",
+    "without_budget_handlers",
+]
 
 FINAL_CALL_METADATA = "agent_budget_final"
 """Metadata key marking the final-answer call, which may use the budget's reserve."""
@@ -42,86 +55,6 @@ def _final_pass() -> bool:
         ticket.pop()  # one call, not every call the node makes
         return True
     return False
-
-
-TokenCounter = Callable[[Sequence[BaseMessage], dict[str, Any]], int]
-
-
-def estimate_prompt_tokens(messages: Sequence[BaseMessage], params: dict[str, Any]) -> int:
-    """A deliberately high estimate of a prompt's tokens: one token per 3 characters of
-    text, tool schemas included, plus 4 per message. BPE tokenizers average about 4
-    characters per token on English, so a worst-case reservation stays a worst case."""
-    chars = sum(_message_chars(m) for m in messages)
-    return _estimate(chars, len(messages), params)
-
-
-def _estimate(chars: int, n_messages: int, params: dict[str, Any]) -> int:
-    tools = params.get("tools") or params.get("functions")
-    if tools:
-        chars += _schema_chars(tools)
-    return math.ceil(chars / 3) + 4 * n_messages
-
-
-_schema_cache: dict[int, tuple[Any, int]] = {}
-
-
-def _schema_chars(tools: Any) -> int:
-    # A model's bound tool list is one object for the life of the binding: serialise it
-    # once, not on every call (the entry keeps the object alive, so its id stays its own).
-    hit = _schema_cache.get(id(tools))
-    if hit is not None and hit[0] is tools:
-        return hit[1]
-    chars = len(json.dumps(tools, default=str))
-    if len(_schema_cache) > 256:
-        _schema_cache.clear()
-    _schema_cache[id(tools)] = (tools, chars)
-    return chars
-
-
-def _message_chars(m: BaseMessage) -> int:
-    content = m.content
-    chars = len(content) if isinstance(content, str) else len(json.dumps(content, default=str))
-    for call in getattr(m, "tool_calls", None) or ():
-        # name, id, and each argument's text: close to the serialized size, far cheaper.
-        chars += 40 + len(call.get("name") or "") + sum(len(str(v)) for v in call["args"].values())
-    return chars
-
-
-class _PrefixCounter:
-    """Counts a growing history incrementally. An agent's next prompt is its last prompt
-    plus a few messages; re-counting all of it on every call made the per-step cost grow
-    with the length of the run. The cached count is used only when the new prompt starts
-    with the same first message and has the same message at the old end; otherwise (a
-    different system prompt, an edited history) it is counted from scratch."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._n = 0
-        self._first: Any = None
-        self._last_id: str | None = None
-        self._chars = 0
-
-    def chars(self, messages: Sequence[BaseMessage]) -> int:
-        if not messages:
-            return 0
-        first = _identity(messages[0])
-        with self._lock:
-            n, known = self._n, self._chars
-            same = first == self._first and self._last_id is not None
-            same = same and 0 < n <= len(messages) and messages[n - 1].id == self._last_id
-        if not same:
-            n, known = 0, 0
-        total = known + sum(_message_chars(m) for m in messages[n:])
-        if messages[-1].id:
-            with self._lock:
-                self._n, self._last_id, self._chars = len(messages), messages[-1].id, total
-                self._first = first
-        return total
-
-
-def _identity(message: BaseMessage) -> Any:
-    # A system prompt is rebuilt on every call (no id): compare its text instead.
-    return message.id or (message.type, str(message.content))
 
 
 class _QuietRefusals(logging.Filter):
@@ -154,22 +87,33 @@ class BudgetCallbackHandler(BaseCallbackHandler):
     ignore_chain = True
     ignore_agent = True
     ignore_retriever = True
+    ignore_retry = True
+    ignore_custom_event = True
 
     def __init__(
-        self, tracker: BudgetTracker | BudgetRun, *, token_counter: TokenCounter | None = None
+        self,
+        tracker: BudgetTracker | BudgetRun,
+        *,
+        token_counter: TokenCounter | None = None,
+        tools: BaseCallbackHandler | None = None,
     ) -> None:
+        """``tools``: a handler for the run's tool events (``on_tool_*``), called through
+        this one. LangChain copies every handler into each child run's callback manager,
+        several times per agent step: one handler instead of two is measurably cheaper."""
+        self._tools = tools
+        self.ignore_agent = tools is None  # tool events are "agent" events to LangChain
         self._prefix_id: str | None = None
         if isinstance(tracker, BudgetRun):
             self.tracker, self._prefix_id = tracker.tracker, tracker.run_id
         else:
             self.tracker = tracker
-        self.count_tokens = token_counter or self._estimate
-        self._prefix = _PrefixCounter()
+        self.meter = ModelMeter(token_counter)
         self._held: dict[UUID, tuple[Reservation, str | None]] = {}
         self._lock = threading.Lock()
 
-    def _estimate(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> int:
-        return _estimate(self._prefix.chars(messages), len(messages), params)
+    def count_tokens(self, messages: Sequence[BaseMessage], params: dict[str, Any]) -> int:
+        """The prompt's tokens as this handler counts them for a reservation."""
+        return self.meter.prompt_tokens(messages, params, None)
 
     def on_chat_model_start(
         self,
@@ -192,12 +136,13 @@ class BudgetCallbackHandler(BaseCallbackHandler):
         params = invocation_params or kwargs.get("invocation_params") or {}
         model = meta.get("ls_model_name") or params.get("model") or params.get("model_name")
         max_tokens = meta.get("ls_max_tokens") or params.get("max_tokens")
-        prompt = self.count_tokens(messages[0] if messages else [], params)
         key = model_key(self._prefix_id, run_id) if self._prefix_id else str(run_id)
-        charge = self.tracker.model_worst_case(
+        charge = self.meter.worst_case(
+            self.tracker,
             model,
-            prompt,
+            messages[0] if messages else [],
             max_tokens,
+            params=params,
             key=key,
             service_tier=params.get("service_tier"),
             node=meta.get("langgraph_node"),
@@ -213,15 +158,25 @@ class BudgetCallbackHandler(BaseCallbackHandler):
         if held is None:
             return
         res, requested_model = held
-        res.commit(
-            actual_charge(self.tracker, _first_message(response), res.charge, requested_model)
-        )
+        self.meter.settle(self.tracker, res, _first_message(response), requested_model)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
             held = self._held.pop(run_id, None)
         if held is not None:
             held[0].release()
+
+    def on_tool_start(self, *args: Any, **kwargs: Any) -> None:
+        if self._tools is not None:
+            self._tools.on_tool_start(*args, **kwargs)
+
+    def on_tool_end(self, *args: Any, **kwargs: Any) -> None:
+        if self._tools is not None:
+            self._tools.on_tool_end(*args, **kwargs)
+
+    def on_tool_error(self, *args: Any, **kwargs: Any) -> None:
+        if self._tools is not None:
+            self._tools.on_tool_error(*args, **kwargs)
 
 
 def _below(tracker: BudgetTracker, ancestor: BudgetTracker) -> bool:
@@ -256,41 +211,6 @@ def without_budget_handlers(callbacks: Any) -> Any:
                 manager.remove_handler(handler)
         return manager
     return callbacks
-
-
-def actual_charge(
-    tracker: BudgetTracker,
-    message: BaseMessage | None,
-    reserved: Charge,
-    requested_model: str | None = None,
-) -> Charge:
-    """What a model call really cost, from its message's ``usage_metadata`` with its details
-    (cache reads and writes, reasoning, audio: each priced apart where the model's price has
-    them). A call that reports no usage is charged its reserved worst case, not a guess."""
-    usage = getattr(message, "usage_metadata", None) if message is not None else None
-    if not usage:
-        return reserved
-    response = getattr(message, "response_metadata", None) or {}
-    reported = response.get("model_name")
-    used = TokenUsage.from_usage_metadata(usage, service_tier=response.get("service_tier"))
-    requested = requested_model or reserved.name or None
-    unpriced: Charge | None = None
-    for name in (reported, requested) if reported else (requested,):
-        try:
-            charge = tracker.model_charge(
-                name,
-                used.input_tokens,
-                used.output_tokens,
-                key=reserved.key,
-                usage=used,
-                **{k: v for k, v in reserved.meta.items() if k != "unpriced"},
-            )
-        except UnknownPrice:
-            continue
-        if not charge.meta.get("unpriced"):
-            return charge
-        unpriced = unpriced or charge  # a name with a price (the requested one) wins
-    return unpriced or reserved
 
 
 def _first_message(response: LLMResult) -> BaseMessage | None:

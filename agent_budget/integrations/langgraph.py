@@ -1,15 +1,18 @@
 """`with_budget(graph, budget)`: any LangGraph agent, budgeted.
 
 It wires the building blocks of `agent_budget.integrations.tool_node` into the user's
-graph, rebuilt through `StateGraph`'s public methods:
+graph, rebuilt through `StateGraph`'s public methods, keeping the graph's own nodes and
+edges:
 
 - each `ToolNode` becomes a `budgeted_tool_node` (the budget message rides on each tool
   result: a message of its own would cost an ``add_messages`` write per step);
 - routes into a tool node go through `budget_condition`: a multi-call step runs one task
-  per call on the node's fan-out twin and meets in ``budget_tracker``;
-- the tool node's way out goes through `after_tools`: on, or to ``budget_finalize``;
-- every other node runs as the run's own and ends the budget's way when a model call in
-  it is refused.
+  per call on the tool node itself;
+- every other node runs as the run's own (`guarded_node`): on entry it decides whether
+  the run must stop (so a tool node needs no route of its own and a fanned-out step no
+  join), and a model call in it that is refused ends the run the budget's way;
+- `budget_finalize` is added once. A graph already composed from the blocks by hand keeps
+  them as written.
 
 Model calls are charged by a callback handler added to each run's config, so any chat model
 called inside any node is on the budget, whatever the node's code looks like.
@@ -18,74 +21,62 @@ called inside any node is on the budget, whatever the node's code looks like.
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeGuard, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import ensure_config, merge_configs
 from langgraph.constants import END, START
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.pregel import Pregel
-from langgraph.types import Command
 
 from agent_budget.budget import Budget
-from agent_budget.errors import GraphNotSupported, InvalidBudget
+from agent_budget.errors import GraphNotSupported
+from agent_budget.integrations._budgeted_graph import (
+    BudgetedGraph,
+    _Setup,
+    thread_snapshot,
+)
+
+# Where `integrations.threads` reads a checkpoint's spend (they moved to _budgeted_graph).
+from agent_budget.integrations._budgeted_graph import _checkpoint_config as _checkpoint_config
+from agent_budget.integrations._budgeted_graph import _newest_spend as _newest_spend
 from agent_budget.integrations._discover import check_tool_names, find_chat_model
 from agent_budget.integrations._finalize import AnswerPlan
 from agent_budget.integrations._graph_stop import stop_first
-from agent_budget.integrations._private import CONFIG_KEY_CHECKPOINTER, add_state_key
+from agent_budget.integrations._private import add_state_key
 from agent_budget.integrations._state import (
-    RUN_KEY,
     SPEND_KEY,
     BudgetChannel,
     current_run,
-    run_of,
 )
-from agent_budget.integrations._tool_charges import ToolChargeHandler
 from agent_budget.integrations._tool_nodes import replace_tool_node, tool_node_in
-from agent_budget.integrations.callbacks import BudgetCallbackHandler, TokenCounter, with_handler
+from agent_budget.integrations.callbacks import TokenCounter
 from agent_budget.integrations.nodes import finalize_node, guarded_node
-from agent_budget.integrations.threads import akeep_spend_after_error, keep_spend_after_error
 from agent_budget.integrations.tool_node import (
-    EACH_SUFFIX,
+    BLOCK_MARK,
     FINALIZE_NODE,
-    JOIN_NODE,
-    Continuation,
-    after_tools,
     budget_condition,
     budgeted_tool_node,
-    join_node,
-    static_continuation,
 )
-from agent_budget.run import OWNER, Retry, WarningCallback
-from agent_budget.snapshot import BudgetSnapshot, latest
-from agent_budget.tracker import BudgetTracker, Spend
+from agent_budget.run import Retry, WarningCallback
+from agent_budget.tracker import BudgetTracker
 
 __all__ = [
+    "FINALIZE_NODE",
     "SPEND_KEY",
     "BudgetChannel",
     "BudgetedGraph",
+    "budget_condition",
+    "budgeted_tool_node",
     "current_regime",
     "current_run",
     "current_tracker",
+    "finalize_node",
     "thread_snapshot",
     "with_budget",
 ]
-
-
-@dataclass(frozen=True)
-class _Setup:
-    budget: Budget | None
-    final_model: BaseChatModel | None
-    retry: Retry | None
-    token_counter: TokenCounter | None
-    messages_key: str
-    on_warning: WarningCallback | None = None
 
 
 def with_budget(
@@ -128,12 +119,15 @@ def with_budget(
             f"{type(graph).__name__}; for langchain.agents.create_agent use "
             "agent_budget.integrations.langchain.BudgetMiddleware"
         )
-    for name in (JOIN_NODE, FINALIZE_NODE):
-        if name in builder.nodes:
-            raise GraphNotSupported(
-                f"the graph already has a node named {name!r}: is it already budgeted? "
-                "Wrap the original graph once."
-            )
+    finalize = builder.nodes.get(FINALIZE_NODE)
+    # A graph composed by hand from the building blocks has our finalize node: it gets
+    # each run's budget, and its nodes and routes stay as written.
+    composed = finalize is not None and getattr(finalize.runnable, BLOCK_MARK, False)
+    if isinstance(graph, BudgetedGraph) or (finalize is not None and not composed):
+        raise GraphNotSupported(
+            f"the graph already has a node named {FINALIZE_NODE!r}: is it already budgeted? "
+            "Wrap the original graph once."
+        )
     specs = builder.nodes
     # A ToolNode as users add it: bare, subclassed, in `.with_fallbacks`, in a sequence.
     found = {n: tool_node_in(s.runnable) for n, s in specs.items()}
@@ -143,7 +137,12 @@ def with_budget(
         check_tool_names(base, names)
     if final_model is None:
         final_model = find_chat_model([s.runnable for s in specs.values()])
-    if final_model is None and base is not None and base.on_exhausted == "finalize":
+    if (
+        final_model is None
+        and not composed
+        and base is not None
+        and base.on_exhausted == "finalize"
+    ):
         raise GraphNotSupported(
             "with_budget(on_exhausted='finalize') answers with one last model call, but no "
             "chat model was found in the graph's nodes; pass final_model=<your chat model>"
@@ -157,7 +156,7 @@ def with_budget(
             "with_budget(): the graph has no ToolNode, so only model calls are budgeted",
             stacklevel=2,
         )
-    setup = _Setup(base, final_model, tool_retry, token_counter, messages_key, on_warning)
+    setup = _Setup(base, final_model, tool_retry, token_counter, messages_key, on_warning, composed)
     new = _rewired(builder, tool_nodes, setup)
     compiled = new.compile(**compile_kwargs)
     # Re-class the compiled graph the way Pregel.copy() does, with our run setup added.
@@ -168,7 +167,10 @@ def with_budget(
 def _rewired(
     builder: StateGraph[Any, Any, Any, Any], tool_nodes: set[str], setup: _Setup
 ) -> StateGraph[Any, Any, Any, Any]:
-    """The user's graph, rebuilt with the budget's building blocks wired in."""
+    """The user's graph, rebuilt with the budget's building blocks wired in. The graph's
+    own edges are kept: the stop decision is made on entry to the node after a tool step
+    (`guarded_node`), so a tool node needs no route of its own, and a multi-call step
+    needs no join."""
     key, model = setup.messages_key, setup.final_model
     new: StateGraph[Any, Any, Any, Any] = StateGraph(
         builder.state_schema,
@@ -177,13 +179,16 @@ def _rewired(
         output_schema=builder.output_schema,
     )
     add_state_key(new, BudgetChannel)
-    # Only a bare ToolNode gets the fan-out twin: a ToolNode in `.with_fallbacks` or a
+    # Only a bare ToolNode gets one task per call: a ToolNode in `.with_fallbacks` or a
     # sequence runs its whole step in one task, as written (a fallback reads the state).
     fan_out = {n for n in tool_nodes if isinstance(builder.nodes[n].runnable, ToolNode)}
     # A state without messages answers in its own keys: the nodes that write them last
     # (an edge to END) write the final answer themselves when their call is refused.
     answer_nodes = set() if key in builder.channels else {s for s, e in builder.edges if e == END}
     for name, spec in builder.nodes.items():
+        if getattr(spec.runnable, BLOCK_MARK, False):  # a block the user wired: as is
+            _add_node_like(new, name, spec, spec.runnable)
+            continue
         if name in tool_nodes:
             node = cast(ToolNode, tool_node_in(spec.runnable))
             runnable: Any = replace_tool_node(spec.runnable, budgeted_tool_node(node))
@@ -202,68 +207,33 @@ def _rewired(
                     messages_key=key,
                 )
                 runnable.name = name  # its spend shows under the node's name
-            runnable = guarded_node(runnable, key, model, answers=name in answer_nodes)
+            runnable = guarded_node(runnable, key, model, answers=name in answer_nodes, name=name)
         _add_node_like(new, name, spec, runnable)
-        if name in fan_out:  # the fan-out twin: the same node, one call per task
-            _add_node_like(new, name + EACH_SUFFIX, spec, runnable)
 
-    continuations: dict[str, Continuation] = {}
-    for tool in tool_nodes:
-        targets = sorted(end for start, end in builder.edges if start == tool)
-        branches = builder.branches.get(tool, {})
-        join = JOIN_NODE if len(tool_nodes) == 1 else f"{JOIN_NODE}_{tool}"
-        if tool in fan_out:
-            new.add_node(join, join_node())
-            new.add_edge(tool + EACH_SUFFIX, join)
-        if branches:  # the tool node had a conditional way out: keep it, behind ours
-            (branch,) = branches.values()  # a tool node has one way out in practice
-            path, ends = branch.path, branch.ends
-
-            go_on = _branch_continuation(path)
-            path_map = None if ends is None else {**ends, FINALIZE_NODE: FINALIZE_NODE}
-            reads_state = True
-        else:
-            go_on = static_continuation(targets)
-            path_map = {t: t for t in [*(targets or [END]), FINALIZE_NODE]}
-            reads_state = False
-        continuations[tool] = go_on
-        for source in (tool, join) if tool in fan_out else (tool,):
-            new.add_conditional_edges(
-                source, after_tools(tool, go_on, reads_state=reads_state), path_map
-            )
     for start, end in builder.edges:
-        if start not in tool_nodes:
-            new.add_edge(start, end)
+        new.add_edge(start, end)
     for starts, end in builder.waiting_edges:
         new.add_edge(list(starts), end)
     for source, branches in builder.branches.items():
-        if source in tool_nodes:
-            continue
         for branch in branches.values():
+            if source in tool_nodes or getattr(branch.path, BLOCK_MARK, False):
+                # The way out of a tool step (the next node decides), or a route of ours.
+                new.add_conditional_edges(source, branch.path, branch.ends)
+                continue
             ends = branch.ends
             leads_to_tools = ends is None or any(v in fan_out for v in ends.values())
             path = (  # either way, to budget_finalize once the run must stop
-                budget_condition(branch.path, ends, fan_out, key)
+                budget_condition(branch.path, tool_nodes=fan_out, messages_key=key, ends=ends)
                 if leads_to_tools and fan_out
                 else stop_first(branch.path)
             )
-            routes: dict[Any, str] | None = None
-            if ends is not None:
-                routes = dict(ends)
-                routes.update({t + EACH_SUFFIX: t + EACH_SUFFIX for t in fan_out})
-                routes[FINALIZE_NODE] = FINALIZE_NODE
+            routes = None if ends is None else {**ends, FINALIZE_NODE: FINALIZE_NODE}
             new.add_conditional_edges(source, path, routes)
-    plan = AnswerPlan.of(builder, key, {SPEND_KEY})
-    new.add_node(FINALIZE_NODE, finalize_node(key, model, continuations, plan))
-    new.add_edge(FINALIZE_NODE, END)
+    if FINALIZE_NODE not in new.nodes:
+        plan = AnswerPlan.of(builder, key, {SPEND_KEY})
+        new.add_node(FINALIZE_NODE, finalize_node(model, messages_key=key, plan=plan))
+        new.add_edge(FINALIZE_NODE, END)
     return new
-
-
-def _branch_continuation(path: Any) -> Continuation:
-    def go_on(state: Any, config: RunnableConfig) -> Any:
-        return path.invoke(state, config)
-
-    return go_on
 
 
 def _add_node_like(
@@ -276,152 +246,6 @@ def _add_node_like(
         return
     new.add_node(name, runnable, input_schema=spec.input_schema)
     new.nodes[name] = replace(spec, runnable=runnable)
-
-
-_STARTED: ContextVar[RunnableConfig | None] = ContextVar("agent_budget_started", default=None)
-"""The config `stream` started the run with: `invoke` keeps that run's spend if it raises
-(a generator of ours around the sync stream would cost a frame per chunk)."""
-
-
-class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
-    """A compiled graph whose every run gets a budget. Use it like any compiled graph."""
-
-    _budget_setup: _Setup
-
-    def __init__(self, *, _budget_setup: _Setup, **kwargs: Any) -> None:
-        super().__init__(**kwargs)  # called by Pregel.copy() / with_config()
-        self._budget_setup = _budget_setup
-
-    @property
-    def budget(self) -> Budget | None:
-        return self._budget_setup.budget
-
-    def stream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Iterator[Any]:
-        # The run is set up now and LangGraph's own iterator handed back: a generator of
-        # ours around it would be one more frame per chunk of every run.
-        config = self._with_run(input, config, saved=self._saved_spend(config))
-        _STARTED.set(config)  # for invoke(): the run to keep the spend of if it raises
-        return super().stream(input, config, **kwargs)
-
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        token = _STARTED.set(None)
-        try:
-            return super().invoke(input, config, **kwargs)
-        except Exception:
-            started = _STARTED.get()
-            if started is not None:
-                keep_spend_after_error(self.checkpointer, started)
-            raise
-        finally:
-            _STARTED.reset(token)
-
-    async def astream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
-        config = self._with_run(input, config, saved=await self._asaved_spend(config))
-        try:
-            async for chunk in super().astream(input, config, **kwargs):
-                yield chunk
-        except Exception:
-            await akeep_spend_after_error(self.checkpointer, config)
-            raise
-
-    def get_spend(self, config: RunnableConfig) -> Spend | None:
-        """The spend a checkpointed thread has recorded (None if it has none)."""
-        saved = self._saved_spend(config)
-        return Spend.from_dict(dict(saved["spent"])) if saved else None
-
-    def _with_run(
-        self, input: Any, config: RunnableConfig | None, saved: BudgetSnapshot | None
-    ) -> RunnableConfig:
-        from agent_budget.integrations._setup import start_run
-
-        # A graph's own config (`with_config`) counts, as it does for the run itself.
-        conf = ensure_config(merge_configs(self.config, config) if self.config else config)
-        configurable = dict(conf.get("configurable") or {})
-        setup = self._budget_setup
-        if isinstance(input, dict) and input.get(SPEND_KEY):
-            saved = input[SPEND_KEY]
-        resuming = input is None or isinstance(input, Command)
-        parent = run_of(conf) or OWNER.get()
-        run, callbacks = start_run(
-            setup.budget,
-            conf,
-            saved=saved,
-            resuming=resuming,
-            parent=parent,
-            name=self.name,
-            retry=setup.retry,
-            on_warning=setup.on_warning,
-        )
-        if run.tracker.budget.on_exhausted == "finalize" and setup.final_model is None:
-            raise InvalidBudget(
-                "on_exhausted='finalize' needs a final model: pass with_budget(..., final_model=)"
-            )
-        # Without a checkpointer nothing of the state outlives the run: the spend then
-        # lives in the tracker alone, and no step pays for writing it to state.
-        run.persist = self.checkpointer not in (None, True, False) or (
-            self.checkpointer is not False and CONFIG_KEY_CHECKPOINTER in configurable
-        )
-        if parent is not None and setup.budget is None:
-            # A child spending its parent's own limits: when it has to stop, so does the
-            # parent (a supervisor would only hand the same spent budget to the next worker).
-            run.parent = parent
-        configurable[RUN_KEY] = run
-        handler = BudgetCallbackHandler(run, token_counter=setup.token_counter)
-        callbacks = with_handler(with_handler(callbacks, handler), ToolChargeHandler(run))
-        return RunnableConfig(**{**conf, "configurable": configurable, "callbacks": callbacks})
-
-    def _saved_spend(self, config: RunnableConfig | None) -> BudgetSnapshot | None:
-        cp, thread = self.checkpointer, _thread_id(config)
-        if cp is None or cp is True or cp is False or thread is None:
-            return None
-        return _newest_spend(cp.get_tuple(_checkpoint_config(config)))
-
-    async def _asaved_spend(self, config: RunnableConfig | None) -> BudgetSnapshot | None:
-        cp, thread = self.checkpointer, _thread_id(config)
-        if cp is None or cp is True or cp is False or thread is None:
-            return None
-        try:
-            saved = await cp.aget_tuple(_checkpoint_config(config))
-        except NotImplementedError:
-            saved = cp.get_tuple(_checkpoint_config(config))
-        return _newest_spend(saved)
-
-
-def thread_snapshot(checkpointer: Any, thread_id: str) -> BudgetSnapshot | None:
-    """The budget snapshot a checkpointed thread holds (spend, top-ups, sub-budget tree,
-    events), read straight from any LangGraph checkpointer; None if it has none."""
-    saved = checkpointer.get_tuple(RunnableConfig(configurable={"thread_id": thread_id}))
-    return _newest_spend(saved)
-
-
-def _newest_spend(saved: Any) -> BudgetSnapshot | None:
-    """The thread's spend: the checkpoint's, or newer from writes of an interrupted step
-    (tasks that finished before the interrupt keep their writes and are not run again)."""
-    if saved is None:
-        return None
-    best: BudgetSnapshot | None = saved.checkpoint["channel_values"].get(SPEND_KEY)
-    for _task, channel, value in saved.pending_writes or ():
-        if channel == SPEND_KEY and isinstance(value, dict):
-            best = latest(best, value)  # type: ignore[arg-type]
-    return best
-
-
-def _thread_id(config: RunnableConfig | None) -> Any:
-    return ((config or {}).get("configurable") or {}).get("thread_id")
-
-
-def _checkpoint_config(config: RunnableConfig | None) -> RunnableConfig:
-    configurable = (config or {}).get("configurable") or {}
-    keep: dict[str, Any] = {
-        k: configurable[k]
-        for k in ("thread_id", "checkpoint_ns", "checkpoint_id")
-        if k in configurable
-    }
-    return RunnableConfig(configurable=keep)
 
 
 def _unbudgeted_tool_user(

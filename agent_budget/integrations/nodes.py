@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -17,9 +17,7 @@ from langgraph.types import Command, interrupt
 from agent_budget.errors import BudgetExceeded
 from agent_budget.integrations._finalize import AnswerPlan, afinal_update, final_update
 from agent_budget.integrations._graph_stop import after_node, answered, refused
-from agent_budget.integrations._messages import (
-    refreshed,
-)
+from agent_budget.integrations._messages import refreshed
 from agent_budget.integrations._private import RunnableCallable
 from agent_budget.integrations._state import (
     SPEND_KEY,
@@ -29,15 +27,11 @@ from agent_budget.integrations._state import (
     snapshot,
     with_spend,
 )
-from agent_budget.integrations.callbacks import FINAL_CALL_METADATA, FINAL_PASS
-from agent_budget.integrations.tool_node import FINALIZE_NODE, Continuation
+from agent_budget.integrations.callbacks import FINAL_PASS
+from agent_budget.integrations.tool_node import BLOCK_MARK, FINALIZE_NODE
 from agent_budget.run import OWNER, BudgetRun
 from agent_budget.stopping import StopReason
 
-_FINAL_CONFIG: RunnableConfig = {
-    "metadata": {FINAL_CALL_METADATA: True},
-    "tags": ["agent_budget:final"],
-}
 _EXHAUSTED = StopReason("budget", "budget exhausted", "budget")
 
 
@@ -51,16 +45,24 @@ def on_exhausted(run: BudgetRun, reason: StopReason, exc: BudgetExceeded | None)
 
 
 def finalize_node(
-    key: str,
-    model: BaseChatModel | None,
-    continuations: Mapping[str, Continuation],
+    model: BaseChatModel | None = None,
+    *,
+    messages_key: str = "messages",
     plan: AnswerPlan | None = None,
 ) -> Runnable[Any, Any]:
-    """`budget_finalize`: the stop policy, then one last model call without tools, whose
-    answer goes where the graph's output goes (`AnswerPlan`). After a top-up
-    (``interrupt``) the run goes on where the tool node would have gone, the last tool
-    result showing the new budget. It answers once per run, however many nodes sent the
-    run here."""
+    """The finalize node: add it as `FINALIZE_NODE` (``"budget_finalize"``) with an edge
+    to END::
+
+        graph.add_node(FINALIZE_NODE, finalize_node(model))
+        graph.add_edge(FINALIZE_NODE, END)
+
+    It applies ``on_exhausted`` (raise, interrupt, or finalize), then makes one last model
+    call without tools (``model``, sized to what is left), whose answer goes where the
+    graph's output goes (`AnswerPlan`; by default one more AIMessage). After a top-up
+    (``interrupt``) the run goes back to the node that stopped, its last tool result
+    showing the new budget. It answers once per run, however many nodes sent the run
+    here."""
+    key = messages_key
     plan = plan or AnswerPlan(key, ())
 
     def decide(state: Any, config: RunnableConfig) -> tuple[BudgetRun, StopReason, Any]:
@@ -75,9 +77,8 @@ def finalize_node(
             if run.parent is not None and run.parent.stop is None:
                 run.parent.stop = reason  # a child on its parent's limits stops it too
             return run, reason, None
-        source = (run.resume_to or [*continuations][:1] or [""])[0]
-        go_on = continuations.get(source)
-        goto = go_on(state, config) if go_on else END
+        goto = (run.resume_to or [END])[0]  # the node that stopped (`stopping`)
+        run.resume_to = None
         update: dict[str, Any] = {SPEND_KEY: snapshot(run)}
         shown = refreshed(messages_of(state, key), run.tracker)
         if shown is not None:
@@ -105,30 +106,40 @@ def finalize_node(
         finally:
             OWNER.reset(token)
 
-    return RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
+    node = RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
+    setattr(node, BLOCK_MARK, True)
+    return node
 
 
 # --- every other node ---------------------------------------------------------------------
 
 
 def guarded_node(
-    inner: Any, key: str, model: BaseChatModel | None, *, answers: bool = False
+    inner: Any,
+    key: str = "messages",
+    model: BaseChatModel | None = None,
+    *,
+    answers: bool = False,
+    name: str | None = None,
 ) -> Any:
-    """Run a node as the run's own (`OWNER`); a model call in it the budget refuses ends
-    the run the budget's way. A node that ``answers`` (it writes the graph's answer: an
-    edge to END in a state without messages) runs once more as the run's final answer
-    instead, so the answer comes from the graph's own prompt. A node that is a plain
-    function keeps its runnable and only has its function wrapped: an extra runnable layer
-    around every model node was a measurable share of the per-step cost."""
+    """Run a node as the run's own (`OWNER`). On entry it decides whether the run must
+    stop (a limit spent, every call of the last tool step refused, a guard tripped): the
+    tool node before it needs no route of its own for that. A model call in it that the
+    budget refuses ends the run the budget's way. A node that ``answers`` (it writes the
+    graph's answer: an edge to END in a state without messages) runs once more as the
+    run's final answer instead, so the answer comes from the graph's own prompt. A node
+    that is a plain function keeps its runnable and only has its function wrapped: an
+    extra runnable layer around every model node was a measurable share of a step."""
+    node = name or getattr(inner, "name", None) or ""
     if isinstance(inner, RunnableCallable) and not inner.explode_args:
-        node = copy.copy(inner)
+        wrapped = copy.copy(inner)
         if inner.func is not None:
-            node.func = _guard_sync(inner.func, key, answers)
+            wrapped.func = _guard_sync(inner.func, key, answers, node)
         if inner.afunc is not None:
-            node.afunc = _guard_async(inner.afunc, key, answers)
-        return node
-    sync = _guard_sync(inner.invoke, key, answers)
-    async_ = _guard_async(inner.ainvoke, key, answers)
+            wrapped.afunc = _guard_async(inner.afunc, key, answers, node)
+        return wrapped
+    sync = _guard_sync(inner.invoke, key, answers, node)
+    async_ = _guard_async(inner.ainvoke, key, answers, node)
 
     def run(state: Any, config: RunnableConfig) -> Any:
         return sync(state, config)
@@ -151,86 +162,129 @@ def _topped_up(args: tuple[Any, ...], run: BudgetRun, key: str) -> tuple[Any, ..
     return ({**state, key: [*msgs[:-1], shown]}, *args[1:])
 
 
-def _guard_sync(func: Callable[..., Any], key: str, answers: bool) -> Any:
+_Call = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+def _guard_steps(
+    run: BudgetRun,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    key: str,
+    answers: bool,
+    node: str,
+) -> Generator[_Call, Any, Any]:
+    """The guard's logic, free of sync or async: it yields each call of the node's
+    function to make, is sent its result or thrown its error, and returns the node's
+    output. `_guard_sync` and `_guard_async` only drive it."""
+    if run.stop is not None:
+        return None  # the run is on its way to budget_finalize: nothing more is paid
+    if not answers and must_stop(run):  # an answer node answers as the final call instead
+        return stopping(run, node)
+    seq, shown = run.tracker.seq, None
+    token = OWNER.set(run)
+    try:
+        while True:
+            try:
+                out = yield args, kwargs
+                break
+            except BudgetExceeded as exc:
+                reason = StopReason(exc.limit, str(exc), "budget")
+                if on_exhausted(run, reason, exc):
+                    args = _topped_up(args, run, key)
+                    shown = messages_of(args[0], key)[-1:] if args else None
+                    continue
+                if not answers or run.final_done:
+                    return refused(run, reason)
+                final = FINAL_PASS.set([True])
+                run.final_done = True
+                try:
+                    out = yield args, kwargs
+                except BudgetExceeded:
+                    run.final_done = False  # budget_finalize answers as it can
+                    return refused(run, reason)
+                finally:
+                    FINAL_PASS.reset(final)
+                return answered(run, reason, with_spend(run, out, seq))
+    finally:
+        OWNER.reset(token)
+    out = with_spend(run, _with_shown(out, key, shown), seq)
+    return out if run.stop is None else after_node(run, out)
+
+
+def _guard_sync(func: Callable[..., Any], key: str, answers: bool, node: str) -> Any:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         run = current_run()
         if run is None:
             return func(*args, **kwargs)
-        if run.stop is not None:
-            return None  # the run is on its way to budget_finalize: nothing more is paid
-        seq, shown = run.tracker.seq, None
-        token = OWNER.set(run)
-        try:
-            while True:
-                try:
-                    out = func(*args, **kwargs)
-                    break
-                except BudgetExceeded as exc:
-                    reason = StopReason(exc.limit, str(exc), "budget")
-                    if on_exhausted(run, reason, exc):
-                        args = _topped_up(args, run, key)
-                        shown = messages_of(args[0], key)[-1:] if args else None
-                        continue
-                    if answers and not run.final_done:
-                        final = FINAL_PASS.set([True])
-                        run.final_done = True
-                        try:
-                            out = func(*args, **kwargs)
-                        except BudgetExceeded:
-                            run.final_done = False  # budget_finalize answers as it can
-                            return refused(run, reason)
-                        finally:
-                            FINAL_PASS.reset(final)
-                        return answered(run, reason, with_spend(run, out, seq))
-                    return refused(run, reason)
-        finally:
-            OWNER.reset(token)
-        out = with_spend(run, _with_shown(out, key, shown), seq)
-        return out if run.stop is None else after_node(run, out)
+        steps = _guard_steps(run, args, kwargs, key, answers, node)
+        done, value = _advance(steps)
+        while not done:
+            done, value = _advance(steps, *_outcome(func, value))
+        return value
 
     return guarded
 
 
-def _guard_async(func: Callable[..., Any], key: str, answers: bool) -> Any:
+def _guard_async(func: Callable[..., Any], key: str, answers: bool, node: str) -> Any:
     @functools.wraps(func)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         run = current_run()
         if run is None:
             return await func(*args, **kwargs)
-        if run.stop is not None:
-            return None
-        seq, shown = run.tracker.seq, None
-        token = OWNER.set(run)
-        try:
-            while True:
-                try:
-                    out = await func(*args, **kwargs)
-                    break
-                except BudgetExceeded as exc:
-                    reason = StopReason(exc.limit, str(exc), "budget")
-                    if on_exhausted(run, reason, exc):
-                        args = _topped_up(args, run, key)
-                        shown = messages_of(args[0], key)[-1:] if args else None
-                        continue
-                    if answers and not run.final_done:
-                        final = FINAL_PASS.set([True])
-                        run.final_done = True
-                        try:
-                            out = await func(*args, **kwargs)
-                        except BudgetExceeded:
-                            run.final_done = False
-                            return refused(run, reason)
-                        finally:
-                            FINAL_PASS.reset(final)
-                        return answered(run, reason, with_spend(run, out, seq))
-                    return refused(run, reason)
-        finally:
-            OWNER.reset(token)
-        out = with_spend(run, _with_shown(out, key, shown), seq)
-        return out if run.stop is None else after_node(run, out)
+        steps = _guard_steps(run, args, kwargs, key, answers, node)
+        done, value = _advance(steps)
+        while not done:
+            done, value = _advance(steps, *await _aoutcome(func, value))
+        return value
 
     return guarded
+
+
+def _outcome(func: Callable[..., Any], call: _Call) -> tuple[Any, BaseException | None]:
+    try:
+        return func(*call[0], **call[1]), None
+    except BaseException as exc:
+        return None, exc
+
+
+async def _aoutcome(func: Callable[..., Any], call: _Call) -> tuple[Any, BaseException | None]:
+    try:
+        return await func(*call[0], **call[1]), None
+    except BaseException as exc:
+        return None, exc
+
+
+def _advance(
+    steps: Generator[_Call, Any, Any], out: Any = None, exc: BaseException | None = None
+) -> tuple[bool, Any]:
+    """Give the guard the outcome of the call it asked for: (False, the next call to
+    make) or (True, the node's output). Errors the guard does not handle propagate."""
+    try:
+        return False, steps.throw(exc) if exc is not None else steps.send(out)
+    except StopIteration as stop:
+        return True, stop.value
+
+
+def must_stop(run: BudgetRun) -> bool:
+    """Decide, from the tool results the run noted since it last looked, whether the run
+    must stop (sets ``run.stop``)."""
+    if run.stop is None:
+        run.stop = run.stop_reason(run.take_step())
+    return run.stop is not None
+
+
+def stopping(run: BudgetRun, node: str) -> Command[Any]:
+    """What a node returns that finds on entry that the run must stop: the run goes to
+    ``budget_finalize``, which applies ``on_exhausted``; after a top-up it comes back
+    here."""
+    run.resume_to = [node] if node else None
+    if not run.persist:
+        return Command(goto=FINALIZE_NODE)
+    snap = snapshot(run)
+    if node:
+        snap["stopped_at"] = node
+    return Command(update={SPEND_KEY: snap}, goto=FINALIZE_NODE)
 
 
 def _with_shown(out: Any, key: str, shown: list[Any] | None) -> Any:

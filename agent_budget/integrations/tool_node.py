@@ -4,26 +4,35 @@ like `ToolNode` and `tools_condition`, or let `with_budget` wire them into an ex
 - `budgeted_tool_node(tools)`: a `ToolNode` whose every call is reserved before its body
   runs, refused (a ToolMessage naming the limit) when it does not fit, charged once even
   when LangGraph runs the node again, and answered with the budget message appended;
-- `budget_condition(path, tool_nodes)`: the route into tool nodes. It leaves a one-call
-  step to the tool node and sends each call of a multi-call step as a task of its own
-  (``Send``) to the node's fan-out twin, so LangGraph keeps each finished call's result
-  when a sibling is interrupted or fails;
-- `after_tools(...)`: the route out of a tool node: on to where it went before, or to
-  `budget_finalize` when the run must stop. It reads only the budget's state key, so it
-  costs no copy of the message history;
-- the finalize node is in `agent_budget.integrations.nodes`.
+- `budget_condition(path)`: the route into tool nodes (default path `tools_condition`): to
+  `FINALIZE_NODE` once the run must stop, and each call of a multi-call step sent to the
+  tool node as a task of its own (``Send``), so LangGraph keeps each finished call's
+  result when a sibling is interrupted or fails;
+- `finalize_node(model)` (in `agent_budget.integrations.nodes`), added as `FINALIZE_NODE`.
+
+A hand-composed graph::
+
+    graph.add_node("llm", call_model)
+    graph.add_node("tools", budgeted_tool_node(tools))
+    graph.add_node(FINALIZE_NODE, finalize_node(model))
+    graph.add_conditional_edges("llm", budget_condition())
+    graph.add_edge("tools", "llm")
+    graph.add_edge(FINALIZE_NODE, END)
+    agent = with_budget(graph, budget)  # gives each run its budget; wires nothing more
+
+The stop decision after a tool step needs no route of its own: `with_budget` runs every
+other node guarded, and the node after the tool step decides on entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
-from langgraph.constants import END
-from langgraph.prebuilt import ToolNode
+from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command, Send
 
 from agent_budget.integrations._messages import tool_hooks
@@ -34,7 +43,6 @@ from agent_budget.integrations._private import (
 )
 from agent_budget.integrations._state import (
     SPEND_KEY,
-    BudgetChannel,
     messages_of,
     node_name,
     run_of,
@@ -44,10 +52,11 @@ from agent_budget.integrations._state import (
 from agent_budget.integrations._tool_charges import GUARDED
 from agent_budget.run import BudgetRun
 
+BLOCK_MARK = "agent_budget_block"
+"""Set on the finalize node and `budget_condition`: `with_budget` keeps them as wired."""
 FINALIZE_NODE = "budget_finalize"
-JOIN_NODE = "budget_tracker"
-EACH_SUFFIX = "__each"
-"""A tool node's fan-out twin: the same node, run once per call of a multi-call step."""
+"""The name the finalize node must have: `budget_condition` and the guarded nodes send the
+run there when it must stop."""
 
 
 def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]) -> ToolNode:
@@ -123,126 +132,77 @@ def budgeted_tool_node(tools: ToolNode | Sequence[BaseTool | Callable[..., Any]]
 
 
 def _hooks(run: BudgetRun) -> Any:
-    hooks = getattr(run, "_tool_node_hooks", None)
-    if hooks is None:
-        hooks = tool_hooks(run, annotate=True, node=_tool_node_name)
-        run._tool_node_hooks = hooks  # type: ignore[attr-defined]
-    return hooks
-
-
-def _tool_node_name() -> str | None:
-    node = node_name()
-    return node.removesuffix(EACH_SUFFIX) if node else node
+    return tool_hooks(run, annotate=True, node=node_name)
 
 
 # --- routes -------------------------------------------------------------------------------
 
 
-Continuation = Callable[[Any, RunnableConfig], Any]
-"""Where a tool node goes on to: its old edges' targets, or its old branch's answer."""
-
-
-def must_stop(run: BudgetRun) -> bool:
-    """Decide, from the results the run noted since it last looked, whether the run must
-    stop (sets ``run.stop``)."""
-    if run.stop is None:
-        run.stop = run.stop_reason(run.take_step())
-    return run.stop is not None
-
-
-def after_tools(tool_node: str, go_on: Continuation, *, reads_state: bool) -> Runnable[Any, Any]:
-    """The route out of a tool node (or its join): ``go_on`` unless the run must stop.
-    With ``reads_state`` False the route reads only the budget key of the state."""
-
-    def route(state: Any, config: RunnableConfig) -> Any:
-        run = run_of(config)
-        if run is not None and must_stop(run):
-            run.resume_to = [tool_node]
-            return FINALIZE_NODE
-        return go_on(state, config)
-
-    async def aroute(state: Any, config: RunnableConfig) -> Any:
-        return route(state, config)
-
-    if not reads_state:  # the branch's input schema is read from this annotation
-        route.__annotations__["state"] = BudgetChannel
-    return RunnableCallable(route, aroute, name=f"budget_route:{tool_node}", trace=False)
-
-
 def budget_condition(
-    path: Runnable[Any, Any], ends: dict[Any, str] | None, tool_nodes: set[str], key: str
+    path: Callable[..., Any] | Runnable[Any, Any] = tools_condition,
+    *,
+    tool_nodes: Iterable[str] = ("tools",),
+    messages_key: str = "messages",
+    ends: Mapping[Any, str] | None = None,
 ) -> Runnable[Any, Any]:
-    """``path`` (e.g. `tools_condition`), with each call of a multi-call step sent to the
-    tool node's fan-out twin as a task of its own."""
+    """The route into budgeted tool nodes, for ``add_conditional_edges`` in place of
+    ``path`` (default `tools_condition`)::
+
+        graph.add_conditional_edges("llm", budget_condition())
+
+    It goes to `FINALIZE_NODE` once the run must stop (the user's router is not asked:
+    it may not cope with a state the refused node never wrote), and sends each call of a
+    multi-call step to its tool node as a task of its own (``Send``), so LangGraph keeps
+    each finished call's result when a sibling is interrupted or fails. ``tool_nodes``
+    names the budgeted tool nodes ``path`` may route to; ``ends`` is the path map you
+    would pass to ``add_conditional_edges`` (its values are node names)."""
+    router = path if isinstance(path, Runnable) else RunnableCallable(path, trace=False)
+    nodes = set(tool_nodes)
 
     def spread(state: Any, result: Any) -> Any:
         items = result if isinstance(result, list | tuple) else [result]
         out: list[Any] = []
         for item in items:
-            dest = item.node if isinstance(item, Send) else (ends or {}).get(item, item)
-            if dest not in tool_nodes:
+            dest = item if isinstance(item, Send) else (ends or {}).get(item, item)
+            if isinstance(dest, Send) or dest not in nodes:
+                out.append(item)  # not a tool step, or already one task per call (a Send)
+                continue
+            calls = _last_calls(state)
+            if len(calls) <= 1:
                 out.append(item)
-            elif isinstance(item, Send):
-                out.append(item)  # already one call per task: the graph's own fan-out
             else:
-                calls = _last_calls(state, key)
-                if len(calls) <= 1:
-                    out.append(item)
-                else:
-                    out.extend(_send_each(dest, calls, state))
-        if len(out) > 1 and all(isinstance(i, Send) and i.node in tool_nodes for i in out):
-            out = [Send(i.node + EACH_SUFFIX, i.arg) for i in out]
+                out.extend(_send_each(dest, calls, state))
         return out if isinstance(result, list | tuple) or len(out) != 1 else out[0]
+
+    def _last_calls(state: Any) -> list[Any]:
+        msgs = messages_of(state, messages_key)
+        last = msgs[-1] if msgs else None
+        return list(last.tool_calls) if isinstance(last, AIMessage) else []
 
     def route(state: Any, config: RunnableConfig) -> Any:
         if _stopping(config):
             return FINALIZE_NODE
-        return spread(state, path.invoke(state, config))
+        return spread(state, router.invoke(state, config))
 
     async def aroute(state: Any, config: RunnableConfig) -> Any:
         if _stopping(config):
             return FINALIZE_NODE
-        return spread(state, await path.ainvoke(state, config))
+        return spread(state, await router.ainvoke(state, config))
 
-    return RunnableCallable(route, aroute, name=getattr(path, "name", None), trace=False)
+    name = getattr(router, "name", None) or "budget_condition"
+    condition = RunnableCallable(route, aroute, name=name, trace=False)
+    setattr(condition, BLOCK_MARK, True)
+    return condition
 
 
 def _stopping(config: RunnableConfig) -> bool:
-    """The run must stop (a node was refused): no router of the user's is asked, which may
-    not cope with a state the refused node never wrote."""
+    """The run must stop (a node was refused)."""
     run = run_of(config)
     return run is not None and run.stop is not None
 
 
-def _last_calls(state: Any, key: str) -> list[Any]:
-    msgs = messages_of(state, key)
-    last = msgs[-1] if msgs else None
-    return list(last.tool_calls) if isinstance(last, AIMessage) else []
-
-
 def _send_each(tool_node: str, calls: list[Any], state: Any) -> list[Send]:
     return [
-        Send(
-            tool_node + EACH_SUFFIX,
-            {"__type": "tool_call_with_context", "tool_call": call, "state": state},
-        )
+        Send(tool_node, {"__type": "tool_call_with_context", "tool_call": call, "state": state})
         for call in calls
     ]
-
-
-def join_node() -> Runnable[Any, Any]:
-    """Where the tasks of a fanned-out step meet; the route after it decides."""
-
-    def budget_tracker(state: Any) -> dict[str, Any]:
-        return {}
-
-    return RunnableCallable(budget_tracker, name=JOIN_NODE, trace=False)
-
-
-def static_continuation(targets: list[str]) -> Continuation:
-    dests = targets or [END]
-
-    def go_on(state: Any, config: RunnableConfig) -> Any:
-        return dests if len(dests) > 1 else dests[0]
-
-    return go_on

@@ -31,7 +31,7 @@ from agent_budget.models._grammar import ConfidenceProbe, grammar_for, structure
 from agent_budget.models._loader import LoadedModel, load
 from agent_budget.models.catalog import DEFAULT_LOCAL_MODEL, locate
 from agent_budget.models.errors import ContextOverflow
-from agent_budget.pricing import register_model_price, registered_model_price
+from agent_budget.pricing import register_own_price
 
 Overflow = Literal["error", "truncate"]
 """What to do when a prompt does not fit the context window.
@@ -85,12 +85,9 @@ class LocalChatModel(BaseChatModel):
     _loaded: LoadedModel | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
-        if self.input_price is not None or self.output_price is not None:
-            register_model_price(
-                self.model_name, input=self.input_price or 0, output=self.output_price or 0
-            )
-        elif registered_model_price(self.model_name) is None:
-            register_model_price(self.model_name, input=0, output=0)
+        register_own_price(
+            self.model_name, self.input_price, self.output_price, free_by_default=True
+        )
 
     # ---- identity, for LangChain tracing and the budget callback -------------------------
 

@@ -111,10 +111,9 @@ def model_price(spec: str, budget: Budget | None = None) -> ResolvedPrice:
     """The price the tracker will use for ``spec`` (local models: $0 unless registered)."""
     name = canonical_name(spec)
     if is_local(name):
-        from agent_budget.pricing import register_model_price, registered_model_price
+        from agent_budget.pricing import register_own_price
 
-        if registered_model_price(name) is None:
-            register_model_price(name, input=0, output=0)
+        register_own_price(name, free_by_default=True)
     return PriceBook(budget or Budget()).model_price(name)
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.callbacks import CallbackManager, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -41,7 +41,7 @@ from agent_budget.models.scoring import (
     default_verifier,
     heuristic_difficulty,
 )
-from agent_budget.pricing import register_model_price
+from agent_budget.pricing import register_own_price
 
 Strategy = Literal["cascade", "score", "hybrid"]
 Tier = Literal["cheap", "expensive"]
@@ -94,7 +94,7 @@ class BudgetRouter(BaseChatModel):
     def model_post_init(self, context: Any, /) -> None:
         # Only reached through generate(): the router's own run is then free (its children
         # are charged), see _generate.
-        register_model_price(self.router_name, input=0, output=0)
+        register_own_price(self.router_name, 0, 0)
 
     @property
     def router_name(self) -> str:
@@ -204,6 +204,27 @@ class BudgetRouter(BaseChatModel):
 
     # ---- calls ------------------------------------------------------------------------
 
+    def _route(
+        self, messages: Sequence[BaseMessage], kwargs: dict[str, Any]
+    ) -> Generator[tuple[Runnable[Any, Any], dict[str, Any]], Any, AIMessage]:
+        """The routing, free of sync or async: it yields each (model, kwargs) to call, is
+        sent the reply, and returns the tagged answer. `invoke` and `ainvoke` drive it."""
+        tier, reason, difficulty, regime = self.plan(messages)
+        reply = yield self._tier(tier, kwargs)
+        confidence = None
+        if tier == "cheap" and self._should_verify(regime):
+            confidence = self._verify(messages, reply)
+            if confidence < self.confidence_threshold:
+                why = f"confidence {confidence:.2f} < {self.confidence_threshold}"
+                final = yield self._tier("expensive", kwargs)
+                decision = self._record("expensive", True, why, difficulty, confidence, regime)
+                return cast(AIMessage, _tag(final, decision))
+            reason += f"; confidence {confidence:.2f} ok"
+        return cast(
+            AIMessage,
+            _tag(reply, self._record(tier, False, reason, difficulty, confidence, regime)),
+        )
+
     def invoke(
         self,
         input: LanguageModelInput,
@@ -213,22 +234,13 @@ class BudgetRouter(BaseChatModel):
         **kwargs: Any,
     ) -> AIMessage:
         messages = self._convert_input(input).to_messages()
-        config = ensure_config(config)
-        tier, reason, difficulty, regime = self.plan(messages)
-        model, rest = self._tier(tier, kwargs)
-        reply = model.invoke(messages, _fresh(config), stop=stop, **rest)
-        confidence = None
-        if tier == "cheap" and self._should_verify(regime):
-            confidence = self._verify(messages, reply)
-            if confidence < self.confidence_threshold:
-                why = f"confidence {confidence:.2f} < {self.confidence_threshold}"
-                model, rest = self._tier("expensive", kwargs)
-                final = model.invoke(messages, _fresh(config), stop=stop, **rest)
-                return _tag(
-                    final, self._record("expensive", True, why, difficulty, confidence, regime)
-                )
-            reason += f"; confidence {confidence:.2f} ok"
-        return _tag(reply, self._record(tier, False, reason, difficulty, confidence, regime))
+        steps, child = self._route(messages, kwargs), _fresh(ensure_config(config))
+        try:
+            model, rest = next(steps)
+            while True:
+                model, rest = steps.send(model.invoke(messages, child, stop=stop, **rest))
+        except StopIteration as done:
+            return cast(AIMessage, done.value)
 
     async def ainvoke(
         self,
@@ -239,22 +251,27 @@ class BudgetRouter(BaseChatModel):
         **kwargs: Any,
     ) -> AIMessage:
         messages = self._convert_input(input).to_messages()
-        config = ensure_config(config)
+        steps, child = self._route(messages, kwargs), _fresh(ensure_config(config))
+        try:
+            model, rest = next(steps)
+            while True:
+                reply = await model.ainvoke(messages, child, stop=stop, **rest)
+                model, rest = steps.send(reply)
+        except StopIteration as done:
+            return cast(AIMessage, done.value)
+
+    def _streamed(
+        self, input: LanguageModelInput, kwargs: dict[str, Any]
+    ) -> tuple[list[BaseMessage], tuple[Runnable[Any, Any], dict[str, Any], _HoldLast] | None]:
+        """The messages, and the model to stream from with its arguments and the chunk
+        tagger; None for a cascade, which must see the whole cheap reply to decide."""
+        messages = self._convert_input(input).to_messages()
         tier, reason, difficulty, regime = self.plan(messages)
-        model, rest = self._tier(tier, kwargs)
-        reply = await model.ainvoke(messages, _fresh(config), stop=stop, **rest)
-        confidence = None
         if tier == "cheap" and self._should_verify(regime):
-            confidence = self._verify(messages, reply)
-            if confidence < self.confidence_threshold:
-                why = f"confidence {confidence:.2f} < {self.confidence_threshold}"
-                model, rest = self._tier("expensive", kwargs)
-                final = await model.ainvoke(messages, _fresh(config), stop=stop, **rest)
-                return _tag(
-                    final, self._record("expensive", True, why, difficulty, confidence, regime)
-                )
-            reason += f"; confidence {confidence:.2f} ok"
-        return _tag(reply, self._record(tier, False, reason, difficulty, confidence, regime))
+            return messages, None
+        model, rest = self._tier(tier, kwargs)
+        decision = self._record(tier, False, reason, difficulty, None, regime)
+        return messages, (model, rest, _HoldLast(decision))
 
     def stream(
         self,
@@ -264,21 +281,14 @@ class BudgetRouter(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
-        messages = self._convert_input(input).to_messages()
-        tier, reason, difficulty, regime = self.plan(messages)
-        if tier == "cheap" and self._should_verify(regime):
-            # A cascade must see the whole cheap reply before it can decide.
+        messages, planned = self._streamed(input, kwargs)
+        if planned is None:
             yield _whole(self.invoke(messages, config, stop=stop, **kwargs))
             return
-        model, rest = self._tier(tier, kwargs)
-        decision = self._record(tier, False, reason, difficulty, None, regime)
-        last: BaseMessageChunk | None = None
+        model, rest, held = planned
         for chunk in model.stream(messages, _fresh(ensure_config(config)), stop=stop, **rest):
-            if last is not None:
-                yield _as_ai_chunk(last)
-            last = chunk
-        if last is not None:
-            yield _as_ai_chunk(_tag(last, decision))
+            yield from held.push(chunk)
+        yield from held.end()
 
     async def astream(
         self,
@@ -288,22 +298,17 @@ class BudgetRouter(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
-        messages = self._convert_input(input).to_messages()
-        tier, reason, difficulty, regime = self.plan(messages)
-        if tier == "cheap" and self._should_verify(regime):
+        messages, planned = self._streamed(input, kwargs)
+        if planned is None:
             yield _whole(await self.ainvoke(messages, config, stop=stop, **kwargs))
             return
-        model, rest = self._tier(tier, kwargs)
-        decision = self._record(tier, False, reason, difficulty, None, regime)
-        last: BaseMessageChunk | None = None
-        async for chunk in model.astream(
-            messages, _fresh(ensure_config(config)), stop=stop, **rest
-        ):
-            if last is not None:
-                yield _as_ai_chunk(last)
-            last = chunk
-        if last is not None:
-            yield _as_ai_chunk(_tag(last, decision))
+        model, rest, held = planned
+        child = _fresh(ensure_config(config))
+        async for chunk in model.astream(messages, child, stop=stop, **rest):
+            for out in held.push(chunk):
+                yield out
+        for out in held.end():
+            yield out
 
     def _generate(
         self,
@@ -335,6 +340,22 @@ class BudgetRouter(BaseChatModel):
             }
         )
         return ChatResult(generations=[ChatGeneration(message=free)])
+
+
+class _HoldLast:
+    """Streams a reply one chunk behind, so the last chunk can carry the route decision."""
+
+    def __init__(self, decision: RouteDecision) -> None:
+        self.decision = decision
+        self.last: BaseMessageChunk | None = None
+
+    def push(self, chunk: BaseMessageChunk) -> list[AIMessageChunk]:
+        out = [] if self.last is None else [_as_ai_chunk(self.last)]
+        self.last = chunk
+        return out
+
+    def end(self) -> list[AIMessageChunk]:
+        return [] if self.last is None else [_as_ai_chunk(_tag(self.last, self.decision))]
 
 
 def _fresh(config: RunnableConfig) -> RunnableConfig:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from agent_budget.prices.usage import TokenUsage
 from agent_budget.units import Count, Money, _Strict
@@ -96,6 +96,10 @@ class ModelPrice(_DerivedPrices):
     output: Money
     tiers: list[PriceTier] = Field(default_factory=list)
     """Prices for longer prompts, by ascending ``above``."""
+    _rate_rows: dict[int, dict[Kind, Decimal]] = PrivateAttr(default_factory=dict)
+    """Per-token rates by tier index (-1: untiered), filled on first use: every model call
+    of a run is priced twice (worst case, then actual), and resolving each rate through
+    the tiers and the "same as" chain was a measurable share of a budgeted step."""
 
     @model_validator(mode="after")
     def _ascending_tiers(self) -> ModelPrice:
@@ -137,7 +141,21 @@ class ModelPrice(_DerivedPrices):
 
     def rate(self, kind: Kind, prompt_tokens: int = 0) -> Decimal:
         """USD per token of ``kind`` for a prompt of ``prompt_tokens`` tokens."""
-        tier = self.tier_for(prompt_tokens)
+        return self._rates(prompt_tokens)[kind]
+
+    def _rates(self, prompt_tokens: int) -> dict[Kind, Decimal]:
+        index = -1
+        for i, tier in enumerate(self.tiers):
+            if prompt_tokens > tier.above:
+                index = i
+        rows = self.__pydantic_private__["_rate_rows"]  # type: ignore[index]  # no __getattr__ hop
+        row = rows.get(index)
+        if row is None:
+            billed = self.tiers[index] if index >= 0 else None
+            row = rows[index] = {k: self._resolve_rate(k, billed) for k in KINDS}
+        return row
+
+    def _resolve_rate(self, kind: Kind, tier: PriceTier | None) -> Decimal:
         k: Kind | None = kind
         while k is not None:
             value = getattr(tier, k) if tier is not None else None
@@ -153,29 +171,26 @@ class ModelPrice(_DerivedPrices):
     def cost(self, usage: TokenUsage) -> Decimal:
         """The exact USD of one call."""
         p = usage.input_tokens
-
-        def r(kind: Kind) -> Decimal:
-            return self.rate(kind, p)
-
+        r = self._rates(p)
         plain_write = usage.cache_write - usage.cache_write_1h
         text_in = max(p - usage.cache_read - usage.cache_write - usage.audio_input, 0)
         text_out = max(usage.output_tokens - usage.reasoning - usage.audio_output, 0)
         return (
-            text_in * r("input")
-            + usage.cache_read * r("cached_input")
-            + plain_write * r("cache_write")
-            + usage.cache_write_1h * r("cache_write_1h")
-            + usage.audio_input * r("audio_input")
-            + text_out * r("output")
-            + usage.reasoning * r("reasoning")
-            + usage.audio_output * r("audio_output")
+            text_in * r["input"]
+            + usage.cache_read * r["cached_input"]
+            + plain_write * r["cache_write"]
+            + usage.cache_write_1h * r["cache_write_1h"]
+            + usage.audio_input * r["audio_input"]
+            + text_out * r["output"]
+            + usage.reasoning * r["reasoning"]
+            + usage.audio_output * r["audio_output"]
         )
 
     def worst_case(self, prompt_tokens: int, max_output_tokens: int) -> Decimal:
         """The most a call of this size can cost: every prompt token at the dearest of a
         plain, a cached and a cache-written token, every output token at the dearer of a
         plain and a reasoning token, all at the tier the prompt falls in."""
-        p = prompt_tokens
-        per_in = max(self.rate(k, p) for k in ("input", "cached_input", "cache_write"))
-        per_out = max(self.rate(k, p) for k in ("output", "reasoning"))
-        return p * per_in + max_output_tokens * per_out
+        r = self._rates(prompt_tokens)
+        per_in = max(r["input"], r["cached_input"], r["cache_write"])
+        per_out = max(r["output"], r["reasoning"])
+        return prompt_tokens * per_in + max_output_tokens * per_out

@@ -47,6 +47,11 @@ class TokenUsage:
         ``ephemeral_1h_input_tokens``; ``output_token_details``: ``reasoning``, ``audio``)."""
         inp = usage.get("input_token_details") or {}
         out = usage.get("output_token_details") or {}
+        tier = service_tier if isinstance(service_tier, str) and service_tier else None
+        if not inp and not out:  # the usual report: plain counts (read once per call)
+            i, o = usage.get("input_tokens"), usage.get("output_tokens")
+            if type(i) is int and type(o) is int and i >= 0 and o >= 0:
+                return cls(input_tokens=i, output_tokens=o, service_tier=tier)
 
         def n(details: Mapping[str, Any], key: str) -> int:
             value = details.get(key)
@@ -62,7 +67,7 @@ class TokenUsage:
             audio_input=n(inp, "audio"),
             reasoning=n(out, "reasoning"),
             audio_output=n(out, "audio"),
-            service_tier=service_tier if isinstance(service_tier, str) and service_tier else None,
+            service_tier=tier,
         )
 
     @property

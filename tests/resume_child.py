@@ -1,0 +1,80 @@
+"""One phase of a budgeted run, in a process of its own (`test_found_bugs`): ``start``
+runs until a tool interrupts, ``resume`` resumes it in a new process. The checkpoint is a
+SQLite file (`SqliteSaver`), the spend a SQLite ledger; each tool body appends its name to
+``runs.txt``, so the test can count the bodies that ran across both processes.
+
+    python resume_child.py start|resume DIR toolnode|fallbacks
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+from fakes import FAKE_MODEL, FAKE_PRICE, ScriptedFake
+from langchain_core.messages import AnyMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.types import Command, interrupt
+
+from agent_budget import Budget, with_budget
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def main(phase: str, where: Path, style: str) -> None:
+    runs = where / "runs.txt"
+
+    @tool
+    def search(query: str) -> str:
+        """Search the web."""
+        with runs.open("a") as f:
+            f.write(f"search:{query}\n")
+        return f"found {query}"
+
+    @tool
+    def approve(what: str) -> str:
+        """Ask a person to approve."""
+        with runs.open("a") as f:
+            f.write("approve\n")
+        return f"approved: {interrupt({'approve': what})}"
+
+    calls = [("search", {"query": "a"}), ("search", {"query": "b"}), ("approve", {"what": "x"})]
+    # The model's one tool step happens before the interrupt; after it, it answers.
+    model = ScriptedFake(script=[calls] if phase == "start" else ["final answer"])
+    bound = model.bind_tools([search, approve])
+    tools: Any = ToolNode([search, approve])
+    if style == "fallbacks":  # one task runs the whole step, as written
+        tools = tools.with_fallbacks(
+            [ToolNode([search, approve])], exceptions_to_handle=(ValueError,)
+        )
+
+    g = StateGraph(State)
+    g.add_node("llm", lambda state: {"messages": [bound.invoke(state["messages"])]})
+    g.add_node("tools", tools)
+    g.add_edge(START, "llm")
+    g.add_conditional_edges("llm", tools_condition)
+    g.add_edge("tools", "llm")
+    saver = SqliteSaver(sqlite3.connect(where / "checkpoints.db", check_same_thread=False))
+    budget = Budget(
+        usd="0.05",
+        prices={"search": "0.01", "approve": "0"},
+        model_prices={FAKE_MODEL: FAKE_PRICE},
+        ledger=str(where / "spend.db"),
+    )
+    agent = with_budget(g.compile(checkpointer=saver), budget)
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "resume-in-a-new-process"}}
+    start = {"messages": [("user", "go")]}
+    out = agent.invoke(start if phase == "start" else Command(resume="yes"), cfg)
+    print("interrupted" if "__interrupt__" in out else out["messages"][-1].content)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3])
