@@ -180,9 +180,10 @@ def _rewired(
     # Only a bare ToolNode gets the fan-out twin: a ToolNode in `.with_fallbacks` or a
     # sequence runs its whole step in one task, as written (a fallback reads the state).
     fan_out = {n for n in tool_nodes if isinstance(builder.nodes[n].runnable, ToolNode)}
-    # A state without messages answers in its own keys: the nodes that write them last
-    # (an edge to END) write the final answer themselves when their call is refused.
-    answer_nodes = set() if key in builder.channels else {s for s, e in builder.edges if e == END}
+    # The nodes that write the graph's answer (`AnswerPath`: an edge to END) write the
+    # final answer themselves when their call is refused, and still run when another is.
+    plan = AnswerPlan.of(builder, key, {SPEND_KEY}, tool_nodes)
+    answer_nodes = plan.path.nodes if plan.path else frozenset()
     for name, spec in builder.nodes.items():
         if name in tool_nodes:
             node = cast(ToolNode, tool_node_in(spec.runnable))
@@ -253,7 +254,6 @@ def _rewired(
                 routes.update({t + EACH_SUFFIX: t + EACH_SUFFIX for t in fan_out})
                 routes[FINALIZE_NODE] = FINALIZE_NODE
             new.add_conditional_edges(source, path, routes)
-    plan = AnswerPlan.of(builder, key, {SPEND_KEY})
     new.add_node(FINALIZE_NODE, finalize_node(key, model, continuations, plan))
     new.add_edge(FINALIZE_NODE, END)
     return new

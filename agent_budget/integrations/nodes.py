@@ -15,6 +15,12 @@ from langgraph.constants import END
 from langgraph.types import Command, interrupt
 
 from agent_budget.errors import BudgetExceeded
+from agent_budget.integrations._answer_path import (
+    aanswer_turn,
+    answer_turn,
+    remember_answer,
+    send_ahead,
+)
 from agent_budget.integrations._finalize import AnswerPlan, afinal_update, final_update
 from agent_budget.integrations._graph_stop import after_node, answered, refused
 from agent_budget.integrations._messages import (
@@ -84,26 +90,45 @@ def finalize_node(
             update[key] = [shown]
         return run, reason, Command(update=update, goto=goto)
 
+    def ahead(run: BudgetRun) -> tuple[list[str], bool]:
+        """The graph's answer nodes the run goes on to, and whether one of them calls a
+        model (it then writes the answer with the final pass)."""
+        nodes = send_ahead(run, plan.path, run.resume_to or ())
+        return nodes, bool(plan.path and set(nodes) & plan.path.with_model)
+
     def budget_finalize(state: Any, config: RunnableConfig) -> Any:
         run, reason, decided = decide(state, config)
         if decided is not None:
             return decided
+        nodes, handed = ahead(run)
         token = OWNER.set(run)
         try:
-            return {**final_update(run, model, state, plan, reason), SPEND_KEY: snapshot(run)}
+            update = final_update(run, model, state, plan, reason, handed)
         finally:
             OWNER.reset(token)
+        if nodes:
+            remember_answer(run, plan.answer_text(update), plan.text_keys)
+            update[SPEND_KEY] = snapshot(run)
+            return Command(update=update, goto=nodes)
+        update[SPEND_KEY] = snapshot(run)
+        return update
 
     async def abudget_finalize(state: Any, config: RunnableConfig) -> Any:
         run, reason, decided = decide(state, config)
         if decided is not None:
             return decided
+        nodes, handed = ahead(run)
         token = OWNER.set(run)
         try:
-            update = await afinal_update(run, model, state, plan, reason)
-            return {**update, SPEND_KEY: snapshot(run)}
+            update = await afinal_update(run, model, state, plan, reason, handed)
         finally:
             OWNER.reset(token)
+        if nodes:
+            remember_answer(run, plan.answer_text(update), plan.text_keys)
+            update[SPEND_KEY] = snapshot(run)
+            return Command(update=update, goto=nodes)
+        update[SPEND_KEY] = snapshot(run)
+        return update
 
     return RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
 
@@ -157,8 +182,8 @@ def _guard_sync(func: Callable[..., Any], key: str, answers: bool) -> Any:
         run = current_run()
         if run is None:
             return func(*args, **kwargs)
-        if run.stop is not None:
-            return None  # the run is on its way to budget_finalize: nothing more is paid
+        if run.stop is not None:  # on its way to budget_finalize: only answer nodes run
+            return answer_turn(run, func, args, kwargs)
         seq, shown = run.tracker.seq, None
         token = OWNER.set(run)
         try:
@@ -199,7 +224,7 @@ def _guard_async(func: Callable[..., Any], key: str, answers: bool) -> Any:
         if run is None:
             return await func(*args, **kwargs)
         if run.stop is not None:
-            return None
+            return await aanswer_turn(run, func, args, kwargs)
         seq, shown = run.tracker.seq, None
         token = OWNER.set(run)
         try:
