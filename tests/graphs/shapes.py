@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict
 
+from fakes import ScriptedChat
 from langchain_core.messages import (
     AIMessage,
     AnyMessage,
@@ -57,7 +58,6 @@ from langgraph.prebuilt import InjectedState, ToolNode, create_react_agent, tool
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send, interrupt
 from pydantic import BaseModel, Field
-from scripted import ScriptedChat
 
 # --- the network edge ---------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from fakes import ScriptedChat
 from harness import budget, config, model_calls, prompts_after_tools, run
 from history import assert_valid_history, history_errors
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
@@ -18,7 +19,6 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command
-from scripted import ScriptedChat
 from shapes import (
     BY_NAME,
     Bodies,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from fakes import ScriptedChat
 from harness import budget
 from langchain_core.messages import AIMessage, AnyMessage
 from langchain_core.tools import tool
@@ -23,7 +24,6 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command, interrupt
-from scripted import ScriptedChat
 
 from agent_budget import BudgetExceeded, get_spend, with_budget
 from agent_budget.ledger import Ledger
