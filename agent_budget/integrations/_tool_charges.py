@@ -68,7 +68,7 @@ class ToolChargeHandler(BaseCallbackHandler):
         into a sub-agent's callbacks by LangGraph, must leave the sub-agent's calls to it."""
         from agent_budget.integrations._state import current_run
 
-        return GUARDED.get() is None and current_run() is self.run
+        return current_run() is self.run
 
     def _key(self, name: str, call_id: Any, metadata: dict[str, Any] | None) -> str:
         """The same key in every run of the node: LangGraph's task id is fixed by the
@@ -92,8 +92,8 @@ class ToolChargeHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not self._mine():
-            return
+        if GUARDED.get() is not None or not self._mine():
+            return  # (checked first: every call of a tool node comes here, guarded)
         name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
         tracker = self.run.tracker
         key = self._key(name, kwargs.get("tool_call_id"), metadata)
