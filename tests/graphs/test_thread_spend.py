@@ -182,3 +182,32 @@ def test_tools_run_by_a_function_node_are_charged_once_across_an_interrupt(
     spend = get_spend(graph, cfg)
     assert spend is not None and spend.tool_calls == {"search": 2}
     conn.close()
+
+
+def test_tools_run_by_a_function_node_are_charged_once_across_an_interrupt_async(
+    tmp_path: Path,
+) -> None:
+    bodies: collections.Counter[str] = collections.Counter()
+    db = tmp_path / "spend.db"
+    cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+    async def scenario() -> None:
+        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "threads.db")) as saver:
+            graph = with_budget(
+                _approval_graph(bodies, saver),
+                budget(
+                    tool_calls={"search": 2},
+                    prices={"search": 0.01},
+                    ledger=str(db),
+                    on_exhausted="raise",
+                ),
+            )
+            await graph.ainvoke({"messages": [("user", "go")]}, cfg)
+            assert (await graph.aget_state(cfg)).interrupts
+            out = await graph.ainvoke(Command(resume="ok"), cfg)
+            assert out["messages"][-1].content == "ok: found a, found b"
+
+    asyncio.run(scenario())
+    assert bodies == {"a": 2, "b": 2}
+    rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
+    assert sorted(collections.Counter(r["call_key"] for r in rows).values()) == [1, 1]
