@@ -96,6 +96,14 @@ def finalize_node(
         nodes = send_ahead(run, plan.path, run.resume_to or ())
         return nodes, bool(plan.path and set(nodes) & plan.path.with_model)
 
+    def answered_update(run: BudgetRun, update: dict[str, Any], nodes: list[str]) -> Any:
+        """The final answer with the spend; on to the answer nodes ahead, if any."""
+        update[SPEND_KEY] = snapshot(run)
+        if not nodes:
+            return update
+        remember_answer(run, plan.answer_text(update), plan.text_keys)
+        return Command(update=update, goto=nodes)
+
     def budget_finalize(state: Any, config: RunnableConfig) -> Any:
         run, reason, decided = decide(state, config)
         if decided is not None:
@@ -106,12 +114,7 @@ def finalize_node(
             update = final_update(run, model, state, plan, reason, handed)
         finally:
             OWNER.reset(token)
-        if nodes:
-            remember_answer(run, plan.answer_text(update), plan.text_keys)
-            update[SPEND_KEY] = snapshot(run)
-            return Command(update=update, goto=nodes)
-        update[SPEND_KEY] = snapshot(run)
-        return update
+        return answered_update(run, update, nodes)
 
     async def abudget_finalize(state: Any, config: RunnableConfig) -> Any:
         run, reason, decided = decide(state, config)
@@ -123,12 +126,7 @@ def finalize_node(
             update = await afinal_update(run, model, state, plan, reason, handed)
         finally:
             OWNER.reset(token)
-        if nodes:
-            remember_answer(run, plan.answer_text(update), plan.text_keys)
-            update[SPEND_KEY] = snapshot(run)
-            return Command(update=update, goto=nodes)
-        update[SPEND_KEY] = snapshot(run)
-        return update
+        return answered_update(run, update, nodes)
 
     return RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
 
