@@ -13,33 +13,34 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
 FAKE_MODEL = "fake-gpt"
 FAKE_PRICE = {"input": 1.0, "output": 2.0}  # USD per million tokens
 
 
-class ToolCallingFake(BaseChatModel):
-    """Asks for `calls_per_turn` calls of `tool_name` on every turn while tools are bound,
-    up to `max_tool_turns` turns; answers in plain text when no tools are bound."""
+Call = tuple[str, dict[str, Any]]
+Turn = list[Call] | str
+
+_IDS = itertools.count()  # tool call ids unique across every ScriptedChat of a test run
+
+
+class FakeChat(BaseChatModel):
+    """What every fake here shares: a priced model name, a declared ``max_tokens`` (as
+    tracing reports it), usage metadata on every answer, and the prompts it was sent."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     model_name: str = FAKE_MODEL
-    tool_name: str = "search"
-    calls_per_turn: int = 1
-    max_tool_turns: int = 10_000
     input_tokens: int = 100
     output_tokens: int = 20
     max_tokens: int | None = 50
-    same_args: bool = False  # ask for the very same call every turn (a looping model)
     seen: list[list[BaseMessage]] = Field(default_factory=list)
-    turns: int = 0
     lock: Any = Field(default_factory=threading.Lock)
-    ids: Any = Field(default_factory=lambda: itertools.count())
 
     @property
     def _llm_type(self) -> str:
-        return "tool-calling-fake"
+        return "fake-chat"
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         params = super()._get_ls_params(stop=stop, **kwargs)
@@ -47,6 +48,40 @@ class ToolCallingFake(BaseChatModel):
         if self.max_tokens is not None:
             params["ls_max_tokens"] = self.max_tokens
         return params
+
+    @property
+    def model_calls(self) -> int:
+        return len(self.seen)
+
+    def _reply(self, content: str, calls: list[dict[str, Any]] | None = None) -> ChatResult:
+        usage = {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+        }
+        msg = AIMessage(
+            content=content,
+            tool_calls=calls or [],
+            usage_metadata=usage,  # type: ignore[arg-type]
+            response_metadata={"model_name": self.model_name},
+        )
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+class ToolCallingFake(FakeChat):
+    """Asks for `calls_per_turn` calls of `tool_name` on every turn while tools are bound,
+    up to `max_tool_turns` turns; answers in plain text when no tools are bound."""
+
+    tool_name: str = "search"
+    calls_per_turn: int = 1
+    max_tool_turns: int = 10_000
+    same_args: bool = False  # ask for the very same call every turn (a looping model)
+    turns: int = 0
+    ids: Any = Field(default_factory=lambda: itertools.count())
+
+    @property
+    def _llm_type(self) -> str:
+        return "tool-calling-fake"
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
         return self.bind(tools=[getattr(t, "name", str(t)) for t in tools], **kwargs)
@@ -62,12 +97,6 @@ class ToolCallingFake(BaseChatModel):
             self.seen.append(list(messages))
             self.turns += 1
             turn = self.turns
-        usage = {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_tokens": self.input_tokens + self.output_tokens,
-        }
-        meta = {"model_name": self.model_name}
         if kwargs.get("tools") and turn <= self.max_tool_turns:
             calls = [
                 {
@@ -77,16 +106,8 @@ class ToolCallingFake(BaseChatModel):
                 }
                 for i in range(self.calls_per_turn)
             ]
-            msg = AIMessage(
-                content="", tool_calls=calls, usage_metadata=usage, response_metadata=meta
-            )
-        else:
-            msg = AIMessage(
-                content=f"final answer after {turn} turns",
-                usage_metadata=usage,
-                response_metadata=meta,
-            )
-        return ChatResult(generations=[ChatGeneration(message=msg)])
+            return self._reply("", calls)
+        return self._reply(f"final answer after {turn} turns")
 
 
 class Counter:
@@ -127,22 +148,75 @@ class ScriptedFake(ToolCallingFake):
             self.seen.append(list(messages))
             self.turns += 1
             turn = self.turns
-        usage = {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_tokens": self.input_tokens + self.output_tokens,
-        }
-        meta = {"model_name": self.model_name}
         step = self.script[turn - 1] if turn <= len(self.script) else f"final answer {turn}"
         if isinstance(step, str) or not kwargs.get("tools"):
-            text = step if isinstance(step, str) else f"final answer {turn}"
-            msg = AIMessage(content=text, usage_metadata=usage, response_metadata=meta)
-        else:
-            calls = [
-                {"name": name, "args": args, "id": f"call_{turn}_{i}"}
-                for i, (name, args) in enumerate(step)
-            ]
-            msg = AIMessage(
-                content="", tool_calls=calls, usage_metadata=usage, response_metadata=meta
+            return self._reply(step if isinstance(step, str) else f"final answer {turn}")
+        calls = [
+            {"name": name, "args": args, "id": f"call_{turn}_{i}"}
+            for i, (name, args) in enumerate(step)
+        ]
+        return self._reply("", calls)
+
+
+class ScriptedChat(FakeChat):
+    """The graph corpus's model (``tests/graphs``). Each turn with tools bound plays the
+    next entry of ``script`` (a list of tool calls, or a text answer); past the end of the
+    script it keeps asking for its last tool turn (a model that will not stop on its own,
+    so only a budget ends the run) unless ``then_answer`` is set. With no tools bound (the
+    final call of a budgeted run) it answers in text. A structured-output call
+    (``with_structured_output`` binds the schema as the only tool and forces it) is
+    answered with ``structured[schema name]``."""
+
+    script: list[Any] = Field(default_factory=list)  # list[Turn]
+    then_answer: bool = False
+    structured: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    answer: str = "final answer"
+    calls: list[dict[str, Any]] = Field(default_factory=list)  # kwargs of each call
+    turn: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-chat"
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Any:
+        schemas = [convert_to_openai_tool(t) for t in tools]
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return self.bind(tools=schemas, **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        tools = [t["function"]["name"] for t in kwargs.get("tools") or ()]
+        with self.lock:
+            self.seen.append(list(messages))
+            self.calls.append(kwargs)
+            forced = kwargs.get("ls_structured_output_format") is not None or (
+                kwargs.get("tool_choice") not in (None, "auto", "none") and len(tools) == 1
             )
-        return ChatResult(generations=[ChatGeneration(message=msg)])
+            if tools and forced and tools[0] in self.structured:
+                turn: Turn = [(tools[0], self.structured[tools[0]])]
+            elif tools:
+                turn = self._next_turn()
+            else:
+                turn = self.answer
+        if isinstance(turn, str):
+            return self._reply(turn)
+        calls = [{"name": n, "args": a, "id": f"call_{next(_IDS)}"} for n, a in turn]
+        return self._reply("", calls)
+
+    def _next_turn(self) -> Turn:
+        self.turn += 1
+        if self.turn <= len(self.script):
+            turn: Turn = self.script[self.turn - 1]
+            return turn if isinstance(turn, str) else list(turn)
+        if self.then_answer or not self.script:
+            return self.answer
+        last = next((t for t in reversed(self.script) if not isinstance(t, str)), None)
+        if last is None:
+            return self.answer
+        return list(last)  # a looping model: the same calls again and again

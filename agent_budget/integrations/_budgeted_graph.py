@@ -6,7 +6,6 @@ Also reading a thread's budget snapshot from any checkpointer."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,12 @@ from agent_budget.integrations._state import (
 )
 from agent_budget.integrations._tool_charges import ToolChargeHandler
 from agent_budget.integrations.callbacks import BudgetCallbackHandler, TokenCounter, with_handler
-from agent_budget.integrations.threads import akeep_spend_after_error, keep_spend_after_error
+from agent_budget.integrations.threads import (
+    akeep_if_lagging,
+    akeep_spend_after_error,
+    keeps_spend,
+    kept,
+)
 from agent_budget.run import OWNER, Retry, WarningCallback
 from agent_budget.snapshot import BudgetSnapshot, latest
 from agent_budget.tracker import Spend
@@ -41,11 +45,6 @@ class _Setup:
     messages_key: str
     on_warning: WarningCallback | None = None
     composed: bool = False  # built by hand from the blocks: its finalize node has a model
-
-
-_STARTED: ContextVar[RunnableConfig | None] = ContextVar("agent_budget_started", default=None)
-"""The config `stream` started the run with: `invoke` keeps that run's spend if it raises
-(a generator of ours around the sync stream would cost a frame per chunk)."""
 
 
 class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
@@ -64,23 +63,14 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
-        # The run is set up now and LangGraph's own iterator handed back: a generator of
-        # ours around it would be one more frame per chunk of every run.
+        # `invoke` runs through here too. A run with a thread to keep its spend on gets a
+        # wrapper (`kept`) that records the spend if it raises; any other gets LangGraph's
+        # own iterator, with no frame of ours per chunk.
         config = self._with_run(input, config, saved=self._saved_spend(config))
-        _STARTED.set(config)  # for invoke(): the run to keep the spend of if it raises
-        return super().stream(input, config, **kwargs)
-
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        token = _STARTED.set(None)
-        try:
-            return super().invoke(input, config, **kwargs)
-        except Exception:
-            started = _STARTED.get()
-            if started is not None:
-                keep_spend_after_error(self.checkpointer, started)
-            raise
-        finally:
-            _STARTED.reset(token)
+        chunks = super().stream(input, config, **kwargs)
+        if keeps_spend(self.checkpointer, config):
+            return kept(chunks, self.checkpointer, config, _resuming(input))
+        return chunks
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
@@ -92,6 +82,7 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         except Exception:
             await akeep_spend_after_error(self.checkpointer, config)
             raise
+        await akeep_if_lagging(self.checkpointer, config, _resuming(input))
 
     def get_spend(self, config: RunnableConfig) -> Spend | None:
         """The spend a checkpointed thread has recorded (None if it has none)."""
@@ -109,7 +100,7 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         setup = self._budget_setup
         if isinstance(input, dict) and input.get(SPEND_KEY):
             saved = input[SPEND_KEY]
-        resuming = input is None or isinstance(input, Command)
+        resuming = _resuming(input)
         parent = run_of(conf) or OWNER.get()
         run, callbacks = start_run(
             setup.budget,
@@ -179,6 +170,10 @@ def _newest_spend(saved: Any) -> BudgetSnapshot | None:
         if channel == SPEND_KEY and isinstance(value, dict):
             best = latest(best, value)  # type: ignore[arg-type]
     return best
+
+
+def _resuming(input: Any) -> bool:
+    return input is None or isinstance(input, Command)
 
 
 def _thread_id(config: RunnableConfig | None) -> Any:

@@ -14,6 +14,11 @@ did not reach:
 - in a graph without a messages key, output keys still empty whose type is ``str`` get
   the answer's text; if even a short answer cannot be paid for, they get the reason the
   run stopped (structured keys are then left empty: nothing is made up).
+
+When the graph has an answer node ahead of where the run stopped (`AnswerPath`: a
+``respond`` node, ``polish``), the run goes on through it after this call; if it calls a
+model, its call is the run's final pass and writes the structured keys, so this call is an
+ordinary one (held to every limit) and leaves those keys to it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, create_model
 
 from agent_budget.errors import BudgetExceeded
+from agent_budget.integrations._answer_path import AnswerPath
 from agent_budget.integrations._messages import (
     REFUSED,
     final_prompt,
@@ -47,6 +53,7 @@ FINAL_CONFIG: RunnableConfig = {
     "metadata": {FINAL_CALL_METADATA: True},
     "tags": ["agent_budget:final"],
 }
+_HANDED_CONFIG: RunnableConfig = {"tags": ["agent_budget:final"]}  # an answer node follows
 _DIGEST_CHARS = 2_000
 _EMPTY: tuple[Any, ...] = (None, "", [], {})
 
@@ -66,9 +73,12 @@ class AnswerPlan:
     messages_key: str | None
     slots: tuple[Slot, ...]
     order: tuple[str, ...] = ()  # the state's keys as declared: a pipeline's order
+    path: AnswerPath | None = None  # the graph's answer nodes
 
     @classmethod
-    def of(cls, builder: Any, messages_key: str, skip: set[str]) -> AnswerPlan:
+    def of(
+        cls, builder: Any, messages_key: str, skip: set[str], tool_nodes: set[str] | None = None
+    ) -> AnswerPlan:
         has_messages = messages_key in builder.channels
         schema = builder.output_schema
         channels = builder.schemas.get(schema) or {}
@@ -90,7 +100,20 @@ class AnswerPlan:
             order = tuple(typing.get_type_hints(builder.state_schema))
         except Exception:
             order = tuple(builder.channels)
-        return cls(messages_key if has_messages else None, tuple(slots), order)
+        path = AnswerPath.of(builder, tool_nodes or set())
+        return cls(messages_key if has_messages else None, tuple(slots), order, path)
+
+    @property
+    def text_keys(self) -> list[str]:
+        """The ``str`` output keys a final answer may go into (a state without messages)."""
+        return [] if self.messages_key else [s.key for s in self.slots if s.kind == "text"]
+
+    def answer_text(self, update: dict[str, Any]) -> str | None:
+        """The final answer's text in a finalize ``update``."""
+        for key in self.text_keys:
+            if isinstance(update.get(key), str):
+                return str(update[key])
+        return None
 
     def unreached(self, state: Any) -> set[str]:
         """Keys declared after every key that holds a value: the part of a pipeline the
@@ -183,13 +206,16 @@ class _Final:
         state: Any,
         plan: AnswerPlan,
         reason: StopReason,
+        handed: bool = False,
     ) -> None:
         self.run, self.final_model, self.plan, self.reason = run, model, plan, reason
+        self.config = _HANDED_CONFIG if handed else FINAL_CONFIG
         self.messages: list[BaseMessage] = (
             list(_get(state, plan.messages_key) or []) if plan.messages_key else []
         )
         empty = [s for s in plan.slots if _get(state, s.key) in _EMPTY]
-        self.structured = [s for s in empty if s.kind == "structured"]
+        # An answer node that calls a model writes the structured keys itself.
+        self.structured = [] if handed else [s for s in empty if s.kind == "structured"]
         unreached = plan.unreached(state)
         self.texts = (
             []
@@ -209,6 +235,8 @@ class _Final:
     def model(self) -> Any:
         final = self.final_model
         sized = sized_final_model(self.run.tracker, final, self.prompt) if final else None
+        # (Sized with the final answer's allowance even when handed on: the call is then
+        # an ordinary one, which its reservation holds to every limit.)
         if sized is None or self.schema is None:
             return sized
         return sized.with_structured_output(self.schema)
@@ -238,28 +266,39 @@ class _Final:
 
 
 def final_update(
-    run: BudgetRun, model: BaseChatModel | None, state: Any, plan: AnswerPlan, reason: StopReason
+    run: BudgetRun,
+    model: BaseChatModel | None,
+    state: Any,
+    plan: AnswerPlan,
+    reason: StopReason,
+    handed: bool = False,
 ) -> dict[str, Any]:
-    """The one final call of a run (without tools), as a state update."""
-    final = _Final(run, model, state, plan, reason)
+    """The one final call of a run (without tools), as a state update; ``handed``: an
+    answer node that calls a model runs after it and has the final pass."""
+    final = _Final(run, model, state, plan, reason, handed)
     chosen = final.model()
     if chosen is None:
         return final.update(None)
     try:
-        return final.update(chosen.invoke(final.prompt, FINAL_CONFIG))
+        return final.update(chosen.invoke(final.prompt, final.config))
     except BudgetExceeded:
         return final.update(None)
 
 
 async def afinal_update(
-    run: BudgetRun, model: BaseChatModel | None, state: Any, plan: AnswerPlan, reason: StopReason
+    run: BudgetRun,
+    model: BaseChatModel | None,
+    state: Any,
+    plan: AnswerPlan,
+    reason: StopReason,
+    handed: bool = False,
 ) -> dict[str, Any]:
-    final = _Final(run, model, state, plan, reason)
+    final = _Final(run, model, state, plan, reason, handed)
     chosen = final.model()
     if chosen is None:
         return final.update(None)
     try:
-        return final.update(await chosen.ainvoke(final.prompt, FINAL_CONFIG))
+        return final.update(await chosen.ainvoke(final.prompt, final.config))
     except BudgetExceeded:
         return final.update(None)
 

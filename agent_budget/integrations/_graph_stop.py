@@ -2,10 +2,11 @@
 that stopped, parallel nodes refused in the same step.
 
 Once the run must stop it goes to ``budget_finalize`` (one final answer per run) and
-nothing else is paid for: the refused node sends the run there with a ``Command``,
-nodes still scheduled do nothing, and every conditional edge leads there without asking
-the user's router (which may not cope with a state the refused node never wrote: the
-react-agent template's router raises on a last message that is not an AIMessage).
+nothing else is paid for but the graph's own answer nodes ahead (`AnswerPath`): the
+refused node sends the run there with a ``Command``, nodes still scheduled do nothing,
+and every conditional edge leads there without asking the user's router (which may not
+cope with a state the refused node never wrote: the react-agent template's router raises
+on a last message that is not an AIMessage).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.types import Command
 
+from agent_budget.integrations._answer_path import note_stop
 from agent_budget.integrations._private import RunnableCallable
 from agent_budget.integrations._state import SPEND_KEY, run_of, snapshot
 from agent_budget.integrations.tool_node import FINALIZE_NODE
@@ -27,6 +29,7 @@ def refused(run: BudgetRun, reason: StopReason) -> Command[Any]:
     finalize): the run goes to its final answer, whatever the node's own edges say."""
     run.stop = run.stop or reason
     run.decided = True
+    note_stop(run)  # the answer nodes ahead of it still run (`AnswerPath`)
     update = {SPEND_KEY: snapshot(run)} if run.persist else None
     return Command(update=update, goto=FINALIZE_NODE)
 
@@ -47,6 +50,7 @@ def after_node(run: BudgetRun, out: Any) -> Any:
     if run.stop is None:
         return out
     run.decided = True
+    note_stop(run)
     if isinstance(out, Command):
         if out.graph is not None:
             return out  # a handoff to the parent graph: the parent decides

@@ -8,11 +8,21 @@ runs ``tavily_search.invoke(query)`` inside ``search_web``, some nodes run an in
 body runs (refusing it with `BudgetExceeded`, which the node's guard turns into the run's
 ``on_exhausted``) and commits it after. Calls made through a guarded tool node are
 reserved by the guard already and skipped here.
+
+Exactly-once: LangGraph runs an interrupted node again from its start on resume, so a
+tool it called before ``interrupt()`` runs again. Its body cannot be skipped from a
+callback (the node's own code calls it), but it is not charged again: each call's key is
+the same in every run of the node (the tool call id, or the node's task id, the tool's
+name and how many times the task called it), the spend with those keys is put on the
+thread when such a run ends (`charged_outside_state`), and a call whose key is on the
+books is let through without a charge.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import Counter
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -25,6 +35,17 @@ if TYPE_CHECKING:
 
 GUARDED: ContextVar[Any] = ContextVar("agent_budget_guarded_tool", default=None)
 """The `BudgetRun` whose tool guard is running a call: its handler must not charge it twice."""
+
+_CHARGED: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Runs whose handler committed a tool call: their spend may be in no node's output."""
+
+
+def charged_outside_state(run: BudgetRun) -> bool:
+    """Whether ``run`` paid for tools through callbacks (asked once, at the run's end)."""
+    if run in _CHARGED:
+        _CHARGED.discard(run)
+        return True
+    return False
 
 
 class ToolChargeHandler(BaseCallbackHandler):
@@ -39,6 +60,7 @@ class ToolChargeHandler(BaseCallbackHandler):
     def __init__(self, run: BudgetRun) -> None:
         self.run = run
         self._held: dict[UUID, Reservation] = {}
+        self._seen: Counter[str] = Counter()  # calls per (task, tool) or tool call id
         self._lock = threading.Lock()
 
     def _mine(self) -> bool:
@@ -46,7 +68,20 @@ class ToolChargeHandler(BaseCallbackHandler):
         into a sub-agent's callbacks by LangGraph, must leave the sub-agent's calls to it."""
         from agent_budget.integrations._state import current_run
 
-        return GUARDED.get() is None and current_run() is self.run
+        return current_run() is self.run
+
+    def _key(self, name: str, call_id: Any, metadata: dict[str, Any] | None) -> str:
+        """The same key in every run of the node: LangGraph's task id is fixed by the
+        checkpoint and step it runs from, and a node calls its tools in the same order."""
+        if call_id:
+            base = f"{self.run.run_id}:{call_id}"
+        else:
+            task = (metadata or {}).get("langgraph_checkpoint_ns") or ""
+            base = f"{self.run.run_id}:tool:{task}:{name}"
+        with self._lock:
+            n = self._seen[base]
+            self._seen[base] += 1
+        return f"{base}#{n}"
 
     def on_tool_start(
         self,
@@ -54,13 +89,17 @@ class ToolChargeHandler(BaseCallbackHandler):
         input_str: str,
         *,
         run_id: UUID,
+        metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not self._mine():
-            return
+        if GUARDED.get() is not None or not self._mine():
+            return  # (checked first: every call of a tool node comes here, guarded)
         name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
         tracker = self.run.tracker
-        charge = tracker.tool_charge(name, key=f"{self.run.run_id}:tool:{run_id}")
+        key = self._key(name, kwargs.get("tool_call_id"), metadata)
+        if tracker.committed(key):
+            return  # paid for in an earlier run of this node (before an interrupt)
+        charge = tracker.tool_charge(name, key=key)
         res = tracker.reserve(charge)  # raises BudgetExceeded: the body never runs
         with self._lock:
             self._held[run_id] = res
@@ -72,6 +111,7 @@ class ToolChargeHandler(BaseCallbackHandler):
             res = self._held.pop(run_id, None)
         if res is not None:
             res.commit()
+            _CHARGED.add(self.run)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         from agent_budget.run import settle_after_error
@@ -80,3 +120,4 @@ class ToolChargeHandler(BaseCallbackHandler):
             res = self._held.pop(run_id, None)
         if res is not None:
             settle_after_error(res, error)
+            _CHARGED.add(self.run)

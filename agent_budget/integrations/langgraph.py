@@ -182,9 +182,10 @@ def _rewired(
     # Only a bare ToolNode gets one task per call: a ToolNode in `.with_fallbacks` or a
     # sequence runs its whole step in one task, as written (a fallback reads the state).
     fan_out = {n for n in tool_nodes if isinstance(builder.nodes[n].runnable, ToolNode)}
-    # A state without messages answers in its own keys: the nodes that write them last
-    # (an edge to END) write the final answer themselves when their call is refused.
-    answer_nodes = set() if key in builder.channels else {s for s, e in builder.edges if e == END}
+    # The nodes that write the graph's answer (`AnswerPath`: an edge to END) write the
+    # final answer themselves when their call is refused, and still run when another is.
+    plan = AnswerPlan.of(builder, key, {SPEND_KEY}, tool_nodes)
+    answer_nodes = plan.path.nodes if plan.path else frozenset()
     for name, spec in builder.nodes.items():
         if getattr(spec.runnable, BLOCK_MARK, False):  # a block the user wired: as is
             _add_node_like(new, name, spec, spec.runnable)
@@ -230,7 +231,6 @@ def _rewired(
             routes = None if ends is None else {**ends, FINALIZE_NODE: FINALIZE_NODE}
             new.add_conditional_edges(source, path, routes)
     if FINALIZE_NODE not in new.nodes:
-        plan = AnswerPlan.of(builder, key, {SPEND_KEY})
         new.add_node(FINALIZE_NODE, finalize_node(model, messages_key=key, plan=plan))
         new.add_edge(FINALIZE_NODE, END)
     return new

@@ -15,6 +15,12 @@ from langgraph.constants import END
 from langgraph.types import Command, interrupt
 
 from agent_budget.errors import BudgetExceeded
+from agent_budget.integrations._answer_path import (
+    aanswer_turn,
+    answer_turn,
+    remember_answer,
+    send_ahead,
+)
 from agent_budget.integrations._finalize import AnswerPlan, afinal_update, final_update
 from agent_budget.integrations._graph_stop import after_node, answered, refused
 from agent_budget.integrations._messages import refreshed
@@ -85,26 +91,43 @@ def finalize_node(
             update[key] = [shown]
         return run, reason, Command(update=update, goto=goto)
 
+    def ahead(run: BudgetRun) -> tuple[list[str], bool]:
+        """The graph's answer nodes the run goes on to, and whether one of them calls a
+        model (it then writes the answer with the final pass)."""
+        nodes = send_ahead(run, plan.path, run.resume_to or ())
+        return nodes, bool(plan.path and set(nodes) & plan.path.with_model)
+
+    def answered_update(run: BudgetRun, update: dict[str, Any], nodes: list[str]) -> Any:
+        """The final answer with the spend; on to the answer nodes ahead, if any."""
+        update[SPEND_KEY] = snapshot(run)
+        if not nodes:
+            return update
+        remember_answer(run, plan.answer_text(update), plan.text_keys)
+        return Command(update=update, goto=nodes)
+
     def budget_finalize(state: Any, config: RunnableConfig) -> Any:
         run, reason, decided = decide(state, config)
         if decided is not None:
             return decided
+        nodes, handed = ahead(run)
         token = OWNER.set(run)
         try:
-            return {**final_update(run, model, state, plan, reason), SPEND_KEY: snapshot(run)}
+            update = final_update(run, model, state, plan, reason, handed)
         finally:
             OWNER.reset(token)
+        return answered_update(run, update, nodes)
 
     async def abudget_finalize(state: Any, config: RunnableConfig) -> Any:
         run, reason, decided = decide(state, config)
         if decided is not None:
             return decided
+        nodes, handed = ahead(run)
         token = OWNER.set(run)
         try:
-            update = await afinal_update(run, model, state, plan, reason)
-            return {**update, SPEND_KEY: snapshot(run)}
+            update = await afinal_update(run, model, state, plan, reason, handed)
         finally:
             OWNER.reset(token)
+        return answered_update(run, update, nodes)
 
     node = RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
     setattr(node, BLOCK_MARK, True)
@@ -176,8 +199,6 @@ def _guard_steps(
     """The guard's logic, free of sync or async: it yields each call of the node's
     function to make, is sent its result or thrown its error, and returns the node's
     output. `_guard_sync` and `_guard_async` only drive it."""
-    if run.stop is not None:
-        return None  # the run is on its way to budget_finalize: nothing more is paid
     if not answers and must_stop(run):  # an answer node answers as the final call instead
         return stopping(run, node)
     seq, shown = run.tracker.seq, None
@@ -217,6 +238,8 @@ def _guard_sync(func: Callable[..., Any], key: str, answers: bool, node: str) ->
         run = current_run()
         if run is None:
             return func(*args, **kwargs)
+        if run.stop is not None:  # on its way to budget_finalize: only answer nodes run
+            return answer_turn(run, func, args, kwargs)
         steps = _guard_steps(run, args, kwargs, key, answers, node)
         done, value = _advance(steps)
         while not done:
@@ -232,6 +255,8 @@ def _guard_async(func: Callable[..., Any], key: str, answers: bool, node: str) -
         run = current_run()
         if run is None:
             return await func(*args, **kwargs)
+        if run.stop is not None:  # on its way to budget_finalize: only answer nodes run
+            return await aanswer_turn(run, func, args, kwargs)
         steps = _guard_steps(run, args, kwargs, key, answers, node)
         done, value = _advance(steps)
         while not done:

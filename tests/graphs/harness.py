@@ -8,9 +8,9 @@ import asyncio
 import uuid
 from typing import Any
 
+from fakes import ScriptedChat
 from langchain_core.messages import ToolMessage
 from langgraph.types import Command
-from scripted import ScriptedChat
 from shapes import MODEL_PRICES, Built, Shape, create_agent_project
 
 from agent_budget import Budget, with_budget

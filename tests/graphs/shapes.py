@@ -23,6 +23,9 @@ graphs are left as their authors wrote them; nothing in them knows about budgets
 - ``research_assistant``: LangChain Academy module 4 research assistant (no messages at
   the top level, an interview subgraph fanned out with ``Send``, nodes that call search
   tools with ``.invoke``, three writer nodes in parallel, a final assembling node).
+- ``agentic_rag``: the LangGraph tutorial "build a custom RAG agent" (a retriever
+  ``ToolNode`` whose way out is a router that grades the documents with a structured-output
+  model call; a ``generate_answer`` node that answers from the retrieved context, then END).
 - ``create_agent_project``: ``langchain.agents.create_agent`` with several middlewares
   (BudgetMiddleware in place of a hand-written limit) and ``response_format``.
 """
@@ -34,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict
 
+from fakes import ScriptedChat
 from langchain_core.messages import (
     AIMessage,
     AnyMessage,
@@ -54,7 +58,6 @@ from langgraph.prebuilt import InjectedState, ToolNode, create_react_agent, tool
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send, interrupt
 from pydantic import BaseModel, Field
-from scripted import ScriptedChat
 
 # --- the network edge ---------------------------------------------------------------------
 
@@ -978,6 +981,85 @@ def research_assistant(loop: bool) -> Built:
     return Built(graph, {"llm": llm}, bodies)
 
 
+# --- 10. agentic RAG (the LangGraph tutorial "build a custom RAG agent") ----------------
+
+
+GENERATE_PROMPT = (
+    "You are an assistant for question-answering tasks. Use the following pieces of "
+    "retrieved context to answer the question. If you don't know the answer, just say that "
+    "you don't know. Use three sentences maximum and keep the answer concise.\n"
+    "Question: {question} \nContext: {context}"
+)
+
+
+class GradeDocuments(BaseModel):
+    """Grade documents using a binary score for relevance check."""
+
+    binary_score: str = Field(description="Relevance score: 'yes' if relevant, or 'no'")
+
+
+def agentic_rag(loop: bool) -> Built:
+    bodies = Bodies()
+    response_model = ScriptedChat(
+        script=[[("retrieve_blog_posts", {"query": "types of reward hacking"})]],
+        then_answer=not loop,
+        answer="Reward hacking: specification gaming and reward tampering.",
+    )
+    # The grader finds the documents relevant, unless the run loops: then it never does,
+    # and the agent rewrites its question and retrieves again until a budget stops it.
+    grader_model = ScriptedChat(
+        structured={"GradeDocuments": {"binary_score": "no" if loop else "yes"}}
+    )
+
+    @tool
+    def retrieve_blog_posts(query: str) -> str:
+        """Search and return information about Lilian Weng blog posts."""
+        bodies.hit("retrieve_blog_posts")
+        return f"blog post passages about {query}"
+
+    def generate_query_or_respond(state: MessagesState) -> dict[str, Any]:
+        response = response_model.bind_tools([retrieve_blog_posts]).invoke(state["messages"])
+        return {"messages": [response]}
+
+    def grade_documents(state: MessagesState) -> Literal["generate_answer", "rewrite_question"]:
+        question = state["messages"][0].content
+        context = state["messages"][-1].content
+        prompt = f"Grade the relevance of: {context}\nto the question: {question}"
+        response = grader_model.with_structured_output(GradeDocuments).invoke(
+            [{"role": "user", "content": prompt}]
+        )
+        return "generate_answer" if response.binary_score == "yes" else "rewrite_question"
+
+    def rewrite_question(state: MessagesState) -> dict[str, Any]:
+        question = state["messages"][0].content
+        response = response_model.invoke(
+            [{"role": "user", "content": f"Improve this question: {question}"}]
+        )
+        return {"messages": [{"role": "user", "content": response.content}]}
+
+    def generate_answer(state: MessagesState) -> dict[str, Any]:
+        question = state["messages"][0].content
+        context = state["messages"][-1].content
+        prompt = GENERATE_PROMPT.format(question=question, context=context)
+        response = response_model.invoke([{"role": "user", "content": prompt}])
+        return {"messages": [response]}
+
+    workflow = StateGraph(MessagesState)
+    workflow.add_node(generate_query_or_respond)
+    workflow.add_node("retrieve", ToolNode([retrieve_blog_posts]))
+    workflow.add_node(rewrite_question)
+    workflow.add_node(generate_answer)
+    workflow.add_edge(START, "generate_query_or_respond")
+    workflow.add_conditional_edges(
+        "generate_query_or_respond", tools_condition, {"tools": "retrieve", END: END}
+    )
+    workflow.add_conditional_edges("retrieve", grade_documents)
+    workflow.add_edge("generate_answer", END)
+    workflow.add_edge("rewrite_question", "generate_query_or_respond")
+    graph = workflow.compile()
+    return Built(graph, {"response": response_model, "grader": grader_model}, bodies)
+
+
 # --- 9. a create_agent project with several middlewares -----------------------------------
 
 
@@ -1096,6 +1178,13 @@ SHAPES: list[Shape] = [
         {"model_calls": 14},
         ("final_report",),
         resume=None,
+    ),
+    Shape(
+        "agentic_rag",
+        agentic_rag,
+        {"messages": [("user", "What does Lilian Weng say about types of reward hacking?")]},
+        {"tool_calls": {"retrieve_blog_posts": 2}},
+        ("messages",),
     ),
     Shape(
         "create_agent_project",

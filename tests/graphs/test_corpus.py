@@ -97,12 +97,36 @@ def test_finalize_holds_the_limit_and_answers_where_the_graph_does(shape: Shape)
     assert_valid_history(out)
 
 
+def checkpointed(shape: Shape, b: Any) -> Built:
+    """The shape budgeted, with a checkpointer if its authors compiled it without one."""
+    built = build(shape, loop=True, b=b)
+    if built.graph.checkpointer is not None:
+        return built
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from agent_budget import with_budget
+
+    raw = shape.build(True)
+    compiled = raw.graph.builder.compile(checkpointer=InMemorySaver())
+    return Built(with_budget(compiled, b), raw.models, raw.bodies)
+
+
+def spend_matches(built: Built, shape: Shape, cfg: dict[str, Any]) -> None:
+    spend = get_spend(built.graph, cfg)
+    assert spend is not None
+    for tool_name in shape.tight.get("tool_calls") or {}:
+        assert spend.tool_calls.get(tool_name, 0) == built.bodies.n[tool_name]
+    assert spend.model_calls == model_calls(built)
+
+
 @SHAPE
-def test_raise_holds_the_limit(shape: Shape) -> None:
-    built = build(shape, loop=True, b=budget(**shape.tight, on_exhausted="raise"))
+def test_raise_holds_the_limit_and_keeps_the_spend(shape: Shape) -> None:
+    built = checkpointed(shape, budget(**shape.tight, on_exhausted="raise"))
+    cfg = config(shape)
     with pytest.raises(BudgetExceeded):
-        run(shape, built)
+        run(shape, built, cfg)
     limit_held(shape, built)
+    spend_matches(built, shape, cfg)  # what the run paid before it raised is on the thread
 
 
 @SHAPE
@@ -120,19 +144,7 @@ def test_streams_updates_and_messages(shape: Shape) -> None:
 
 @SHAPE
 def test_spend_is_on_the_checkpointed_thread(shape: Shape) -> None:
-    built = build(shape, loop=True, b=budget(**shape.tight))
-    if built.graph.checkpointer is None:
-        from langgraph.checkpoint.memory import InMemorySaver
-
-        from agent_budget import with_budget
-
-        raw = shape.build(True)
-        compiled = raw.graph.builder.compile(checkpointer=InMemorySaver())
-        built = Built(with_budget(compiled, budget(**shape.tight)), raw.models, raw.bodies)
+    built = checkpointed(shape, budget(**shape.tight))
     cfg = config(shape)
     run(shape, built, cfg)
-    spend = get_spend(built.graph, cfg)
-    assert spend is not None
-    for tool_name in shape.tight.get("tool_calls") or {}:
-        assert spend.tool_calls.get(tool_name, 0) == built.bodies.n[tool_name]
-    assert spend.model_calls == model_calls(built)
+    spend_matches(built, shape, cfg)

@@ -8,9 +8,10 @@ import uuid
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from fakes import ScriptedChat
 from harness import budget, config, model_calls, prompts_after_tools, run
 from history import assert_valid_history, history_errors
-from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
@@ -18,7 +19,6 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command
-from scripted import ScriptedChat
 from shapes import (
     BY_NAME,
     Bodies,
@@ -264,6 +264,126 @@ def test_2_structured_output_reaches_final_response() -> None:
     assert set(result) == {"messages", "final_response"}
     assert result["final_response"].temperature == 75.0
     assert_valid_history(result)
+
+
+@pytest.mark.parametrize("shape_name", ["structured_respond", "agentic_rag"])
+def test_2_answer_goes_through_the_graphs_answer_node(shape_name: str) -> None:
+    """A tool step refused: the answer is still written by the graph's own answer node
+    (``respond`` formats it into ``final_response``; ``generate_answer`` answers from the
+    retrieved context), as in the bare graph, not by budget_finalize alone."""
+    shape = BY_NAME[shape_name]
+    expected = run(shape, shape.build(False))
+    built = shape.build(True)
+    built.graph = with_budget(built.graph, budget(**shape.tight))
+    out = run(shape, built)
+    assert set(out) == set(expected)
+    last_call = built.models["model" if shape_name == "structured_respond" else "response"].seen[-1]
+    if shape_name == "structured_respond":
+        # respond's own prompt: the message before the answer, as a human message
+        assert len(last_call) == 1 and isinstance(last_call[0], HumanMessage)
+        assert "get_weather" in str(last_call[0].content)  # the refused call's result
+        assert out["final_response"] == expected["final_response"]
+    else:
+        assert str(last_call[0].content).startswith("You are an assistant for question-answering")
+        assert out["messages"][-1].content == expected["messages"][-1].content
+    assert_valid_history(out)
+
+
+def test_2_answer_node_gets_the_final_pass_under_a_call_count() -> None:
+    """Model calls spent: the one call past a call-count limit goes to the answer node,
+    whose output the user reads (budget_finalize's own call is then an ordinary one)."""
+    built = structured_respond(True)
+    graph = with_budget(built.graph, budget(model_calls=2))
+    out = graph.invoke({"messages": [("user", "weather in sf?")]}, CFG)
+    model = built.models["model"]
+    assert model.model_calls == 3  # two paid, then respond's one call past the limit
+    assert len(model.seen[-1]) == 1  # ... made by respond
+    assert out["final_response"].temperature == 75.0
+    assert str(out["messages"][-1].content).startswith("I have to stop")
+    assert_valid_history(out)
+
+
+class Pipeline(TypedDict, total=False):
+    topic: str
+    outline: str
+    draft: str
+    report: str
+
+
+def _outline_write(llm: ScriptedChat, last: str) -> Any:
+    """outline -> write -> ``last`` -> END: ``polish`` (a model call) or ``assemble`` (an
+    output node that only formats what the others wrote)."""
+
+    def outline(state: Pipeline) -> dict[str, Any]:
+        return {"outline": llm.invoke(f"Outline {state['topic']}").content}
+
+    def write(state: Pipeline) -> dict[str, Any]:
+        return {"draft": llm.invoke(f"Write from: {state['outline']}").content}
+
+    def polish(state: Pipeline) -> dict[str, Any]:
+        return {"report": llm.invoke(f"Polish: {state['draft']}").content}
+
+    def assemble(state: Pipeline) -> dict[str, Any]:
+        return {"report": f"# {state['topic']}\n{state['outline']}\n\n{state['draft']}"}
+
+    g = StateGraph(Pipeline)
+    g.add_node("outline", outline)
+    g.add_node("write", write)
+    g.add_node(last, polish if last == "polish" else assemble)
+    g.add_edge(START, "outline")
+    g.add_edge("outline", "write")
+    g.add_edge("write", last)
+    g.add_edge(last, END)
+    return g
+
+
+def test_2_refused_before_the_answer_node_the_answer_node_writes_the_report() -> None:
+    llm = ScriptedChat(answer="text")
+    out = with_budget(_outline_write(llm, "polish"), budget(model_calls=1)).invoke({"topic": "t"})
+    assert out["report"] == "text"
+    assert str(llm.seen[-1][-1].content).startswith("Polish:")  # polish's own prompt
+    assert llm.model_calls == 2  # the outline, then polish: one call past the count
+
+
+def test_2_output_nodes_still_run() -> None:
+    llm = ScriptedChat(answer="text")
+    graph = with_budget(_outline_write(llm, "assemble"), budget(model_calls=1))
+    out = graph.invoke({"topic": "t"})
+    assert out["report"] == "# t\ntext\n\ntext"  # assemble's format, the draft by the final call
+    assert llm.model_calls == 2
+
+
+def test_2_output_node_after_parallel_writers_one_refused() -> None:
+    """Two writers in parallel, one refused, then an output node that joins them: it runs
+    on what the run wrote, the refused writer's key filled by the final answer."""
+    llm = ScriptedChat(answer="text")
+
+    class Parts(TypedDict, total=False):
+        topic: str
+        intro: str
+        body: str
+        report: str
+
+    def intro(state: Parts) -> dict[str, Any]:
+        return {"intro": llm.invoke("intro").content}
+
+    def body(state: Parts) -> dict[str, Any]:
+        return {"body": llm.invoke("body").content}
+
+    def join(state: Parts) -> dict[str, Any]:
+        return {"report": state["intro"] + " | " + state["body"]}
+
+    g = StateGraph(Parts)
+    g.add_node("intro", intro)
+    g.add_node("body", body)
+    g.add_node("join", join)
+    g.add_edge(START, "intro")
+    g.add_edge(START, "body")
+    g.add_edge(["intro", "body"], "join")
+    g.add_edge("join", END)
+    out = with_budget(g, budget(model_calls=1)).invoke({"topic": "t"})
+    assert out["report"] == "text | text"
+    assert llm.model_calls == 2
 
 
 # --- 3. one final call per run ------------------------------------------------------------

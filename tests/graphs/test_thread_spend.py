@@ -1,0 +1,213 @@
+"""The spend on a checkpointed thread, however the run is driven and wherever it stops.
+
+Real SQLite checkpointers (``SqliteSaver`` / ``AsyncSqliteSaver``) and a real SQLite ledger;
+only the chat model is a fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import operator
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from fakes import ScriptedChat
+from harness import budget
+from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.types import Command, interrupt
+
+from agent_budget import BudgetExceeded, get_spend, with_budget
+from agent_budget.ledger import Ledger
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENT_BUDGET_LEDGER", raising=False)
+
+
+class S(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    notes: Annotated[list[str], operator.add]
+
+
+def _raising_graph(llm: ScriptedChat) -> StateGraph[Any, Any, Any, Any]:
+    """first (1 call) -> a subgraph of two calls: the second of them passes model_calls=2."""
+
+    def step(state: S) -> dict[str, Any]:
+        return {"notes": [llm.invoke(state["messages"]).content]}
+
+    inner = StateGraph(S)
+    inner.add_node("one", step)
+    inner.add_node("two", step)
+    inner.add_edge(START, "one")
+    inner.add_edge("one", "two")
+    outer = StateGraph(S)
+    outer.add_node("first", step)
+    outer.add_node("inner", inner.compile())
+    outer.add_edge(START, "first")
+    outer.add_edge("first", "inner")
+    return outer
+
+
+def _drive(graph: Any, how: str, value: Any, cfg: dict[str, Any]) -> None:
+    if how == "invoke":
+        graph.invoke(value, cfg)
+    elif how == "stream":
+        for _ in graph.stream(value, cfg, stream_mode="updates"):
+            pass
+    elif how == "ainvoke":
+        asyncio.run(graph.ainvoke(value, cfg))
+    else:
+
+        async def go() -> None:
+            async for _ in graph.astream(value, cfg, stream_mode="updates"):
+                pass
+
+        asyncio.run(go())
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+def test_a_raise_keeps_its_spend_on_a_sqlite_thread(how: str, tmp_path: Path) -> None:
+    """Sync ``stream()`` as well as ``invoke()``: the spend of a run that raised is on the
+    thread, and a resume cannot pass the cap."""
+    llm = ScriptedChat(answer="text")
+    conn = sqlite3.connect(tmp_path / "threads.db", check_same_thread=False)
+    graph = with_budget(
+        _raising_graph(llm).compile(checkpointer=SqliteSaver(conn)),
+        budget(model_calls=2, on_exhausted="raise"),
+    )
+    cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    with pytest.raises(BudgetExceeded):
+        _drive(graph, how, {"messages": [("user", "go")]}, cfg)
+    spend = get_spend(graph, cfg)
+    assert spend is not None and spend.model_calls == 2
+    with pytest.raises(BudgetExceeded):
+        _drive(graph, how, None, cfg)  # the failed node runs again: still refused
+    assert llm.model_calls == 2
+    conn.close()
+
+
+@pytest.mark.parametrize("how", ["ainvoke", "astream"])
+def test_a_raise_keeps_its_spend_on_an_async_sqlite_thread(how: str, tmp_path: Path) -> None:
+    llm = ScriptedChat(answer="text")
+    cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+    async def scenario() -> None:
+        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "threads.db")) as saver:
+            graph = with_budget(
+                _raising_graph(llm).compile(checkpointer=saver),
+                budget(model_calls=2, on_exhausted="raise"),
+            )
+            for value in ({"messages": [("user", "go")]}, None):
+                with pytest.raises(BudgetExceeded):
+                    if how == "ainvoke":
+                        await graph.ainvoke(value, cfg)
+                    else:
+                        async for _ in graph.astream(value, cfg):
+                            pass
+                snap = await saver.aget_tuple({"configurable": cfg["configurable"]})
+                assert snap is not None
+            assert (await graph.aget_state(cfg)).values.get("notes") == ["text"]
+
+    asyncio.run(scenario())
+    assert llm.model_calls == 2
+
+
+# --- exactly-once for tools a function node calls itself ----------------------------------
+
+
+def _approval_graph(bodies: collections.Counter[str], checkpointer: Any) -> Any:
+    """A node that looks things up with ``tool.invoke`` (once with a tool call, once with
+    plain input), then asks a person before it answers: on resume LangGraph runs the whole
+    node again."""
+
+    @tool
+    def search(query: str) -> str:
+        """Search the web."""
+        bodies[query] += 1
+        return f"found {query}"
+
+    def research(state: S) -> dict[str, Any]:
+        first = search.invoke(
+            {"name": "search", "args": {"query": "a"}, "id": "c1", "type": "tool_call"}
+        )
+        second = search.invoke({"query": "b"})
+        verdict = interrupt({"approve": [first.content, second]})
+        return {"messages": [AIMessage(content=f"{verdict}: {first.content}, {second}")]}
+
+    g = StateGraph(S)
+    g.add_node("research", research)
+    g.add_edge(START, "research")
+    return g.compile(checkpointer=checkpointer)
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+def test_tools_run_by_a_function_node_are_charged_once_across_an_interrupt(
+    how: str, tmp_path: Path
+) -> None:
+    bodies: collections.Counter[str] = collections.Counter()
+    db = tmp_path / "spend.db"
+    conn = sqlite3.connect(tmp_path / "threads.db", check_same_thread=False)
+    graph = with_budget(
+        _approval_graph(bodies, SqliteSaver(conn)),
+        budget(
+            tool_calls={"search": 2}, prices={"search": 0.01}, ledger=str(db), on_exhausted="raise"
+        ),
+    )
+    cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    _drive(graph, how, {"messages": [("user", "go")]}, cfg)
+    assert graph.get_state(cfg).interrupts
+    spend = get_spend(graph, cfg)
+    assert spend is not None and spend.tool_calls == {"search": 2}  # kept through the interrupt
+    # The resume runs the node again from its start, within a limit of 2 calls: a second
+    # charge for the same two calls would be refused.
+    _drive(graph, how, Command(resume="ok"), cfg)
+    out = graph.get_state(cfg).values
+    assert out["messages"][-1].content == "ok: found a, found b"
+    assert bodies == {"a": 2, "b": 2}  # LangGraph re-ran the node: the bodies ran again ...
+    rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool"]
+    per_key = collections.Counter(r["call_key"] for r in rows if r["outcome"] == "ok")
+    assert sorted(per_key.values()) == [1, 1]  # ... but each call is one ledger row
+    spend = get_spend(graph, cfg)
+    assert spend is not None and spend.tool_calls == {"search": 2}
+    conn.close()
+
+
+def test_tools_run_by_a_function_node_are_charged_once_across_an_interrupt_async(
+    tmp_path: Path,
+) -> None:
+    bodies: collections.Counter[str] = collections.Counter()
+    db = tmp_path / "spend.db"
+    cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+    async def scenario() -> None:
+        async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "threads.db")) as saver:
+            graph = with_budget(
+                _approval_graph(bodies, saver),
+                budget(
+                    tool_calls={"search": 2},
+                    prices={"search": 0.01},
+                    ledger=str(db),
+                    on_exhausted="raise",
+                ),
+            )
+            await graph.ainvoke({"messages": [("user", "go")]}, cfg)
+            assert (await graph.aget_state(cfg)).interrupts
+            out = await graph.ainvoke(Command(resume="ok"), cfg)
+            assert out["messages"][-1].content == "ok: found a, found b"
+
+    asyncio.run(scenario())
+    assert bodies == {"a": 2, "b": 2}
+    rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
+    assert sorted(collections.Counter(r["call_key"] for r in rows).values()) == [1, 1]
