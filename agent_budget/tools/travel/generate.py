@@ -17,7 +17,7 @@ from typing import Any
 
 from agent_budget.planners import execute
 from agent_budget.planners.errors import EventPastPlanEnd, PlanningWarning
-from agent_budget.tools.travel.domain import BY_NAME, MONTHS, SUBTASKS
+from agent_budget.tools.travel.domain import BY_NAME, MONTHS, REVIEW, SUBTASKS
 from agent_budget.tools.travel.scenario import (
     EVENT_KINDS,
     BanEvent,
@@ -111,6 +111,18 @@ def generate_scenario(
                 )
             )
     tools.append(assemble_tool())
+    # Drawn apart, so adding optional refinements left every earlier scenario as it was.
+    extra_rng = random.Random(f"travel-extras:{seed}")
+    extras = tuple(
+        ToolSpec(
+            name=f"{sub.name}_{REVIEW}",
+            subtask=sub.name,
+            steps=(REVIEW,),
+            cost=_money(extra_rng.uniform(0.2, 0.8)),
+        )
+        for sub in subs
+        if sub.name != "location"
+    )
     base = Scenario(
         name=name or f"trip-{seed}",
         request="(set below)",
@@ -119,6 +131,7 @@ def generate_scenario(
         days=days,
         depth=chosen_depth,
         tools=tuple(tools),
+        extras=extras,
         seed=seed,
     )
     optimum = _paid(base)
