@@ -102,8 +102,12 @@ class ProblemWorld:
             )
         if isinstance(event, Invalidate):
             values = dict.fromkeys(event.add_start, "given")
-            dropped: dict[str, Any] = {"type": "invalidate", "types": list(event.types),
-                                       "add_start": list(event.add_start), "values": values}  # fmt: skip
+            dropped: dict[str, Any] = {
+                "type": "invalidate",
+                "types": list(event.types),
+                "add_start": list(event.add_start),
+                "values": values,
+            }
             return Change(
                 "invalidate",
                 drop=list(event.types),
