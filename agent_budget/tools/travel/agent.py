@@ -53,6 +53,7 @@ class TripState(TypedDict, total=False):
     held: dict[str, Any]
     goal: str
     trip: dict[str, Any]
+    trip_task: str  # which benchmark task the run belongs to (see `bench`)
 
 
 def _structured(
