@@ -32,7 +32,7 @@ def react_graph(world: TravelWorld, model: Any) -> Any:
     from langgraph.prebuilt import create_react_agent
     from langgraph.prebuilt.chat_agent_executor import AgentState
 
-    class ReactTripState(AgentState):  # type: ignore[misc]
+    class ReactTripState(AgentState):
         trip_task: str
 
     names = [t.name for t in world.scenario.all_tools()]

@@ -63,8 +63,9 @@ def score_trip(task: Task, answer: str, judge: Judge | None = None) -> Score:
     paid = Decimal(str(run.get("paid") or 0)) + Decimal(str(run.get("optional_paid") or 0))
     optimal = Decimal(str(task.expected["paid"]))
     budget = task.expected.get("budget")
+    path = [c["tool"] for c in planned]
     facts = {
-        "exact": bool(run.get("goal_reached")) and [c["tool"] for c in planned] == task.expected["path"],
+        "exact": bool(run.get("goal_reached")) and path == task.expected["path"],
         "paid": float(paid),
         "optimal": float(optimal),
         "calls": len(run.get("executed", [])),
