@@ -83,3 +83,16 @@ def test_plan_only_runs_no_extras_unless_asked() -> None:
         scenario.model_copy(update={"budget": Decimal(1000)}), language="plan-only"
     )
     assert "optional" not in plan_json(state) and not any(c.optional for c in world.calls)
+
+
+def test_the_model_is_asked_only_for_what_the_request_leaves_open() -> None:
+    from agent_budget.tools.travel.request import preference_schema, read_request
+
+    stated = read_request("3 days in a historic city in May, mid-range hotel, vegetarian food")
+    schema = preference_schema(("location", "accommodation", "dining"), stated)
+    assert schema is not None and sorted(schema.model_fields) == ["dining_tier", "location_tier"]
+    scenario = generate_scenario(1003)  # its request names every preference
+    assert preference_schema(scenario.subtasks, read_request(scenario.request)) is None
+    state, _, tracker = run(scenario, language="plan-only")
+    assert tracker.spent.model_calls == 0 and "not needed" in state["trip"]["model_read"]
+    assert plan_json(state)["goal_reached"]

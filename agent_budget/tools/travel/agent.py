@@ -91,14 +91,20 @@ def build_graph(
         except UnsatisfiableRequest as exc:
             trip.update(status="unsatisfiable", reason=str(exc))
             return {TRIP_KEY: trip, "messages": [AIMessage(f"I cannot plan this trip: {exc}.")]}
-        prompt = [
-            SystemMessage("Read the travel request and fill in the trip preferences as JSON."),
-            HumanMessage(request),
-        ]
-        proposed = _structured(model, preference_schema(), prompt, config)
-        if isinstance(proposed, Exception):
-            trip["model_error"] = f"{type(proposed).__name__}: {proposed}"
-            proposed = None
+        schema = preference_schema(subtasks, stated)
+        proposed: Any = None
+        if schema is None:  # the request names every preference: no model call to pay for
+            trip["model_read"] = "not needed: the request states every preference"
+        else:
+            prompt = [
+                SystemMessage("Read the travel request and fill in the trip preferences as JSON."),
+                HumanMessage(request),
+            ]
+            proposed = _structured(model, schema, prompt, config)
+            trip["model_read"] = sorted(schema.model_fields)
+            if isinstance(proposed, Exception):
+                trip["model_error"] = f"{type(proposed).__name__}: {proposed}"
+                proposed = None
         read = merge(stated, proposed, subtasks)
         world.set_trip(read["prefs"], read["month"])
         held: dict[str, Any] = {TIME_INFO: f"{read['month']}, {read['days']} days"}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from agent_budget.bench.errors import InvalidSweep
@@ -89,15 +90,23 @@ def travel_tasks(
     """``per_kind`` generated scenarios for each of ``kinds`` (static or an event kind), from
     seeds ``seed + 1000 * kind index + i``: a seed where no event that matters can be drawn is
     passed over, so every kind has ``per_kind`` and the same call gives the same tasks."""
-    from agent_budget.tools.travel.generate import generate_scenario, optimal_run
-    from agent_budget.tools.travel.scenario import InvalidScenario
-
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         raise InvalidSweep(f"tasks.kinds: unknown {unknown}; use {', '.join(KINDS)}")
     if per_kind < 1:
         raise InvalidSweep(f"tasks.per_kind: at least 1, got {per_kind}")
     low, high = (int(depth[0]), int(depth[-1]))
+    # Generating is seconds per hundred scenarios; a sweep asks twice (check, then run).
+    return _generated(per_kind, tuple(kinds), seed, low, high, composites)
+
+
+@lru_cache(maxsize=8)
+def _generated(
+    per_kind: int, kinds: tuple[str, ...], seed: int, low: int, high: int, composites: int
+) -> TaskSet:
+    from agent_budget.tools.travel.generate import generate_scenario, optimal_run
+    from agent_budget.tools.travel.scenario import InvalidScenario
+
     tasks = []
     for kind in kinds:
         made, i = 0, 0
