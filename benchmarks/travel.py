@@ -12,6 +12,7 @@ stopped when the same command is run again.
     python benchmarks/travel.py                          # 25 scenarios per kind, embedded model
     python benchmarks/travel.py --model openai/gpt-4.1-mini
     python benchmarks/travel.py --agents react --per-kind 25     # resumable: run it in parts
+    python benchmarks/travel.py --react-per-kind 2       # the baselines on a stated sample
     python benchmarks/travel.py --report-only            # the report from what is stored
 """
 
@@ -229,9 +230,15 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=25, help="scenarios per event kind")
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument(
+        "--react-per-kind",
+        type=int,
+        help="scenarios per kind for the ReAct baselines (default: --per-kind); the first "
+        "ones of each kind, the same scenarios the planner agent runs",
+    )
+    parser.add_argument(
         "--react-steps", type=int, default=6, help="model calls a ReAct run may make"
     )
-    parser.add_argument("--n-threads", type=int, default=2, help="llama.cpp threads (local)")
+    parser.add_argument("--n-threads", type=int, default=1, help="llama.cpp threads (local)")
     parser.add_argument(
         "--store",
         type=Path,
@@ -249,8 +256,15 @@ def main() -> None:
     for agent in chosen:
         if agent not in AGENTS:
             parser.error(f"--agents: {agent!r} is not one of {', '.join(AGENTS)}")
+    react_n = args.react_per_kind or args.per_kind
     specs = {
-        a: sweep_spec(a, args.model, args.per_kind, args.react_steps, args.n_threads)
+        a: sweep_spec(
+            a,
+            args.model,
+            args.per_kind if a == "planner" else react_n,
+            args.react_steps,
+            args.n_threads,
+        )  # fmt: skip
         for a in AGENTS
     }
     if not args.report_only:
@@ -267,6 +281,7 @@ def main() -> None:
             harness[agent] = {"cells": cells["cells"], "totals": cells["totals"]}
     meta = {
         "per_kind": args.per_kind,
+        "react_per_kind": react_n,
         "react_steps": args.react_steps,
         "n_threads": args.n_threads,
         "seconds_this_call": round(time.monotonic() - started, 1),
