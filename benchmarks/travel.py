@@ -264,7 +264,7 @@ def main() -> None:
             args.per_kind if a == "planner" else react_n,
             args.react_steps,
             args.n_threads,
-        )  # fmt: skip
+        )
         for a in AGENTS
     }
     if not args.report_only:
