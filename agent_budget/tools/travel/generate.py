@@ -5,7 +5,9 @@ sub-task), ``subtasks`` (how many of the six, location always first). A composit
 sum of the steps it covers times a noise factor in [0.7, 1.3]: sometimes a bargain,
 sometimes dearer than the parts. Events are drawn so they matter: a ban or a price rise hits
 a tool the optimal plan still needs, a preference change hits a sub-task already worked on,
-a tool-set change removes a needed tool and adds another.
+a tool-set change removes a needed tool and adds another. Every sub-task but location also
+gets an optional refinement (``read_reviews``, never needed for the goal), priced from a
+random stream of its own so that adding them left every earlier scenario as it was.
 """
 
 from __future__ import annotations
