@@ -276,7 +276,7 @@ class TravelWorld:
             change = self._apply(event)
             if change is not None:
                 fired.append(change)
-                self.log.append(f"after call {step}: {change.text}")
+                self.log.append(f"after plan step {step}: {change.text}")
                 if change.kind in ("preference_change", "tools_change"):
                     self._changes.append(change)
         return fired
