@@ -1,110 +1,115 @@
 """Travel planning: the planner agent vs ReAct vs ReAct + budget message, same model, same
-tools, on generated scenarios (static and with each event kind).
+tools, same generated scenarios (static and with each event kind), run through the
+evaluation harness (`agent_budget.bench`: resumable store, progress, ledger, metrics).
 
 Per agent and event kind: exact match of the executed path with the optimum (the replanning
-exact planner on the same scenario), paid / optimal, goal reached, budget overruns, tokens.
-Writes benchmarks/results/travel.json and travel.png (one panel per metric, a bar per agent
-and event kind).
+exact planner on the same scenario), paid / optimal, goal reached, budget overruns (paid over
+the scenario's budget), tokens. Writes benchmarks/results/travel.json and travel.png (one
+panel per metric, a bar per agent and event kind). Each agent is its own sweep, stored under
+``--store/<model>/<agent>``: a run that is stopped (Ctrl-C, a time limit) resumes where it
+stopped when the same command is run again.
 
-    python benchmarks/travel.py                          # 24 scenarios per kind, embedded model
+    python benchmarks/travel.py                          # 25 scenarios per kind, embedded model
     python benchmarks/travel.py --model openai/gpt-4.1-mini
-    python benchmarks/travel.py --agents react,react_budget --per-kind 2 --out react.json
-    python benchmarks/travel.py --merge travel.json react.json   # one report from both
+    python benchmarks/travel.py --agents react --per-kind 25     # resumable: run it in parts
+    python benchmarks/travel.py --react-per-kind 2       # the baselines on a stated sample
+    python benchmarks/travel.py --report-only            # the report from what is stored
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
-import warnings
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
+
+from agent_budget.bench import load_sweep
+from agent_budget.bench.report import summarize as harness_summary
 
 RESULTS = Path(__file__).parent / "results"
 KINDS = ("static", "ban_tool", "cost_change", "preference_change", "tools_change")
 AGENTS = ("planner", "react", "react_budget")
+FACTORY = "agent_budget.tools.travel.bench"
 
 
-def scenarios(
-    per_kind: int, seed0: int = 1000, kinds: tuple[str, ...] = KINDS
-) -> list[tuple[str, Any]]:
-    from agent_budget.tools.travel import generate_scenario
-
-    out = []
-    for kind in kinds:
-        for i in range(per_kind):
-            seed = seed0 + KINDS.index(kind) * 1000 + i
-            event = None if kind == "static" else kind
-            out.append((kind, generate_scenario(seed, event=event, depth=(0, 3), composites=2)))
-    return out
-
-
-def run_one(agent: str, scenario: Any, model: Any, react_steps: int) -> dict[str, Any]:
-    from agent_budget import BudgetTracker
-    from agent_budget.tools.travel import TravelWorld
-    from agent_budget.tools.travel.agent import build_travel_agent, plan_json
-    from agent_budget.tools.travel.baselines import build_react
-    from agent_budget.tools.travel.generate import optimal_run
-
-    best = optimal_run(scenario)
-    world = TravelWorld(scenario)
-    started = time.monotonic()
-    error = None
+def sweep_spec(
+    agent: str, model: str, per_kind: int, react_steps: int, n_threads: int
+) -> dict[str, Any]:
+    """One agent's sweep over the ``travel`` task set. Each task brings its scenario's USD and
+    tool prices (`Task.budget`); plain ReAct takes only the prices (it is charged, never held
+    to the money) and sees a blank budget message."""
+    options: dict[str, Any] = {"max_tokens": 160, "temperature": 0}
+    if model.startswith("local:"):
+        options.update(n_ctx=4096, n_threads=n_threads)
+    config: dict[str, Any] = {"name": agent, "model": model, "model_options": options}
     if agent == "planner":
-        graph = build_travel_agent(world, model, language="plan-only")
-        tracker = BudgetTracker(graph.budget)
+        config["agent"] = f"{FACTORY}:planner_agent"
     else:
-        graph, budget = build_react(
-            world, model, show_budget=agent == "react_budget", max_steps=react_steps
-        )
-        tracker = BudgetTracker(budget)
-    config = {"configurable": {"budget_tracker": tracker}, "recursion_limit": 4 * react_steps + 8}
-    state: dict[str, Any] = {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            state = graph.invoke({"messages": [("user", scenario.request)]}, config)
-    except Exception as exc:  # a baseline that derails (recursion limit, bad tool call)
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
-    path = [c.tool for c in world.calls]
-    goal = any(c.tool == "assemble_trip" and c.ok for c in world.calls)
-    if agent == "planner" and state:
-        goal = plan_json(state)["goal_reached"]
-    paid = world.paid()
-    optimal = Decimal(best.paid)
+        config["agent"] = f"{FACTORY}:react_agent"
+        config["budget"] = {"model_calls": react_steps, "on_exhausted": "finalize"}
+        if agent == "react":
+            config["task_budget"] = ["prices"]
+            config["budget"]["message_template"] = " "
     return {
-        "agent": agent,
-        "scenario": scenario.name,
-        "goal_reached": goal,
-        "exact_match": goal and path == [c.tool for c in best.executed],
-        "paid": float(paid),
-        "optimal": float(optimal),
-        "paid_over_optimal": float(paid / optimal) if goal and optimal else None,
-        "budget": float(scenario.budget or 0),
-        "overrun": scenario.budget is not None and paid > scenario.budget,
-        "calls": len(path),
-        "tokens": tracker.spent.input_tokens + tracker.spent.output_tokens,
-        "model_calls": tracker.spent.model_calls,
-        "seconds": round(time.monotonic() - started, 2),
-        "error": error,
+        "name": f"travel-{agent}",
+        "tasks": {"set": "travel", "per_kind": per_kind},
+        "budgets": [{"label": "scenario"}],
+        "workers": 1,
+        "configs": [config],
     }
+
+
+def rows_of(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The harness's result rows as the benchmark's rows (facts from the scorer's detail)."""
+    rows = []
+    for r in results:
+        try:
+            facts = json.loads(r["detail"]) if r["detail"] else {}
+        except json.JSONDecodeError:
+            facts = {}
+        rows.append(
+            {
+                "agent": r["config"],
+                "kind": r["task"].rsplit("-", 1)[0],
+                "scenario": r["task"],
+                "status": r["status"],
+                "goal_reached": bool(r["passed"]),
+                "exact_match": bool(facts.get("exact")),
+                "paid": facts.get("paid"),
+                "optimal": facts.get("optimal"),
+                "paid_over_optimal": (facts["paid"] / facts["optimal"])
+                if r["passed"] and facts.get("optimal")
+                else None,
+                "overrun": bool(facts.get("overrun")) or bool(r["overruns"]),
+                "calls": facts.get("calls", 0),
+                "tokens": r["input_tokens"] + r["output_tokens"],
+                "model_calls": r["model_calls"],
+                "usd": r["usd"],
+                "seconds": r["seconds"],
+                "error": r["error"],
+            }
+        )
+    return rows
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for agent in AGENTS:
-        for kind in (*KINDS, "events"):
+        for kind in (*KINDS, "events", "all"):
             sel = [
                 r
                 for r in rows
                 if r["agent"] == agent
-                and (r["kind"] == kind or (kind == "events" and r["kind"] != "static"))
+                and (
+                    kind == "all"
+                    or r["kind"] == kind
+                    or (kind == "events" and r["kind"] != "static")
+                )
             ]
             if not sel:
                 continue
@@ -116,6 +121,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
                 "paid_over_optimal": sum(ratios) / len(ratios) if ratios else None,
                 "overruns": sum(r["overrun"] for r in sel),
                 "tokens": sum(r["tokens"] for r in sel) / len(sel),
+                "tool_calls": sum(r["calls"] for r in sel) / len(sel),
+                "errors": sum(r["status"] == "error" for r in sel),
             }
     return out
 
@@ -148,73 +155,138 @@ def plot(summary: dict[str, Any], path: Path, model: str) -> None:
         ax.set_xticklabels([k.replace("_", "\n") for k in KINDS], fontsize=7)
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Travel planning on {model}: per agent and event kind", fontsize=10)
+    n = max((c["all"]["n"] for c in summary.values()), default=0)
+    fig.suptitle(f"Travel planning on {model}: {n} scenarios per agent, by event kind", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def report(rows: list[dict[str, Any]], model: str, out: Path, console: Console) -> None:
+def report(
+    rows: list[dict[str, Any]], harness: dict[str, Any], model: str, meta: dict[str, Any],
+    out: Path, console: Console,
+) -> None:  # fmt: skip
     summary = summarize(rows)
     table = Table(title=f"travel planning ({model})")
-    for col in ("agent", "kind", "n", "exact", "goal", "paid/opt", "overruns", "tokens"):
+    cols = ("agent", "kind", "n", "exact", "goal", "paid/opt", "overruns", "tokens", "calls")
+    for col in cols:
         table.add_column(col, justify="right" if col not in ("agent", "kind") else "left")
     for agent, kinds in summary.items():
         for kind, c in kinds.items():
             ratio = "-" if c["paid_over_optimal"] is None else f"{c['paid_over_optimal']:.3f}"
             table.add_row(
                 agent, kind, str(c["n"]), f"{c['exact_match']:.0%}", f"{c['goal_reached']:.0%}",
-                ratio, str(c["overruns"]), f"{c['tokens']:.0f}",
+                ratio, str(c["overruns"]), f"{c['tokens']:.0f}", f"{c['tool_calls']:.1f}",
             )  # fmt: skip
     console.print(table)
-    data = {"model": model, "summary": summary, "runs": rows}
+    data = {"model": model, **meta, "summary": summary, "harness": harness, "runs": rows}
     out.write_text(json.dumps(data, indent=1) + "\n")
     png = out.with_suffix(".png")
     plot(summary, png, model)
     console.print(f"wrote {out} and {png}")
 
 
+def stored(store: Path) -> list[dict[str, Any]]:
+    """The results kept in one agent's store (none when it never ran)."""
+    from agent_budget.bench.store import ResultStore
+
+    if not (store / "results.db").exists():
+        return []
+    kept = ResultStore(store / "results.db")
+    try:
+        return kept.results()
+    finally:
+        kept.close()
+
+
+def run_agent(agent: str, spec: dict[str, Any], store: Path, console: Console, fresh: bool) -> None:
+    """Run (or resume) one agent's sweep with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agent_budget.bench import run_sweep
+
+    progress = Progress(
+        TextColumn(f"[bold]{agent}[/bold]"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console,
+    )  # fmt: skip
+    bar = progress.add_task(agent, total=None, last="")
+
+    def on_start(total: int, pending: int, spent: Any) -> None:
+        progress.update(bar, total=total, completed=total - pending)
+
+    def on_result(result: dict[str, Any], spent: Any) -> None:
+        mark = "pass" if result["passed"] else result["status"]
+        progress.update(bar, advance=1, last=f"{result['task']}: {mark}")
+
+    with progress:
+        run_sweep(
+            spec, store, backend="inline", fresh=fresh, on_start=on_start, on_result=on_result
+        )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", default="local:smollm2-135m")
-    parser.add_argument("--per-kind", type=int, default=24, help="scenarios per event kind")
+    parser.add_argument("--per-kind", type=int, default=25, help="scenarios per event kind")
     parser.add_argument("--agents", default=",".join(AGENTS))
-    parser.add_argument("--kinds", default=",".join(KINDS), help="static and/or event kinds")
+    parser.add_argument(
+        "--react-per-kind",
+        type=int,
+        help="scenarios per kind for the ReAct baselines (default: --per-kind); the first "
+        "ones of each kind, the same scenarios the planner agent runs",
+    )
     parser.add_argument(
         "--react-steps", type=int, default=6, help="model calls a ReAct run may make"
     )
+    parser.add_argument("--n-threads", type=int, default=1, help="llama.cpp threads (local)")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=RESULTS / "travel_sweep",
+        help="where the resumable sweeps live (SQLite files, not committed)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "travel.json")
-    parser.add_argument("--merge", type=Path, nargs="*", help="only merge these result files")
+    parser.add_argument("--fresh", action="store_true", help="start the sweeps over")
+    parser.add_argument("--report-only", action="store_true", help="report what is stored")
     args = parser.parse_args()
     console = Console()
-    if args.merge:
-        rows: list[dict[str, Any]] = []
-        model = ""
-        for f in args.merge:
-            data = json.loads(f.read_text())
-            rows += [r for r in data["runs"] if r not in rows]
-            model = data["model"]
-        report(rows, model, args.out, console)
-        return
-    from agent_budget.models import resolve
-
-    agents = [a for a in args.agents.split(",") if a]
-    local: dict[str, Any] = {"n_ctx": 4096} if args.model.startswith("local:") else {}
-    model = resolve(args.model, max_tokens=160, temperature=0, **local)
-    made = scenarios(args.per_kind, kinds=tuple(k for k in args.kinds.split(",") if k))
-    rows = []
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with Progress(console=console) as progress:
-        task = progress.add_task("scenarios", total=len(made) * len(agents))
-        for kind, scenario in made:
-            for agent in agents:  # interleaved: the same load for every agent
-                row = run_one(agent, scenario, model, args.react_steps)
-                row["kind"] = kind
-                rows.append(row)
-                progress.advance(task)
-            partial = {"model": args.model, "summary": summarize(rows), "runs": rows}
-            args.out.with_suffix(".partial.json").write_text(json.dumps(partial) + "\n")
-    report(rows, args.model, args.out, console)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model)
+    started = time.monotonic()
+    chosen = [a for a in args.agents.split(",") if a]
+    for agent in chosen:
+        if agent not in AGENTS:
+            parser.error(f"--agents: {agent!r} is not one of {', '.join(AGENTS)}")
+    react_n = args.react_per_kind or args.per_kind
+    specs = {
+        a: sweep_spec(
+            a,
+            args.model,
+            args.per_kind if a == "planner" else react_n,
+            args.react_steps,
+            args.n_threads,
+        )
+        for a in AGENTS
+    }
+    if not args.report_only:
+        for agent in chosen:
+            run_agent(agent, specs[agent], args.store / slug / agent, console, args.fresh)
+    # The report covers every agent stored for this model, whichever ran this time.
+    rows: list[dict[str, Any]] = []
+    harness: dict[str, Any] = {}
+    for agent in AGENTS:
+        found = stored(args.store / slug / agent)
+        if found:
+            rows += rows_of(found)
+            cells = harness_summary(load_sweep(specs[agent]), found)
+            harness[agent] = {"cells": cells["cells"], "totals": cells["totals"]}
+    meta = {
+        "per_kind": args.per_kind,
+        "react_per_kind": react_n,
+        "react_steps": args.react_steps,
+        "n_threads": args.n_threads,
+        "seconds_this_call": round(time.monotonic() - started, 1),
+    }
+    report(rows, harness, args.model, meta, args.out, console)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ state = agent.invoke(
 )
 print(state["messages"][-1].content)
 execution = plan_json(state)
+extra = execution.get("optional_paid") or 0
 print(f"paid ${execution['paid']:.2f} of ${scenario.budget} in {len(execution['executed'])} calls")
+print(f"optional refinements: ${extra:.2f}; skipped: {execution.get('skipped_optional') or []}")
 print(f"the cheapest possible with the same events: ${optimal_run(scenario).paid}")
 print(tracker.message())

@@ -44,7 +44,7 @@ from pydantic import (
 )
 
 from agent_budget.bench.errors import InvalidSweep
-from agent_budget.bench.tasks import TaskSet
+from agent_budget.bench.tasks import Task, TaskSet
 
 POLICY_FIELDS = frozenset(
     {"on_exhausted", "warn_at", "downgrade", "guards", "reserve_usd", "strict_prices"}
@@ -70,6 +70,10 @@ class AgentConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     budget: dict[str, Any] = Field(default_factory=dict)
     policies: dict[str, Any] = Field(default_factory=dict)
+    task_budget: list[str] | None = None
+    """Which of a task's own budget fields (`Task.budget`) this configuration takes: all of
+    them (None, the default), or only those listed (``[prices]``: a baseline that is charged
+    each task's prices but held to no USD limit; ``[]``: none)."""
 
     @field_validator("policies")
     @classmethod
@@ -175,9 +179,28 @@ def budget_points(spec: SweepSpec) -> list[BudgetPoint]:
     return points
 
 
-def budget_for(config: AgentConfig, point: BudgetPoint) -> dict[str, Any]:
-    """The Budget fields of one run: the config's base, its policies, then the swept point."""
-    return {**config.budget, **config.policies, **point.overrides}
+def budget_for(config: AgentConfig, point: BudgetPoint, task: Task | None = None) -> dict[str, Any]:
+    """The Budget fields of one run: the config's base, its policies, the swept point, then
+    the task's own fields (those the config takes, see `AgentConfig.task_budget`). A mapping
+    field (``prices``, ``tool_calls``, ``model_prices``...) is merged key by key, so a task's
+    prices add to the point's; any other field is replaced by the later one."""
+    data = {**config.budget, **config.policies, **point.overrides}
+    if task is None or not task.budget:
+        return data
+    wanted = config.task_budget
+    own = {k: v for k, v in task.budget.items() if wanted is None or k in wanted}
+    return merge_budget(data, own)
+
+
+def merge_budget(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` on top: mappings merged one level deep, other values replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
 
 
 def import_object(path: str, what: str) -> Any:

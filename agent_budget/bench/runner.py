@@ -47,6 +47,13 @@ class Checked:
     units: list[Unit]
     run_usd: dict[str, Decimal | None] = field(default_factory=dict)
     """Per budget label: the most one unit can spend (its USD limit, plus the judge's)."""
+    task_usd: dict[tuple[str, str, str], Decimal | None] = field(default_factory=dict)
+    """The same per (configuration, budget label, task) for tasks with a budget of their own."""
+
+    def worst(self, unit: Unit) -> Decimal | None:
+        """The most ``unit`` can spend (None: no USD limit)."""
+        key = (unit.config, unit.budget, unit.task)
+        return self.task_usd[key] if key in self.task_usd else self.run_usd.get(unit.budget)
 
 
 def preflight(spec: SweepSpec) -> Checked:
@@ -54,6 +61,8 @@ def preflight(spec: SweepSpec) -> Checked:
     import, every model name and price, every budget, and a cap that cannot pay for one run."""
     task_set = load_task_set(spec.tasks)
     points = budget_points(spec)
+    own = [t for t in task_set.tasks if t.budget]
+    task_usd: dict[tuple[str, str, str], Decimal | None] = {}
     for cfg in spec.configs:
         import_object(cfg.agent, f"configs.{cfg.name}.agent")
         try:
@@ -75,6 +84,13 @@ def preflight(spec: SweepSpec) -> Checked:
                     "user/tenant/global scopes are set by the sweep (ledger:, global_cap_usd:)"
                     ", not per run"
                 )
+            for task in own:  # a task's own fields: checked now, not mid-sweep
+                where = f"configs.{cfg.name} with budget {point.label}, task {task.id!r}"
+                try:
+                    usd = Budget.from_dict(run_budget(cfg, point, task), source=where).usd
+                except InvalidBudget as exc:
+                    raise InvalidSweep(f"{where}: {exc}") from None
+                task_usd[(cfg.name, point.label, task.id)] = usd
     judge_usd = Decimal(0)
     if task_set.judge is not None:
         from agent_budget.bench.worker import DEFAULT_JUDGE_USD
@@ -91,15 +107,20 @@ def preflight(spec: SweepSpec) -> Checked:
     run_usd: dict[str, Decimal | None] = {}
     for point in points:
         run_usd[point.label] = None if point.usd is None else point.usd + judge_usd
+    task_usd = {k: None if v is None else v + judge_usd for k, v in task_usd.items()}
     cap = spec.global_cap_usd
     if cap is not None:
-        unbounded = [label for label, usd in run_usd.items() if usd is None]
+        # A task with a budget of its own has its own worst case; the others the point's.
+        plain = len(own) < len(task_set.tasks)
+        worst: dict[str, Decimal | None] = {k: v for k, v in run_usd.items() if plain}
+        worst.update({f"{p} ({c}, task {t})": usd for (c, p, t), usd in task_usd.items()})
+        unbounded = [label for label, usd in worst.items() if usd is None]
         if unbounded:
             raise InvalidSweep(
                 f"global_cap_usd needs a USD limit on every run, so a run's worst case is "
-                f"known; budgets without one: {', '.join(unbounded)}"
+                f"known; budgets without one: {', '.join(unbounded[:5])}"
             )
-        cheapest = min(usd for usd in run_usd.values() if usd is not None)
+        cheapest = min(usd for usd in worst.values() if usd is not None)
         if cap < cheapest:
             raise InvalidSweep(
                 f"global_cap_usd ${cap} is too small for even one run: the cheapest run may "
@@ -114,7 +135,7 @@ def preflight(spec: SweepSpec) -> Checked:
         for seed in spec.seeds
         for task in task_set.tasks
     ]
-    return Checked(spec, task_set, units, run_usd)
+    return Checked(spec, task_set, units, run_usd, task_usd)
 
 
 # --- executors ----------------------------------------------------------------------------
@@ -300,7 +321,7 @@ def _drive(
             unit = next(queue, None)
             if unit is None:
                 return
-            worst = checked.run_usd.get(unit.budget)
+            worst = checked.worst(unit)
             if limit is not None and limit.usd_nanos is not None and worst is not None:
                 left = limit.usd_nanos - ledger.used(limit).usd_nanos
                 if left < to_nanos(worst):

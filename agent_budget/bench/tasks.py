@@ -31,12 +31,16 @@ UNPAID_KEY = "agent_budget"
 @dataclass(frozen=True)
 class Task:
     """One input of a task set. ``input`` is a user message (str) or a whole graph input
-    (a mapping); ``expected`` is whatever the set's scorer compares the answer with."""
+    (a mapping); ``expected`` is whatever the set's scorer compares the answer with.
+    ``budget``: this task's own `Budget` fields (its tool ``prices``, its ``usd``...), merged
+    onto the sweep point's budget for every run of the task (`config.budget_for`): tasks that
+    each come with their own prices or money, such as generated travel scenarios."""
 
     id: str
     input: Any
     expected: Any = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    budget: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,10 +169,13 @@ class TaskSet:
         return self.scorer(task, answer, judge)
 
     def fingerprint(self) -> str:
-        """Changes when a task's id, input or expected answer does (resume refuses then)."""
+        """Changes when a task's id, input, expected answer or own budget does (resume
+        refuses then)."""
         h = hashlib.sha256(self.name.encode())
         for t in self._tasks:
-            h.update(json.dumps([t.id, t.input, t.expected], default=str).encode())
+            # A task without a budget of its own hashes as before budgets existed.
+            row = [t.id, t.input, t.expected, *([dict(t.budget)] if t.budget else [])]
+            h.update(json.dumps(row, default=str, sort_keys=bool(t.budget)).encode())
         return h.hexdigest()[:16]
 
 

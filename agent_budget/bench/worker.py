@@ -25,7 +25,7 @@ from agent_budget.bench.config import (
     budget_points,
     import_object,
 )
-from agent_budget.bench.tasks import TaskSet, load_task_set
+from agent_budget.bench.tasks import Task, TaskSet, load_task_set
 from agent_budget.budget import Budget
 from agent_budget.errors import BudgetExceeded
 from agent_budget.ledger import ChargeContext, LedgerBudget, ScopedLimit, open_ledger, to_nanos
@@ -140,9 +140,10 @@ def _bind(tracker: BudgetTracker, job: Job, ctx: ChargeContext) -> CapBinding:
     return binding
 
 
-def run_budget(cfg: AgentConfig, point: BudgetPoint) -> dict[str, Any]:
-    """The fields of one run's Budget, the configuration's model price included."""
-    data = budget_for(cfg, point)
+def run_budget(cfg: AgentConfig, point: BudgetPoint, task: Task | None = None) -> dict[str, Any]:
+    """The fields of one run's Budget (the task's own fields merged in), the configuration's
+    model price included."""
+    data = budget_for(cfg, point, task)
     own = price_overrides(cfg.model, cfg.price)
     if own:
         data["model_prices"] = {**own, **(data.get("model_prices") or {})}
@@ -180,7 +181,9 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
     cfg = prep.configs[unit.config]
     point = prep.points[unit.budget]
     task = prep.task_set.task(unit.task)
-    budget = Budget.from_dict(run_budget(cfg, point), source=f"{cfg.name} budget {point.label}")
+    budget = Budget.from_dict(
+        run_budget(cfg, point, task), source=f"{cfg.name} budget {point.label} task {task.id}"
+    )
     tracker = BudgetTracker(budget)
     ctx = ChargeContext(run_id=unit.cell, thread_id=unit.task, tenant_id=job.tenant)
     binding = _bind(tracker, job, ctx)

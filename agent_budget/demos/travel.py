@@ -193,7 +193,9 @@ class _Live:
             return
         for msg in delta.get("messages", []):
             text = str(msg.content)
-            if node == "plan" and text.startswith("Replanning"):
+            if node == "plan" and text.startswith("Replanned"):
+                continue  # told as it happened, by `on_charge`
+            if node == "plan" and text.startswith("Planning around"):
                 self.console.print(Text(f"  -> {text}", style="magenta"))
             elif node == "plan" and "agent_budget_plan" in (msg.response_metadata or {}):
                 meta = msg.response_metadata["agent_budget_plan"]
@@ -239,13 +241,25 @@ def _summary(
     table.add_column("paid", justify="right")
     for sub, (usd, tools) in by_sub.items():
         table.add_row(sub, ", ".join(tools), f"${usd:.2f}")
-    total = f"[bold]${execution['paid']:.2f}[/bold]"
-    table.add_row("[bold]total[/bold]", f"{len(execution['executed'])} calls", total)
+    extras = execution.get("optional") or []
+    extra_paid = Decimal(str(execution.get("optional_paid") or 0))
+    paid = Decimal(str(execution["paid"])) + extra_paid
+    calls = len(execution["executed"]) + len(extras)
+    table.add_row("[bold]total[/bold]", f"{calls} calls", f"[bold]${paid:.2f}[/bold]")
     console.print(table)
+    skipped = execution.get("skipped_optional") or []
+    if extras or skipped:
+        console.print(
+            f"Optional refinements (re-rank a shortlist by reviews): {len(extras)} paid "
+            f"(${extra_paid:.2f}), {len(skipped)} skipped"
+            + (f": {', '.join(skipped)}" if skipped else "")
+            + ". The regime counts the plan's reserved money as spent."
+        )
     opt = Decimal(best.paid)
     first = execution.get("cost")
     console.print(
-        f"Paid [bold]${execution['paid']:.2f}[/bold] of ${scenario.budget}. The cheapest possible "
+        f"Paid [bold]${paid:.2f}[/bold] of ${scenario.budget} (the plan: "
+        f"${execution['paid']:.2f}). The cheapest possible "
         f"path with the same events (the replanning exact planner): [bold]${opt:.2f}[/bold]"
         + (f"; the plan known before the first call cost ${first}" if first is not None else "")
         + f". Replans: {execution['replans']}. Model calls: {tracker.spent.model_calls}, "
@@ -257,11 +271,11 @@ def _summary(
 def costs(
     scenario: Any, execution: dict[str, Any]
 ) -> tuple[dict[str, tuple[Decimal, list[str]]], dict[str, Decimal]]:
-    """Paid per sub-task (with the tools called) and per tool."""
-    sub_of = {t.name: t.subtask for t in scenario.all_tools()}
+    """Paid per sub-task (with the tools called, optional refinements included) and per tool."""
+    sub_of = {t.name: t.subtask for t in (*scenario.all_tools(), *scenario.extras)}
     by_sub: dict[str, list[Any]] = {}
     by_tool: dict[str, Decimal] = defaultdict(Decimal)
-    for call in execution["executed"]:
+    for call in [*execution["executed"], *(execution.get("optional") or [])]:
         sub = sub_of.get(call["tool"], "?")
         row = by_sub.setdefault(sub, [Decimal(0), []])
         row[0] += Decimal(str(call["cost"]))
@@ -286,8 +300,9 @@ def spend_png(scenario: Any, world: Any, execution: dict[str, Any], best: Any, p
     fig, ax = plt.subplots(figsize=(8, 4.2))
     for i, sub in enumerate(subs):
         left = 0.0
-        for call in execution["executed"]:
-            if {t.name: t.subtask for t in scenario.all_tools()}.get(call["tool"]) != sub:
+        sub_of = {t.name: t.subtask for t in (*scenario.all_tools(), *scenario.extras)}
+        for call in [*execution["executed"], *(execution.get("optional") or [])]:
+            if sub_of.get(call["tool"]) != sub:
                 continue
             ax.barh(i + 0.2, call["cost"], left=left, height=0.36, edgecolor="white")
             if call["cost"] > 0.6:
@@ -306,7 +321,8 @@ def spend_png(scenario: Any, world: Any, execution: dict[str, Any], best: Any, p
     ax.invert_yaxis()
     ax.set_xlabel("USD (colour: the agent's calls, one segment per call; grey: the cheapest path)")
     ax.set_title(
-        f"Where the money went: paid ${execution['paid']:.2f} of ${scenario.budget}, "
+        f"Where the money went: paid "
+        f"${execution['paid'] + (execution.get('optional_paid') or 0):.2f} of ${scenario.budget}, "
         f"cheapest possible ${float(best.paid):.2f}"
     )
     fig.tight_layout()

@@ -26,14 +26,21 @@ Prices: a tool listed in the run's ``Budget.prices`` costs that (a `PlanningWarn
 metadata says otherwise: the budget is what limits are checked against); any other tool its
 metadata ``cost``. A ``cost_change`` signal overrides both for the rest of the node's run.
 
-Signals, in the format's event types (``tool`` defaults to the tool that signals):
+Signals (`agent_budget.integrations._planner_signals` has the details): a tool returns
+``{"agent_budget_signal": EVENT or [EVENT, ...], "result": VALUE}`` (the call was made, so it
+is paid; it produced its output only if ``result`` is present) or raises `ToolBanned` /
+`PriceChanged` (a `ToolSignal`: its provider refused the call, so it is not paid). EVENT is
+any event type of the planning format: ``ban_tool``, ``cost_change``, ``invalidate`` (a
+changed preference: types no longer held, new values) and ``tools_change`` (tools removed and
+added). The node applies the events after the call's output is held, then replans from what
+it holds.
 
-- a tool returns ``{"agent_budget_signal": EVENT or [EVENT, ...], "result": VALUE}``, EVENT
-  being ``{"type": "ban_tool", "tool": NAME}`` or ``{"type": "cost_change", "tool": NAME,
-  "cost": X}``. The call was made, so it is paid; it produced its output only if ``result``
-  is present;
-- a tool raises `ToolBanned` or `PriceChanged` (a `ToolSignal`): its provider refused the
-  call, so it is not paid (its reservation is released) and produced nothing.
+Optional refinements (``optional=``): tools that improve a value the plan makes without being
+needed for the goal (metadata ``input_types == [T]``, ``output_type == T``). After a step
+makes ``T``, each is called unless the budget regime is in ``skip_optional_at`` (LOW and
+CRITICAL by default). The regime counts what the rest of the plan holds reserved
+(`reserved_regime`): money the plan will spend is not money left for extras. Each is reserved
+on its own, after the plan, so it can never take what the plan needs.
 
 Any other exception from a tool is charged (the call was made), the rest of the plan is
 released, and the exception propagates.
@@ -41,60 +48,57 @@ released, and the exception propagates.
 
 from __future__ import annotations
 
-import json
 import uuid
 import warnings
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
-from pydantic import TypeAdapter, ValidationError
 
-from agent_budget.errors import AgentBudgetError, BudgetExceeded
+from agent_budget.errors import BudgetExceeded
+from agent_budget.integrations._planner_signals import (
+    SIGNAL_KEY,
+    PriceChanged,
+    ToolBanned,
+    ToolSignal,
+    World,
+    split,
+)
+from agent_budget.integrations._planner_signals import (
+    bind as _bind,
+)
+from agent_budget.integrations._planner_signals import (
+    content as _content,
+)
 from agent_budget.integrations._tool_charges import GUARDED
 from agent_budget.integrations.langgraph import current_tracker
 from agent_budget.planners.dispatch import Method, plan
 from agent_budget.planners.errors import PlannerGaveUp, PlanningWarning
-from agent_budget.planners.problem import BanTool, CostChange, Event, Problem, Tool
+from agent_budget.planners.problem import Problem, Tool
 from agent_budget.planners.result import Call, ExecutionResult, ExecutionStatus, PlanResult
 from agent_budget.planners.tool import problem_from_tools
 from agent_budget.run import settle_after_error
-from agent_budget.tracker import ZERO, BudgetTracker, Charge, Reservation, escape_budget_tags
+from agent_budget.spend import Regime
+from agent_budget.tracker import ZERO, BudgetTracker, Charge, Reservation
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
-SIGNAL_KEY = "agent_budget_signal"
 PLAN_METADATA = "agent_budget_plan"
-_EVENT: TypeAdapter[Any] = TypeAdapter(Event)
+__all__ = [
+    "PLAN_METADATA",
+    "SIGNAL_KEY",
+    "PriceChanged",
+    "ToolBanned",
+    "ToolSignal",
+    "planner_node",
+    "reserved_regime",
+]
 _Step = tuple["BaseTool", dict[str, Any]]
 _Outcome = tuple[Any, BaseException | None]
-
-
-class ToolSignal(AgentBudgetError):
-    """Raised by a tool whose provider refused the call: not paid; the events then apply."""
-
-    def __init__(self, *events: Mapping[str, Any], reason: str = "") -> None:
-        self.events = [dict(event) for event in events]
-        super().__init__(reason or ", ".join(str(e.get("type")) for e in self.events))
-
-
-class ToolBanned(ToolSignal):
-    """The tool (or ``tool``) can no longer be called."""
-
-    def __init__(self, reason: str = "banned", *, tool: str | None = None) -> None:
-        super().__init__({"type": "ban_tool", **({"tool": tool} if tool else {})}, reason=reason)
-
-
-class PriceChanged(ToolSignal):
-    """The tool (or ``tool``) now costs ``cost`` per call; this call was not made."""
-
-    def __init__(self, cost: Decimal | float | str, *, tool: str | None = None) -> None:
-        event = {"type": "cost_change", "cost": cost, **({"tool": tool} if tool else {})}
-        super().__init__(event, reason=f"price changed to {cost}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,31 @@ class _Spec:
     held_key: str
     goal_key: str
     max_replans: int
+    optional: dict[str, list[BaseTool]]
+    """Held type -> the optional refinements of a value of that type, in the given order."""
+    skip_optional_at: frozenset[str]
+
+
+def reserved_regime(tracker: BudgetTracker) -> Regime:
+    """The budget regime counting reserved money as spent: a plan paid for up front leaves
+    only what it does not hold for anything else (`BudgetTracker.regime` counts commits)."""
+    spent = tracker.spent_now()
+    held = tracker.held.copy()
+    return Regime.of(tracker.table.fraction_left(spent + held, tracker.elapsed()))
+
+
+def _optional(tools: Sequence[BaseTool]) -> dict[str, list[BaseTool]]:
+    by_type: dict[str, list[BaseTool]] = {}
+    for t in tools:
+        meta = t.metadata or {}
+        inputs, output = list(meta.get("input_types", ())), meta.get("output_type")
+        if inputs != [output] or meta.get("cost", meta.get("price")) is None:
+            raise ValueError(
+                f"planner_node: optional tool {t.name!r} must refine one type (metadata "
+                f"input_types [T], output_type T, cost), got {inputs} -> {output}"
+            )
+        by_type.setdefault(str(output), []).append(t)
+    return by_type
 
 
 def planner_node(
@@ -123,11 +152,18 @@ def planner_node(
     goal_key: str = "goal",
     max_replans: int = 10,
     name: str = "planner",
+    optional: Sequence[BaseTool] = (),
+    skip_optional_at: Collection[str] = ("LOW", "CRITICAL"),
 ) -> Any:
     """A node (sync and async) that plans over ``tools``, pays for the plan up front, runs it
-    and replans on signals. ``start`` is held types (values None) or a dict type -> value."""
+    and replans on signals. ``start`` is held types (values None) or a dict type -> value.
+    ``optional``: refinements called after a step makes their type, unless the regime
+    (reserved plan included) is one of ``skip_optional_at``."""
     from agent_budget.integrations._private import RunnableCallable
 
+    unknown = set(skip_optional_at) - {r.value for r in Regime}
+    if unknown:
+        raise ValueError(f"planner_node: skip_optional_at {sorted(unknown)}: not a regime")
     spec = _Spec(
         {t.name: t for t in tools},
         problem_from_tools(tools, start=(), goal="-").tools,  # validates the metadata now
@@ -139,6 +175,8 @@ def planner_node(
         held_key,
         goal_key,
         max_replans,
+        _optional(optional),
+        frozenset(skip_optional_at),
     )
 
     def run(state: Any, config: RunnableConfig) -> dict[str, Any]:
@@ -205,8 +243,11 @@ class _Execution:
                     stacklevel=2,
                 )
                 self.tools[t.name] = t.model_copy(update={"cost": prices[t.name]})
+        self.world = World(self.tools, dict(spec.by_name), self.held, self._warn)
         self.messages: list[BaseMessage] = []
         self.executed: list[Call] = []
+        self.extras: list[Call] = []
+        self.skipped: list[str] = []
         self.plans: list[PlanResult] = []
         self.notes: list[str] = []
         self.status: ExecutionStatus = "ok"
@@ -244,7 +285,7 @@ class _Execution:
         self, step: str, charge: Charge, res: Reservation | None
     ) -> Generator[_Step, _Outcome, bool]:
         """Make one call; False when the plan must be made again."""
-        tool, spec = self.spec.by_name[step], self.tools[step]
+        tool, spec = self.world.callables[step], self.tools[step]
         cid = str(charge.key)
         args = _bind(tool, spec.inputs, self.held)
         self.messages.append(
@@ -261,17 +302,63 @@ class _Execution:
                 settle_after_error(res, error)
             raise error
         else:
-            events, produced, value = _split(value)
+            events, produced, value = split(value)
             paid = res.commit().usd if res is not None else charge.usd
             content = _content(value) if produced else f"No result from {step}."
         self.executed.append(Call(step, paid, produced))
+        if produced:  # held before the events: an event after this step may invalidate it
+            self.held[spec.output] = value
         if events:
-            content += f" (signals: {self._apply(events, step)})"
+            content += f" (signals: {self.world.apply(events, step, len(self.executed))})"
         status = "success" if produced else "error"
         self.messages.append(ToolMessage(content, name=step, tool_call_id=cid, status=status))
-        if produced:
-            self.held[spec.output] = value
+        if produced and spec.output in self.held:
+            yield from self._refine(spec.output)
         return produced and not events
+
+    def _refine(self, made: str) -> Generator[_Step, _Outcome, None]:
+        """The optional refinements of a value just made, unless the regime says save."""
+        for tool in self.spec.optional.get(made, ()):
+            regime = reserved_regime(self.tracker).value if self.tracker else "HIGH"
+            if regime in self.spec.skip_optional_at:
+                self.skipped.append(f"{tool.name} (regime {regime})")
+                continue
+            meta = tool.metadata or {}
+            cost = Decimal(str(meta.get("cost", meta.get("price"))))
+            charge = Charge("tool", tool.name, cost, key=f"call_opt_{uuid.uuid4().hex[:16]}",
+                            meta={"optional": True})  # fmt: skip
+            try:
+                res = self.tracker.reserve(charge) if self.tracker else None
+            except BudgetExceeded:
+                self.skipped.append(f"{tool.name} (does not fit what is left)")
+                continue
+            args = _bind(tool, [made], self.held)
+            cid = str(charge.key)
+            self.messages.append(
+                AIMessage(content="", tool_calls=[{"name": tool.name, "args": args, "id": cid}])
+            )
+            value, error = yield tool, args
+            produced = False
+            if isinstance(error, ToolSignal):
+                if res is not None:
+                    res.release()
+                self.extras.append(Call(tool.name, ZERO, False))
+                content = f"Refused by {tool.name}: {error}"
+            elif error is not None:
+                if res is not None:
+                    settle_after_error(res, error)
+                raise error
+            else:
+                _, produced, value = split(value)
+                paid = res.commit().usd if res is not None else cost
+                self.extras.append(Call(tool.name, paid, produced))
+                if produced:
+                    self.held[made] = value
+                content = _content(value) if produced else f"No result from {tool.name}."
+            status = "success" if produced else "error"
+            self.messages.append(
+                ToolMessage(content, name=tool.name, tool_call_id=cid, status=status)
+            )
 
     def _plan(self) -> PlanResult:
         usd, steps, tools = None, None, list(self.tools.values())
@@ -301,34 +388,6 @@ class _Execution:
         meta = {"tool_call_id": cid, "planned": True, "plan": len(self.plans), "step": index}
         return Charge("tool", step, self.tools[step].cost, key=cid, meta=meta)
 
-    def _apply(self, events: list[dict[str, Any]], caller: str) -> str:
-        done: list[str] = []
-        for raw in events:
-            try:
-                data = {**raw, "after_step": len(self.executed)}
-                if raw.get("type") in ("ban_tool", "cost_change"):
-                    data.setdefault("tool", caller)
-                event = _EVENT.validate_python(data)
-            except ValidationError as exc:
-                self._warn(f"{caller}: bad signal {raw!r} ignored ({exc.errors()[0]['msg']})")
-                continue
-            if not isinstance(event, BanTool | CostChange):
-                self._warn(f"{caller}: signal {event.type!r} is not supported here: ignored")
-            elif event.tool not in self.tools:
-                self._warn(
-                    f"{caller}: signal {event.type} names tool {event.tool!r}, "
-                    "which is not (or no longer) available: ignored"
-                )
-            elif isinstance(event, BanTool):
-                del self.tools[event.tool]
-                done.append(f"ban_tool {event.tool}")
-            else:
-                self.tools[event.tool] = self.tools[event.tool].model_copy(
-                    update={"cost": event.cost}
-                )
-                done.append(f"cost_change {event.tool} -> {event.cost}")
-        return "; ".join(done) or "none applied"
-
     def _warn(self, message: str) -> None:
         self.notes.append(message)
         warnings.warn(message, PlanningWarning, stacklevel=3)
@@ -353,41 +412,17 @@ class _Execution:
         else:
             text = f"{self.status}: {self.reason}."
         text += f" Paid ${paid} for {len(self.executed)} calls, {result.replans} replans."
+        data = result.to_dict()
+        if self.spec.optional:  # the --execute shape, plus what was paid for extras
+            data["optional"] = [c.to_dict() for c in self.extras]
+            data["optional_paid"] = float(sum((c.cost for c in self.extras), ZERO))
+            data["skipped_optional"] = list(self.skipped)
+            if self.extras or self.skipped:
+                text += (
+                    f" Optional refinements: {len(self.extras)} called"
+                    f" (${data['optional_paid']}), {len(self.skipped)} skipped."
+                )
         if self.tracker is not None:
             text += "\n\n" + self.tracker.message()
-        summary = AIMessage(content=text, response_metadata={PLAN_METADATA: result.to_dict()})
+        summary = AIMessage(content=text, response_metadata={PLAN_METADATA: data})
         return {self.spec.messages_key: [*self.messages, summary], self.spec.held_key: self.held}
-
-
-def _bind(tool: BaseTool, types: Sequence[str], held: Mapping[str, Any]) -> dict[str, Any]:
-    params = list(tool.args)
-    norm = {p.replace("_", "").lower(): p for p in params}
-    args: dict[str, Any] = {}
-    rest = []
-    for t in types:
-        param = norm.get(t.replace("_", "").lower())
-        if param is not None and param not in args:
-            args[param] = held.get(t)
-        else:
-            rest.append(t)
-    free = [p for p in params if p not in args]
-    args.update(zip(free, (held.get(t) for t in rest), strict=False))
-    return {k: v for k, v in args.items() if v is not None}
-
-
-def _split(value: Any) -> tuple[list[dict[str, Any]], bool, Any]:
-    """(events, produced, result) of a tool's return value."""
-    if isinstance(value, Mapping) and SIGNAL_KEY in value:
-        raw = value[SIGNAL_KEY]
-        events = [dict(raw)] if isinstance(raw, Mapping) else [dict(e) for e in raw]
-        return events, "result" in value, value.get("result")
-    return [], True, value
-
-
-def _content(value: Any) -> str:
-    if isinstance(value, str):
-        return escape_budget_tags(value)
-    try:
-        return escape_budget_tags(json.dumps(value, default=str))
-    except (TypeError, ValueError):
-        return escape_budget_tags(str(value))

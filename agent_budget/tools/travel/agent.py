@@ -9,8 +9,10 @@ does language.
   request states outright wins over the model's reading (see `request.merge`).
 - ``plan`` (tools): `planner_node` over the world's tools, goal ``TripPlan``: the cheapest
   plan that fits what is left of the budget, reserved whole before the first call, replanned
-  on a ban or a price change. After a preference or tool-set change it plans again from
-  what it holds, over the tools as they are now.
+  from what it holds on every event the tools signal (a ban, a price change, a changed
+  preference, tools withdrawn or added). Optional refinements (re-ranking a shortlist by
+  reviews) are paid for only while the budget regime, counting the plan's reserved money as
+  spent, is HIGH or MEDIUM: at LOW and CRITICAL they are skipped.
 - ``choose`` (model): picks one of each sub-task's shortlist. At a LOW or CRITICAL budget
   regime it skips this and takes the top-ranked record: the tool path is already the
   cheapest, so what is left to save is the model's own spend.
@@ -22,7 +24,6 @@ every model call is counted against it.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any, Final, Literal, TypedDict
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
@@ -32,7 +33,7 @@ from langgraph.graph.message import add_messages
 from pydantic import BaseModel, Field, create_model
 
 from agent_budget.integrations.langgraph import current_tracker
-from agent_budget.integrations.planner import PLAN_METADATA, planner_node
+from agent_budget.integrations.planner import PLAN_METADATA, planner_node, reserved_regime
 from agent_budget.tools.travel.backend import describe
 from agent_budget.tools.travel.domain import BY_NAME, GOAL, TIME_INFO
 from agent_budget.tools.travel.request import (
@@ -52,6 +53,7 @@ class TripState(TypedDict, total=False):
     held: dict[str, Any]
     goal: str
     trip: dict[str, Any]
+    trip_task: str  # which benchmark task the run belongs to (see `bench`)
 
 
 def _structured(
@@ -69,11 +71,17 @@ def build_graph(
     *,
     language: Literal["full", "plan-only"] = "full",
     method: Literal["exact", "cats"] = "exact",
+    optional: bool | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     """The agent's graph over one run's ``world`` (not yet budgeted: see
     `build_travel_agent`). ``language="plan-only"`` keeps the model to reading the request
-    (benchmarks measure the tool path)."""
+    (benchmarks measure the tool path). ``optional``: pay for the optional refinements when
+    the regime allows (default: with ``language="full"``, where the model chooses from the
+    refined shortlists)."""
     subtasks = world.scenario.subtasks
+    extras = (
+        world.optional_tools() if (language == "full" if optional is None else optional) else []
+    )
 
     def understand(state: TripState, config: RunnableConfig) -> dict[str, Any]:
         request = _first_user_text(state.get("messages", []))
@@ -83,14 +91,20 @@ def build_graph(
         except UnsatisfiableRequest as exc:
             trip.update(status="unsatisfiable", reason=str(exc))
             return {TRIP_KEY: trip, "messages": [AIMessage(f"I cannot plan this trip: {exc}.")]}
-        prompt = [
-            SystemMessage("Read the travel request and fill in the trip preferences as JSON."),
-            HumanMessage(request),
-        ]
-        proposed = _structured(model, preference_schema(), prompt, config)
-        if isinstance(proposed, Exception):
-            trip["model_error"] = f"{type(proposed).__name__}: {proposed}"
-            proposed = None
+        schema = preference_schema(subtasks, stated)
+        proposed: Any = None
+        if schema is None:  # the request names every preference: no model call to pay for
+            trip["model_read"] = "not needed: the request states every preference"
+        else:
+            prompt = [
+                SystemMessage("Read the travel request and fill in the trip preferences as JSON."),
+                HumanMessage(request),
+            ]
+            proposed = _structured(model, schema, prompt, config)
+            trip["model_read"] = sorted(schema.model_fields)
+            if isinstance(proposed, Exception):
+                trip["model_error"] = f"{type(proposed).__name__}: {proposed}"
+                proposed = None
         read = merge(stated, proposed, subtasks)
         world.set_trip(read["prefs"], read["month"])
         held: dict[str, Any] = {TIME_INFO: f"{read['month']}, {read['days']} days"}
@@ -108,7 +122,7 @@ def build_graph(
     def plan(state: TripState, config: RunnableConfig) -> dict[str, Any]:
         trip = dict(state.get(TRIP_KEY) or {})
         held, messages, execution, changes = plan_loop(
-            world, dict(state.get("held") or {}), GOAL, method, config
+            world, dict(state.get("held") or {}), GOAL, method, config, extras
         )
         trip.update(execution=execution, changes=changes, events=list(world.log))
         trip["status"] = "planned" if execution["goal_reached"] else execution["status"]
@@ -129,7 +143,7 @@ def build_graph(
         lists = {name: (world.value(held.get(BY_NAME[name].final)) or None) for name in subtasks}
         short = {n: v.records for n, v in lists.items() if v is not None and v.records}
         tracker = current_tracker()
-        regime = tracker.regime().value if tracker is not None else "HIGH"
+        regime = reserved_regime(tracker).value if tracker is not None else "HIGH"
         picks = {n: recs[0] for n, recs in short.items()}
         # The city is settled: every later search ran in the first of its shortlist.
         open_choices = {n: recs for n, recs in short.items() if n != "location" and len(recs) > 1}
@@ -217,29 +231,30 @@ def plan_loop(
     goal: str,
     method: Literal["exact", "cats"],
     config: RunnableConfig,
+    optional: list[Any] | None = None,
 ) -> tuple[dict[str, Any], list[AnyMessage], dict[str, Any], list[str]]:
-    """Run `planner_node` over the world's tools until the goal is held or no plan reaches
-    it; after a change the node does not play (a preference or tool-set change), drop what
-    it invalidated and plan again over the tools as they are now. Returns (held, messages,
-    execution in the ``--execute`` shape, the changes told)."""
+    """One `planner_node` run over the world's tools: it replans on every event the tools
+    signal (bans, prices, preference and tool-set changes). A change made before the first
+    call (``after_step: 0``) is applied to ``held`` first. Returns (held, messages, execution
+    in the ``--execute`` shape, the changes, in words)."""
     messages: list[AnyMessage] = []
-    runs: list[dict[str, Any]] = []
     changes: list[str] = []
-    while True:
-        for change in world.take_changes():
-            for t in change.drop:
-                held.pop(t, None)
-            held.update(change.set_values)
-            changes.append(change.text)
-            messages.append(AIMessage(f"Replanning: {change.text}"))
-        node = planner_node(world.langchain_tools(), goal=goal, method=method, name="planner")
-        out = node.invoke({"messages": [], "held": held, "goal": goal}, config)
-        held = out["held"]
-        messages.extend(out["messages"])
-        runs.append(out["messages"][-1].response_metadata[PLAN_METADATA])
-        if goal in held or not world.pending_changes():
-            break
-    return held, messages, _combine(runs), changes
+    for change in world.take_changes():
+        for t in change.drop:
+            held.pop(t, None)
+        held.update(change.set_values)
+        changes.append(change.text)
+        messages.append(AIMessage(f"Planning around: {change.text}"))
+    node = planner_node(
+        world.langchain_tools(), goal=goal, method=method, name="planner", optional=optional or ()
+    )
+    out = node.invoke({"messages": [], "held": held, "goal": goal}, config)
+    messages.extend(out["messages"])
+    for change in world.take_changes():
+        changes.append(change.text)
+        messages.append(AIMessage(f"Replanned: {change.text}"))
+    execution = dict(out["messages"][-1].response_metadata[PLAN_METADATA])
+    return out["held"], messages, execution, changes
 
 
 def itinerary(
@@ -263,29 +278,6 @@ def itinerary(
         plan = ", ".join(parts) or "free day"
         note = notes[day - 1] if day - 1 < len(notes) else ""
         out.append({"day": day, "plan": plan, "note": note})
-    return out
-
-
-def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several planner runs (split by preference / tool-set changes) as one execution in the
-    ``--execute`` JSON shape of PLANNING_FORMAT.md."""
-    executed = [c for r in runs for c in r["executed"]]
-    last = runs[-1]
-    first = runs[0]
-    status = last["status"]
-    if status != "ok" and executed:
-        status = "unreachable"
-    out: dict[str, Any] = {
-        "status": "ok" if last["goal_reached"] else status,
-        "steps": first["steps"],
-        "cost": first["cost"],
-        "executed": executed,
-        "paid": float(sum(Decimal(str(c["cost"])) for c in executed)),
-        "replans": sum(r["replans"] for r in runs),
-        "goal_reached": bool(last["goal_reached"]),
-    }
-    if not last["goal_reached"]:
-        out["reason"] = last.get("reason")
     return out
 
 
@@ -337,14 +329,11 @@ def build_problem_agent(world: Any, *, method: Literal["exact", "cats"] = "exact
     """A planning problem's agent (``demo travel --problem``): the planner loop alone over a
     `ProblemWorld`, under `with_budget` with the problem's budget."""
     from agent_budget import Budget, with_budget
-    from agent_budget.tools.travel.problem_world import PAUSE_TOOL
 
     def plan(state: TripState, config: RunnableConfig) -> dict[str, Any]:
         _, messages, execution, changes = plan_loop(
             world, world.start_values(), world.goal, method, config
         )
-        execution["executed"] = [c for c in execution["executed"] if c["tool"] != PAUSE_TOOL]
-        execution["steps"] = [s for s in execution["steps"] if s != PAUSE_TOOL]
         trip = {"execution": execution, "changes": changes, "events": list(world.log)}
         trip["status"] = "planned" if execution["goal_reached"] else execution["status"]
         return {TRIP_KEY: trip, "messages": messages}
@@ -358,10 +347,5 @@ def build_problem_agent(world: Any, *, method: Literal["exact", "cats"] = "exact
     graph.add_edge(START, "plan")
     graph.add_edge("plan", END)
     steps = world.problem.max_steps
-    budget = Budget(
-        usd=world.problem.budget,
-        # the goal's free marker call is one more step than the problem counts
-        total_tool_calls=None if steps is None else steps + 1,
-        on_exhausted="raise",
-    )
+    budget = Budget(usd=world.problem.budget, total_tool_calls=steps, on_exhausted="raise")
     return with_budget(graph, budget)

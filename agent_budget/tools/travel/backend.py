@@ -202,6 +202,8 @@ class OfflineBackend:
     ) -> list[Record]:  # fmt: skip
         recs = list(records)
         kept: list[Record]
+        if step == "read_reviews":  # the optional refinement: recent reviews reorder a list
+            return sorted(recs, key=lambda r: (-r.get("rating", 0), r["id"]))
         if step.startswith("rank_"):
             if step == "rank_priority" and prefs.get("priority") == "fastest":
                 return sorted(recs, key=lambda r: (r.get("hours", 0), r["id"]))

@@ -26,19 +26,32 @@ def react_prompt(world: TravelWorld, values: dict[str, str]) -> str:
     )
 
 
+def react_graph(world: TravelWorld, model: Any) -> Any:
+    """ReAct (`create_react_agent`) over every tool the scenario may ever have, not budgeted;
+    its state also keeps which task a benchmark run belongs to."""
+    from langgraph.prebuilt import create_react_agent
+    from langgraph.prebuilt.chat_agent_executor import AgentState
+
+    class ReactTripState(AgentState):
+        trip_task: str
+
+    names = [t.name for t in world.scenario.all_tools()]
+    tools = world.langchain_tools(signals=False, names=names)
+    values = world.scenario.start_values()
+    return create_react_agent(
+        model, tools, prompt=react_prompt(world, values), state_schema=ReactTripState
+    )
+
+
 def build_react(
     world: TravelWorld, model: Any, *, show_budget: bool, max_steps: int = 40
 ) -> tuple[Any, Any]:
     """(graph, budget): ReAct over the world's tools; ``show_budget`` adds the budget message
     and the scenario's USD cap, priced with the tools' prices at the start."""
-    from langgraph.prebuilt import create_react_agent
-
     from agent_budget import Budget, with_budget
 
     names = [t.name for t in world.scenario.all_tools()]
-    tools = world.langchain_tools(signals=False, names=names)
-    values = world.scenario.start_values()
-    graph = create_react_agent(model, tools, prompt=react_prompt(world, values))
+    graph = react_graph(world, model)
     prices = {n: world.price(n) for n in names}
     if show_budget:
         budget = Budget(

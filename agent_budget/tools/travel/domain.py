@@ -153,6 +153,10 @@ SUBTASKS: tuple[SubTask, ...] = (
 )
 
 BY_NAME: dict[str, SubTask] = {s.name: s for s in SUBTASKS}
+REVIEW = "read_reviews"
+"""The optional refinement every sub-task but location has: re-rank the final shortlist by
+recent reviews. Not needed for the goal (it takes and gives the final type), so the planner
+never picks it; the agent pays for it when the budget regime allows (see `agent`)."""
 MAX_DEPTH = 4
 FINAL_TYPES: dict[str, str] = {s.final: s.name for s in SUBTASKS}
 

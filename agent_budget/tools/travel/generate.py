@@ -5,7 +5,9 @@ sub-task), ``subtasks`` (how many of the six, location always first). A composit
 sum of the steps it covers times a noise factor in [0.7, 1.3]: sometimes a bargain,
 sometimes dearer than the parts. Events are drawn so they matter: a ban or a price rise hits
 a tool the optimal plan still needs, a preference change hits a sub-task already worked on,
-a tool-set change removes a needed tool and adds another.
+a tool-set change removes a needed tool and adds another. Every sub-task but location also
+gets an optional refinement (``read_reviews``, never needed for the goal), priced from a
+random stream of its own so that adding them left every earlier scenario as it was.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from agent_budget.planners import execute
 from agent_budget.planners.errors import EventPastPlanEnd, PlanningWarning
-from agent_budget.tools.travel.domain import BY_NAME, MONTHS, SUBTASKS
+from agent_budget.tools.travel.domain import BY_NAME, MONTHS, REVIEW, SUBTASKS
 from agent_budget.tools.travel.scenario import (
     EVENT_KINDS,
     BanEvent,
@@ -111,6 +113,18 @@ def generate_scenario(
                 )
             )
     tools.append(assemble_tool())
+    # Drawn apart, so adding optional refinements left every earlier scenario as it was.
+    extra_rng = random.Random(f"travel-extras:{seed}")
+    extras = tuple(
+        ToolSpec(
+            name=f"{sub.name}_{REVIEW}",
+            subtask=sub.name,
+            steps=(REVIEW,),
+            cost=_money(extra_rng.uniform(0.2, 0.8)),
+        )
+        for sub in subs
+        if sub.name != "location"
+    )
     base = Scenario(
         name=name or f"trip-{seed}",
         request="(set below)",
@@ -119,6 +133,7 @@ def generate_scenario(
         days=days,
         depth=chosen_depth,
         tools=tuple(tools),
+        extras=extras,
         seed=seed,
     )
     optimum = _paid(base)

@@ -1,6 +1,7 @@
-"""Any planning problem (PLANNING_FORMAT.md) as a world the travel agent's planner loop can
-run: each tool makes a placeholder of its output type, events are told the way `TravelWorld`
-tells them, and failures are drawn with the seed in call order, as ``plan --execute`` does.
+"""Any planning problem (PLANNING_FORMAT.md) as a world the travel agent's planner can run:
+each tool makes a placeholder of its output type, events are signalled to `planner_node` the
+way `TravelWorld` signals them, and failures are drawn with the seed in call order, as
+``plan --execute`` does.
 """
 
 from __future__ import annotations
@@ -24,17 +25,13 @@ from agent_budget.planners.problem import (
 )
 from agent_budget.tools.travel.world import Change, Paid, snake
 
-PAUSE_TOOL = "agent_budget_goal"
-
 
 class ProblemWorld:
-    """One execution of a `Problem`: the tools as they are now and the events still to come.
-    The goal is made by a free extra tool (``PAUSE_TOOL``) so that a change the planner node
-    does not play can pause it, as in `TravelWorld`."""
+    """One execution of a `Problem`: the tools as they are now and the events still to come."""
 
     def __init__(self, problem: Problem, seed: int = 0) -> None:
         self.problem = problem
-        self.goal = f"{problem.goal}Reached"
+        self.goal = problem.goal
         self.tools: dict[str, Tool] = {t.name: t for t in problem.tools}
         self.calls: list[Paid] = []
         self.log: list[str] = []
@@ -59,24 +56,17 @@ class ProblemWorld:
         return dict.fromkeys(self.problem.start, "given")
 
     def langchain_tools(self, **_: Any) -> list[Any]:
-        pause = Tool(
-            name=PAUSE_TOOL, inputs=(self.problem.goal,), output=self.goal, cost=Decimal(0)
-        )
-        return [self._tool(t) for t in [*self.tools.values(), pause]]
+        return [self._tool(t) for t in self.tools.values()]
 
     def call(self, name: str, args: Mapping[str, Any]) -> Any:
         with self._lock:
-            if name == PAUSE_TOOL:
-                return "goal reached"
             tool = self.tools.get(name)
             if tool is None:
                 raise ToolBanned(f"{name} is not available", tool=name)
             ok = tool.failure_rate == 0 or self._rng.random() >= tool.failure_rate
             self.calls.append(Paid(name, tool.cost, ok))
             fired = self._fire(len(self.calls))
-        events: list[dict[str, Any]] = []
-        for change in fired:
-            events.extend(change.signals or [{"type": "ban_tool", "tool": PAUSE_TOOL}])
+        events = [e for change in fired for e in change.signals]
         if not ok:
             return {SIGNAL_KEY: events}
         made = f"<{tool.output}>"
@@ -92,7 +82,7 @@ class ProblemWorld:
                 continue
             fired.append(change)
             self.log.append(f"after call {step}: {change.text}")
-            if not change.signals:
+            if change.kind in ("invalidate", "tools_change"):
                 self._changes.append(change)
         return fired
 
@@ -111,22 +101,32 @@ class ProblemWorld:
                 "cost_change", text=f"{event.tool} now costs {event.cost}.", signals=[signal]
             )
         if isinstance(event, Invalidate):
+            values = dict.fromkeys(event.add_start, "given")
+            dropped: dict[str, Any] = {
+                "type": "invalidate",
+                "types": list(event.types),
+                "add_start": list(event.add_start),
+                "values": values,
+            }
             return Change(
                 "invalidate",
                 drop=list(event.types),
-                set_values=dict.fromkeys(event.add_start, "given"),
+                set_values=values,
                 text=f"no longer held: {', '.join(event.types) or 'nothing'}; now held: "
                 f"{', '.join(event.add_start) or 'nothing new'}.",
+                signals=[dropped],
             )
         assert isinstance(event, ToolsChange)
-        for name in event.remove:
-            self.tools.pop(name, None)
+        removed = [name for name in event.remove if self.tools.pop(name, None) is not None]
         for tool in event.add:
             self.tools[tool.name] = tool
+        changed: dict[str, Any] = {"type": "tools_change", "remove": removed,
+                                   "add": [self._tool(t) for t in event.add]}  # fmt: skip
         return Change(
             "tools_change",
             text=f"tools removed: {', '.join(event.remove) or 'none'}; added: "
             f"{', '.join(t.name for t in event.add) or 'none'}.",
+            signals=[changed],
         )
 
     def _tool(self, spec: Tool) -> Any:

@@ -127,17 +127,29 @@ def read_request(text: str) -> dict[str, Any]:
     return out
 
 
-def preference_schema() -> type[BaseModel]:
-    """The JSON the model fills: one enum per preference dimension, plus month and days."""
-    fields: dict[str, Any] = {
-        "month": (Literal[MONTHS], Field(description="month of the trip")),
-        "days": (int, Field(ge=1, le=14, description="length of the trip in days")),
-    }
+def preference_schema(
+    subtasks: tuple[str, ...] | None = None, stated: dict[str, Any] | None = None
+) -> type[BaseModel] | None:
+    """The JSON the model fills: one enum per preference dimension of ``subtasks`` (default:
+    all), plus month and days, leaving out what ``stated`` (`read_request`) already holds,
+    since it would win anyway; None when nothing is left open. Every field asked for is
+    output tokens the budget pays for (and, on a small local model, grammar-constrained
+    decoding time)."""
+    said = stated or {"prefs": {}}
+    fields: dict[str, Any] = {}
+    if "month" not in said:
+        fields["month"] = (Literal[MONTHS], Field(description="month of the trip"))
+    if "days" not in said:
+        fields["days"] = (int, Field(ge=1, le=14, description="length of the trip in days"))
     for sub in SUBTASKS:
+        if subtasks is not None and sub.name not in subtasks:
+            continue
         for dim, allowed in sub.dims.items():
+            if dim in said["prefs"].get(sub.name, {}):
+                continue
             choice = Literal[allowed]  # type: ignore[valid-type]  # enum values from data
             fields[f"{sub.name}_{dim}"] = (choice, Field(description=f"{sub.name} {dim}"))
-    return create_model("TripPreferences", **fields)
+    return create_model("TripPreferences", **fields) if fields else None
 
 
 def merge(

@@ -12,6 +12,8 @@ A scenario file (YAML or JSON)::
     tools:
       - {name: decide_location_preference, subtask: location, steps: [decide], cost: 0.8}
       - {name: location_search_to_select, subtask: location, steps: [search, select], cost: 3.1}
+    extras:   # optional refinements (not needed for the goal): see `domain.REVIEW`
+      - {name: dining_read_reviews, subtask: dining, steps: [read_reviews], cost: 0.4}
     events:
       - {after_step: 3, type: ban_tool, tool: search_dining}
       - {after_step: 2, type: cost_change, tool: select_accommodation, cost: 4.5}
@@ -39,6 +41,7 @@ from agent_budget.tools.travel.domain import (
     BY_NAME,
     GOAL,
     MONTHS,
+    REVIEW,
     SUBTASKS,
     TIME_INFO,
     SubTask,
@@ -71,6 +74,8 @@ class ToolSpec(_Strict):
         if self.subtask == "trip":
             return tuple(BY_NAME[s].final for s in subtasks), GOAL
         sub = BY_NAME[self.subtask]
+        if self.steps == (REVIEW,):  # an optional refinement of the sub-task's result
+            return (sub.final,), sub.final
         chain = chain_steps(sub, depth)
         outputs = sub.chain_types(depth)
         first = chain.index(self.steps[0])
@@ -153,6 +158,9 @@ class Scenario(_Strict):
     depth: int = Field(default=1, ge=0, le=4)
     tools: tuple[ToolSpec, ...] = Field(min_length=1)
     events: tuple[ScenarioEvent, ...] = ()
+    extras: tuple[ToolSpec, ...] = ()
+    """Optional refinements (steps ``[read_reviews]``): never part of a plan; the agent calls
+    them when the budget regime allows."""
     seed: int | None = None
 
     @property
@@ -176,7 +184,13 @@ class Scenario(_Strict):
                 raise ValueError(f"prefs.{sub_name}: missing {', '.join(sorted(missing))}")
         for tool in self.all_tools():
             self._check_tool(tool)
-        names = [t.name for t in self.tools]
+        for tool in self.extras:
+            if tool.steps != (REVIEW,) or tool.subtask not in self.prefs:
+                raise ValueError(
+                    f"extras: tool {tool.name!r} must have steps [{REVIEW}] and a sub-task "
+                    "of the trip"
+                )
+        names = [t.name for t in (*self.tools, *self.extras)]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"tools: duplicate names {', '.join(dupes)}")

@@ -7,16 +7,16 @@ event schedule, counted in executed calls as in PLANNING_FORMAT.md. Every tool i
 `plan_tool` and `planner_node` read); its parameters are the snake_case names of its input
 types, so `planner_node` binds held values to them.
 
-How the agent learns of an event (``signals=True``, for `planner_node`):
+How the agent learns of an event (``signals=True``, for `planner_node`): the call that reaches
+the event's step returns its result with an ``agent_budget_signal`` in the planning format's
+terms (``ban_tool``, ``cost_change``, ``invalidate`` with the new preference values,
+``tools_change`` handing over the added tools), and the node replans; a banned or withdrawn
+tool called later raises `ToolBanned` (not paid). `TravelWorld.take_changes` tells the agent
+what changed, for the user. With ``signals=False`` (the ReAct baselines) the same events are
+told in the tool's text.
 
-- ``ban_tool`` / ``cost_change``: the call that reaches the event's step returns its result
-  with an ``agent_budget_signal``; a banned tool called later raises `ToolBanned` (not paid).
-- ``preference_change`` / ``tools_change``: `planner_node` plays only the two signals above,
-  so the call returns its result with a signal that withdraws ``assemble_trip`` for the rest
-  of that planner run (no plan then reaches the goal, and the node returns what it holds);
-  the agent reads `TravelWorld.take_changes` and plans again over the changed world.
-
-With ``signals=False`` (the ReAct baselines) the same events are told in the tool's text.
+The scenario's ``extras`` (optional refinements, `optional_tools`) take and give a sub-task's
+final type: `planner_node` calls them when the budget regime allows.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pydantic import Field, create_model
 
 from agent_budget.integrations.planner import SIGNAL_KEY, ToolBanned
 from agent_budget.tools.travel.backend import OfflineBackend, Record, TravelBackend, describe
-from agent_budget.tools.travel.domain import ASSEMBLE, BY_NAME, TIME_INFO, SubTask
+from agent_budget.tools.travel.domain import BY_NAME, REVIEW, TIME_INFO, SubTask
 from agent_budget.tools.travel.scenario import (
     BanEvent,
     CostEvent,
@@ -93,6 +93,8 @@ class Paid:
     tool: str
     cost: Decimal
     ok: bool
+    optional: bool = False
+    """An optional refinement: paid, but not a step of the plan (events count plan steps)."""
 
 
 class TravelWorld:
@@ -110,7 +112,7 @@ class TravelWorld:
         self._pending = sorted(scenario.events, key=lambda e: e.after_step)
         self._changes: list[Change] = []
         self._lock = threading.Lock()
-        self._specs = {t.name: t for t in scenario.all_tools()}
+        self._specs = {t.name: t for t in (*scenario.all_tools(), *scenario.extras)}
         self._fire(0)
 
     def set_trip(self, prefs: Mapping[str, Mapping[str, str]], month: str) -> None:
@@ -146,11 +148,18 @@ class TravelWorld:
         chosen = [self._specs[n] for n in names] if names is not None else list(self.tools.values())
         return [self._tool(spec, signals) for spec in chosen]
 
+    def optional_tools(self) -> list[Any]:
+        """The optional refinements as LangChain tools (for `planner_node`'s ``optional=``)."""
+        return [self._tool(spec, True) for spec in self.scenario.extras]
+
     # --- one call ------------------------------------------------------------------------
 
     def call(self, name: str, args: Mapping[str, Any], *, signals: bool) -> Any:
         with self._lock:
             spec = self.tools.get(name)
+            extra = name in {t.name for t in self.scenario.extras}
+            if spec is None and extra:
+                spec = self._specs[name]
             if spec is None:
                 reason = f"{name} is not available (banned or withdrawn by its provider)"
                 if signals:
@@ -160,25 +169,20 @@ class TravelWorld:
             try:
                 value = self._run(spec, inputs, output, args)
             except ValueError as exc:  # the caller passed wrong inputs: paid, nothing made
-                self.calls.append(Paid(name, spec.cost, False))
+                self.calls.append(Paid(name, spec.cost, False, extra))
                 if signals:
                     raise
                 return f"Error: {exc}"
-            self.calls.append(Paid(name, spec.cost, True))
+            self.calls.append(Paid(name, spec.cost, True, extra))
             self.values[value.ref] = value
-            fired = self._fire(len(self.calls))
+            fired = [] if extra else self._fire(sum(not c.optional for c in self.calls))
             text = value.text()
         if not fired:
             return text
         if not signals:
             return text + " NOTE: " + " ".join(c.text for c in fired)
-        events: list[dict[str, Any]] = []
-        for change in fired:
-            if change.kind in ("ban_tool", "cost_change"):
-                events.extend(change.signals)
-            else:
-                events.append({"type": "ban_tool", "tool": ASSEMBLE})
-        return {SIGNAL_KEY: _dedupe(events), "result": text}
+        events = [e for change in fired for e in change.signals]
+        return {SIGNAL_KEY: events, "result": text}
 
     def _run(
         self, spec: ToolSpec, inputs: tuple[str, ...], output: str, args: Mapping[str, Any]
@@ -203,6 +207,10 @@ class TravelWorld:
         prefs = self.prefs[sub.name]
         state: Value | None = None
         city: str | None = None
+        if spec.steps == (REVIEW,):  # an optional refinement of the final shortlist
+            prev = self._held(got[sub.final], sub.final, spec.name)
+            recs = self.backend.refine(sub.name, REVIEW, prev.records, prev.prefs, month)
+            return Value(ref, sub.final, sub.name, recs, prev.prefs, prev.city, "(by reviews)")
         for step in spec.steps:
             if step == "decide":
                 chosen = {}
@@ -268,7 +276,7 @@ class TravelWorld:
             change = self._apply(event)
             if change is not None:
                 fired.append(change)
-                self.log.append(f"after call {step}: {change.text}")
+                self.log.append(f"after plan step {step}: {change.text}")
                 if change.kind in ("preference_change", "tools_change"):
                     self._changes.append(change)
         return fired
@@ -293,20 +301,30 @@ class TravelWorld:
             sub = BY_NAME[event.subtask]
             self.prefs[sub.name].update(event.set)
             wanted = ", ".join(f"{k} {v}" for k, v in event.set.items())
+            drop = self.scenario.derived_types(sub.name)
+            values = {sub.dim_type(k): v for k, v in event.set.items()}
             return Change(
                 "preference_change",
-                drop=self.scenario.derived_types(sub.name),
-                set_values={sub.dim_type(k): v for k, v in event.set.items()},
+                drop=drop,
+                set_values=values,
                 text=f"The user changed their {sub.name} preference: {wanted}. Redo {sub.name}.",
+                signals=[{"type": "invalidate", "types": drop, "values": values}],
             )
         assert isinstance(event, ToolsEvent)
         removed = [n for n in event.remove if self.tools.pop(n, None) is not None]
         for spec in event.add:
             self.tools[spec.name] = spec
         added = ", ".join(f"{t.name} (${t.cost})" for t in event.add)
+        # The added tools themselves: the planner node can only call what it is handed.
+        changed: dict[str, Any] = {
+            "type": "tools_change",
+            "remove": removed,
+            "add": [self._tool(spec, True) for spec in event.add],
+        }
         return Change(
             "tools_change",
             text=f"Tools changed: removed {', '.join(removed) or 'none'}; added {added or 'none'}.",
+            signals=[changed],
         )
 
     # --- LangChain tools -----------------------------------------------------------------
@@ -346,11 +364,3 @@ def _hint(type_name: str) -> str:
             if sub.dim_type(dim) == type_name:
                 return f"one of: {', '.join(allowed)}"
     return f"the [ref=...] of a {type_name}"
-
-
-def _dedupe(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for e in events:
-        if e not in out:
-            out.append(e)
-    return out
