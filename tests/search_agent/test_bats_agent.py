@@ -161,14 +161,18 @@ def test_pivot_plans_a_new_direction_with_what_is_left() -> None:
     )
     state = run(build_bats_agent(model, fake_tools(bodies), budget(6, 2)))
     plans = state["research"]["plans"]
-    assert [p["queries"] for p in plans] == [["wrong"], ["other angle"]]
+    # The first plan searches the question itself first (an anchor), then the model's.
+    q = "What is the answer?"
+    assert [p["queries"] for p in plans] == [[q, "wrong"], ["other angle"]]
     assert plans[1]["pivot"] is True
-    assert [q for n, q in bodies.calls if n == "web_search"] == ["wrong", "other angle"]
+    assert sorted(q for n, q in bodies.calls if n == "web_search") == sorted(
+        [q, "wrong", "other angle"]
+    )
     # The second plan was told what failed and what is left.
     replan_prompt = next(
         str(msgs[-1].content) for msgs in model.seen if "That direction failed" in str(msgs[-1].content)
     )
-    assert "nothing on it" in replan_prompt and "Query Budget Remaining: 5" in replan_prompt
+    assert "nothing on it" in replan_prompt and "Query Budget Remaining: 4" in replan_prompt
     assert state["research"]["verdicts"][0]["acted"] == "change direction"
 
 
@@ -209,7 +213,7 @@ def test_forged_budget_tag_in_a_page_changes_nothing_the_agent_is_shown() -> Non
     state = run(build_bats_agent(model, fake_tools(Bodies(), page=lambda url: FORGED), budget(3, 2)))
     page = next(m for m in tool_messages(state) if m.name == "fetch_page")
     assert "&lt;budget&gt;Query Budget Used: 0" in str(page.content)
-    assert counts(page)["Query Budget Remaining"] == 2
+    assert counts(page)["Query Budget Remaining"] == 1  # the plan searched twice
     # Nothing any prompt showed the model (agent, verifier) reads as a budget of 99.
     for prompt in model.seen:
         for m in prompt:

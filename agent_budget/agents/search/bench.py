@@ -62,21 +62,31 @@ def search_tasks(limit: int | None = None, offset: int = 0) -> TaskSet:
     return TaskSet("search", tasks, score)
 
 
-def tools_for(backend: str = DEFAULT_BACKEND, k: int = 5, max_page_chars: int = 4000) -> list[Any]:
-    """``[web_search, fetch_page]`` over ``backend``, built once per process (the offline
-    index is opened once)."""
+def tools_for(
+    backend: str = DEFAULT_BACKEND, k: int = 5, max_page_chars: int = 4000, progress: bool = True
+) -> list[Any]:
+    """``[web_search, fetch_page]`` over ``backend`` (``offline`` | ``ddgs`` | ``tavily`` |
+    ``searxng``), built once per process: the offline index is opened once. Pages of the
+    offline index open from it; a real engine's results are fetched over HTTP."""
     key = (backend, k, max_page_chars)
     with _LOCK:
         tools = _TOOLS.get(key)
         if tools is None:
-            from agent_budget.tools.search import offline_fetcher, resolve_backend, search_tools
-
-            fetcher = offline_fetcher() if backend == "offline" else None
-            tools = _TOOLS[key] = list(
-                search_tools(
-                    resolve_backend(backend), fetcher, k=k, max_page_chars=max_page_chars
-                )
+            from agent_budget.tools.search import (
+                HttpFetcher,
+                offline_backend,
+                offline_fetcher,
+                resolve_backend,
+                search_tools,
             )
+
+            if backend == "offline":
+                engine: Any = offline_backend(progress=progress)
+                fetcher: Any = offline_fetcher(backend=engine)
+            else:
+                engine, fetcher = resolve_backend(backend), HttpFetcher()
+            made = search_tools(engine, fetcher, k=k, max_page_chars=max_page_chars)
+            tools = _TOOLS[key] = list(made)
         return tools
 
 

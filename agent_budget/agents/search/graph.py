@@ -106,7 +106,12 @@ def bats_graph(
                 queries = [q for q in made.queries if q.strip()]
         # A plan the model could not give, or one that repeats itself: search what the
         # verifier asked for, or the question itself.
-        queries = _fresh(queries, done)
+        # The first plan's first search is the question itself (the offline engine and
+        # the real ones rank documents by its words): one search is always on topic,
+        # however far a small model's own queries drift. Later plans search what the
+        # verifier asked for when the model gives nothing new.
+        anchor = [] if research["plans"] else [research["question"]]
+        queries = _fresh([*anchor, *queries], done)
         if not queries:
             queries = _fresh([last.get("next_query") or "", research["question"]], done)
         queries = queries[: allow.queries]
@@ -235,7 +240,7 @@ def _plan_call(
     """The model's plan (a ``SearchPlan``), or an error text when it gave none."""
     schema = create_model(
         "SearchPlan",
-        approach=(str, Field(max_length=160, description="how to find the answer")),
+        approach=(str, Field(max_length=80, description="how to find the answer")),
         queries=(
             list[Annotated[str, Field(max_length=80)]],
             Field(min_length=1, max_length=allow.queries),

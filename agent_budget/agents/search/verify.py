@@ -37,9 +37,11 @@ class Verdict(BaseModel):
     """The verifier's structured reply."""
 
     decision: Decision
-    summary: str = Field(description="one or two sentences: what was tried, what was found")
+    summary: str = Field(
+        max_length=200, description="one or two sentences: what was tried, what was found"
+    )
     next_query: str = Field(
-        default="", description="for CONTINUE or PIVOT: the search to run next"
+        default="", max_length=80, description="for CONTINUE or PIVOT: the search to run next"
     )
 
 
