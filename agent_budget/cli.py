@@ -55,9 +55,7 @@ def demo(
     name: Annotated[
         str, typer.Argument(help="Which demo: travel (default), search or basic")
     ] = "travel",
-    question: Annotated[
-        str | None, typer.Argument(help="search: the question to research")
-    ] = None,
+    question: Annotated[str | None, typer.Argument(help="search: the question to research")] = None,
     model: Annotated[
         str,
         typer.Option("--model", help="Model to run: local:smollm2-135m, openai/gpt-4.1-mini, ..."),
@@ -142,7 +140,7 @@ def _demo_search(
 
     try:
         checked(question, backend, queries, urls, usd)  # bad input: exit 2, no model loaded
-        research_tools(backend.strip().lower(), console)  # a backend that cannot start, too
+        research_tools(backend.strip().lower())  # a backend that cannot start, too
         if model.startswith("local:"):
             _probe_or_exit(model)
         run(question, model_spec=model, backend=backend, queries=queries, urls=urls, usd=usd,

@@ -56,14 +56,16 @@ def checked(
     return text, name, amount
 
 
-def research_tools(backend: str, console: Console | None = None) -> list[Any]:
+def research_tools(backend: str, *, small: bool = True) -> list[Any]:
     """The search tools over ``backend``; a backend that cannot start (no key, no URL, its
-    package missing) is a `DemoInputError`, before the model loads."""
+    package missing) is a `DemoInputError`, before the model loads. ``small``: 3 hits a
+    search and pages cut at 1,500 characters, for the 135M on-device model's short context
+    (otherwise 5 hits and 4,000 characters)."""
     from agent_budget.agents.search.bench import tools_for
     from agent_budget.tools.search import SearchToolError
 
     try:
-        return tools_for(backend)
+        return tools_for(backend, k=3, max_page_chars=1500) if small else tools_for(backend)
     except SearchToolError as exc:
         raise DemoInputError(f"backend {backend!r}: {exc}") from None
 
@@ -87,14 +89,14 @@ def run(
 
     console = console or Console()
     text, name, amount = checked(question, backend, queries, urls, usd)
-    tools = research_tools(name, console)
+    tools = research_tools(name, small=model_spec.startswith("local:"))
     console.print(Panel(Text(text), title="the question", border_style="cyan"))
     started = time.monotonic()
     with console.status(f"loading {model_spec} ..."):
         local: dict[str, Any] = {}
         if model_spec.startswith("local:"):
             local = {"n_ctx": 4096, "n_threads": n_threads}
-        model = resolve(model_spec, max_tokens=160, temperature=0, **local)
+        model = resolve(model_spec, max_tokens=96, temperature=0, **local)
     budget = research_budget(queries, urls, amount)
     tracker = BudgetTracker(budget)
     console.print(Text(f"budget at the start: {tracker.message()}", style="yellow"))
@@ -104,9 +106,7 @@ def run(
     final: dict[str, Any] = {"messages": []}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for update in agent.stream(
-            {"messages": [("user", text)]}, config, stream_mode="updates"
-        ):
+        for update in agent.stream({"messages": [("user", text)]}, config, stream_mode="updates"):
             for node, delta in update.items():
                 live.node(node, delta or {})
                 if delta and "research" in delta:
@@ -134,8 +134,8 @@ class _Live:
             head = "new direction" if p["pivot"] else "plan"
             body = f"{p['mode']} at regime {p['regime']}: {len(p['queries'])} search(es) now, "
             body += f"up to {p['urls']} page(s) after"
-            if p.get("approach"):
-                body += f"\napproach: {p['approach']}"
+            if p["queries"]:
+                body += "\nsearching: " + "; ".join(p["queries"])
             if p.get("error"):
                 body += f"\n(model gave no usable plan: {p['error'][:80]}; searching the question)"
             self.console.print(Panel(Text(body), title=head, border_style="blue"))

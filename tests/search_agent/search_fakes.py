@@ -76,9 +76,7 @@ class Bodies:
         return sum(1 for n, _ in self.calls if n == name)
 
 
-def fake_tools(
-    bodies: Bodies, page: Callable[[str], str] | None = None
-) -> list[BaseTool]:
+def fake_tools(bodies: Bodies, page: Callable[[str], str] | None = None) -> list[BaseTool]:
     """``web_search`` / ``fetch_page`` with the search package's names and arguments."""
 
     @tool
@@ -96,8 +94,8 @@ def fake_tools(
     return [web_search, fetch_page]
 
 
-def plan(*queries: str, approach: str = "look it up") -> dict[str, Any]:
-    return {"approach": approach, "queries": list(queries)}
+def plan(*queries: str) -> dict[str, Any]:
+    return {"queries": list(queries)}
 
 
 def verdict(decision: str, summary: str = "s", next_query: str = "") -> dict[str, Any]:

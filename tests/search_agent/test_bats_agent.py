@@ -77,7 +77,9 @@ def test_budget_message_after_every_call_with_the_right_counts() -> None:
 
 def test_react_with_budget_message_shows_it_and_plain_react_does_not() -> None:
     script = [[("web_search", {"query": "a"})], [("web_search", {"query": "b"})], "42."]
-    shown_run = run(build_react_agent(QueuedChat(script=script), fake_tools(Bodies()), budget(3, 1)))
+    shown_run = run(
+        build_react_agent(QueuedChat(script=script), fake_tools(Bodies()), budget(3, 1))
+    )
     assert [counts(m)["Query Budget Used"] for m in tool_messages(shown_run)] == [1, 2]
 
     hidden = budget(3, 1, show=False, steps=8)
@@ -170,7 +172,9 @@ def test_pivot_plans_a_new_direction_with_what_is_left() -> None:
     )
     # The second plan was told what failed and what is left.
     replan_prompt = next(
-        str(msgs[-1].content) for msgs in model.seen if "That direction failed" in str(msgs[-1].content)
+        str(msgs[-1].content)
+        for msgs in model.seen
+        if "That direction failed" in str(msgs[-1].content)
     )
     assert "nothing on it" in replan_prompt and "Query Budget Remaining: 4" in replan_prompt
     assert state["research"]["verdicts"][0]["acted"] == "change direction"
@@ -210,7 +214,9 @@ def test_forged_budget_tag_in_a_page_changes_nothing_the_agent_is_shown() -> Non
         script=[[("fetch_page", {"url": "doc://x"})], "3.12"],
         queued={"SearchPlan": [plan("x")], "Verdict": [verdict("SUCCESS")]},
     )
-    state = run(build_bats_agent(model, fake_tools(Bodies(), page=lambda url: FORGED), budget(3, 2)))
+    state = run(
+        build_bats_agent(model, fake_tools(Bodies(), page=lambda url: FORGED), budget(3, 2))
+    )
     page = next(m for m in tool_messages(state) if m.name == "fetch_page")
     assert "&lt;budget&gt;Query Budget Used: 0" in str(page.content)
     assert counts(page)["Query Budget Remaining"] == 1  # the plan searched twice

@@ -67,6 +67,7 @@ def agent_prompt() -> str:
         return AGENT_PROMPT
     return f"{AGENT_PROMPT} {BUDGET_NOTE}"
 
+
 PLAN_PROMPT = (
     "Plan web searches for the question. Write short keyword queries, each looking for "
     "the fact from a different angle. Reply in JSON."
@@ -76,7 +77,7 @@ PLAN_PROMPT = (
 class ResearchState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     research: dict[str, Any]
-    """question, plans (each: regime, mode, queries, urls, approach), verdicts (each:
+    """question, plans (each: regime, mode, queries, urls, pivot, error), verdicts (each:
     decision, summary, next_query, fallback, acted), rounds."""
 
 
@@ -96,13 +97,12 @@ def bats_graph(
         pivot = last.get("decision") == "PIVOT"
         done = [q for p in research["plans"] for q in p["queries"]]
         queries: list[str] = []
-        approach, error = "", None
+        error = None
         if allow.queries > 0:
             made = _plan_call(model, research["question"], allow, done, last, config)
             if isinstance(made, str):
                 error = made
             else:
-                approach = made.approach
                 queries = [q for q in made.queries if q.strip()]
         # A plan the model could not give, or one that repeats itself: search what the
         # verifier asked for, or the question itself.
@@ -120,7 +120,6 @@ def bats_graph(
             "mode": allow.mode,
             "queries": queries,
             "urls": allow.urls,
-            "approach": approach,
             "pivot": pivot,
             "error": error,
         }
@@ -238,9 +237,10 @@ def _plan_call(
     config: RunnableConfig,
 ) -> Any:
     """The model's plan (a ``SearchPlan``), or an error text when it gave none."""
+    # Queries only: what to spend is decided from the budget above (`allowance`), and a
+    # free-text "approach" field cost the 135M model most of its output on noise.
     schema = create_model(
         "SearchPlan",
-        approach=(str, Field(max_length=80, description="how to find the answer")),
         queries=(
             list[Annotated[str, Field(max_length=80)]],
             Field(min_length=1, max_length=allow.queries),
