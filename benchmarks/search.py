@@ -178,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=RESULTS / "search")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    p.add_argument(
+        "--merge",
+        default="",
+        help="DIR,DIR,...: report the runs of sweeps already run (e.g. budgets split over "
+        "two runs to keep each under the shared lock's time) as one, writing --out's JSON/PNG",
+    )
     args = p.parse_args(argv)
     console = Console()
     try:
@@ -192,6 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2
+
+    if args.merge:
+        results: list[dict[str, Any]] = []
+        for d in args.merge.split(","):
+            results += json.loads((Path(d) / "runs.json").read_text())
+        seconds = sum(json.loads(Path(d).with_suffix(".json").read_text())["seconds"]
+                      for d in args.merge.split(","))  # fmt: skip
+        report(args, results, seconds, console, merged=args.merge.split(","))
+        return 0
 
     from agent_budget.bench import load_sweep, run_sweep, write_outputs
     from agent_budget.bench.errors import InvalidSweep
@@ -222,15 +237,28 @@ def main(argv: list[str] | None = None) -> int:
         done = run_sweep(spec, args.out, fresh=args.fresh, on_start=on_start, on_result=on_result)
     seconds = time.monotonic() - started
     write_outputs(args.out, done.spec, done.results)
-    found = curves(done.results, args.budgets)
-    said = finding(found)
+    report(args, done.results, seconds, console)
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    seconds: float,
+    console: Console,
+    merged: list[str] | None = None,
+) -> None:
+    """The curves, the finding, the JSON and the PNG of ``results``."""
     import os
 
-    report = {
+    budgets = sorted({int(r["budget"].split("=")[1]) for r in results})
+    found = curves(results, budgets)
+    said = finding(found)
+    data = {
         "model": args.model,
         "backend": args.backend,
         "questions": args.limit,
-        "query_budgets": args.budgets,
+        "query_budgets": budgets,
         "url_budget": "equal to the Query budget",
         "prices": {"model_per_million_tokens": args.price, **TOOL_PRICES},
         "settings": {k: getattr(args, k) for k in SETTINGS},
@@ -238,14 +266,16 @@ def main(argv: list[str] | None = None) -> int:
         "finding": said,
         "seconds": round(seconds, 1),
         "load_average": os.getloadavg(),
-        "runs": len(done.results),
+        "runs": len(results),
+        "overruns": sum(len(r["overruns"]) for r in results),
+        "merged_from": merged,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     stem = args.out.parent / args.out.name
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
     title = f"{args.model}, {args.backend} index, {args.limit} questions: {said[:90]}"
     plot(found, stem.with_suffix(".png"), title)
-    table = Table(title=f"search sweep ({len(done.results)} runs, {seconds:.0f} s)")
+    table = Table(title=f"search sweep ({len(results)} runs, {seconds:.0f} s)")
     for col in ("config", "Query budget", "accuracy", "mean USD", "searches", "pages", "calls"):
         table.add_column(col, justify="right" if col != "config" else "left")
     for config, rows in found.items():
@@ -256,7 +286,6 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     console.print(f"Finding: {said}")
     console.print(f"[dim]{stem.with_suffix('.json')}, {stem.with_suffix('.png')}[/dim]")
-    return 0
 
 
 if __name__ == "__main__":
