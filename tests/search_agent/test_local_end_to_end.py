@@ -32,11 +32,12 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
 def test_bats_agent_on_the_embedded_model(tools: list[Any], tmp_path: Path) -> None:
     from agent_budget.models import resolve
 
-    model = resolve("local:smollm2-135m", max_tokens=64, temperature=0, n_ctx=2048)
+    model = resolve("local:smollm2-135m", max_tokens=48, temperature=0, n_ctx=2048)
     db = tmp_path / "spend.db"
-    budget = research_budget(2, 1, "0.05", ledger=str(db))
+    # A step limit and one verifier round keep this to a handful of calls on a busy CI box.
+    budget = research_budget(2, 1, "0.05", steps=5, ledger=str(db))
     tracker = BudgetTracker(budget)
-    agent = build_bats_agent(model, tools, budget)
+    agent = build_bats_agent(model, tools, budget, max_rounds=1)
     state = agent.invoke(
         {"messages": [("user", QUESTION)]},
         {"configurable": {"budget_tracker": tracker}, "recursion_limit": 40},
@@ -52,7 +53,10 @@ def test_bats_agent_on_the_embedded_model(tools: list[Any], tmp_path: Path) -> N
     research = state["research"]
     assert research["plans"][0]["queries"][0] == QUESTION  # the anchor search
     assert "textwrap" in str(results[0].content)  # it found the right document
-    assert all(v["decision"] in ("SUCCESS", "CONTINUE", "PIVOT") for v in research["verdicts"])
+    assert all(
+        v["decision"] in ("SUCCESS", "CONTINUE", "PIVOT") for v in research.get("verdicts", [])
+    )
+    assert tracker.spent.model_calls <= 5 + 1  # the step limit, and one final answer past it
     final = state["messages"][-1]
     assert isinstance(final, AIMessage) and str(final.content).strip()
     paid = [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
