@@ -19,7 +19,7 @@ from agent_budget.tools.search import (
     offline_backend,
 )
 from agent_budget.tools.search.corpus import fingerprint
-from agent_budget.tools.search.index import default_index_path, fts_query, read_meta
+from agent_budget.tools.search.index import _prune_older, default_index_path, fts_query, read_meta
 
 
 def test_index_builds_from_scratch_in_an_empty_cache(
@@ -49,13 +49,33 @@ def test_second_use_reuses_the_cached_index(built_index: IndexInfo) -> None:
 
 
 def test_a_stale_index_is_rebuilt(built_index: IndexInfo, tmp_path: Path) -> None:
-    path = tmp_path / "index.sqlite"
+    path = tmp_path / "Jane Doe #1?" / "index.sqlite"  # a path a sqlite URI must escape
+    path.parent.mkdir()
     path.write_bytes(built_index.path.read_bytes())
     with sqlite3.connect(path) as conn:  # as if built by another Python / stdlib
         conn.execute("UPDATE meta SET value = 'old-python' WHERE key = 'fingerprint'")
     info = ensure_index(path, progress=False)
     assert info.built_now
     assert read_meta(path)["fingerprint"] == fingerprint()  # type: ignore[index]
+    assert OfflineBackend(path, progress=False).search("binomial coefficient")
+
+
+def test_a_new_default_index_drops_older_ones_of_the_same_python(tmp_path: Path) -> None:
+    v = sys.version_info
+    names = [
+        f"pydocs-py{v.major}{v.minor}-old.sqlite",
+        f"pydocs-py{v.major}{v.minor}-old.sqlite.lock",
+        "pydocs-py39-other.sqlite",
+        f"pydocs-py{v.major}{v.minor}-new.sqlite.lock",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    current = tmp_path / f"pydocs-py{v.major}{v.minor}-new.sqlite"
+    current.write_bytes(b"x")
+    _prune_older(current)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["pydocs-py39-other.sqlite", current.name, current.name + ".lock"]
+    )
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "half-built"])

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 """Bump when the extraction below changes, so cached indexes are rebuilt."""
 
 PYDOC_PREFIX = "offline://pydoc/topics/"
@@ -190,7 +190,11 @@ def c_module_documents(name: str) -> Iterator[Document]:
         first = mod.__doc__.strip().splitlines()[0]
         yield Document(f"{STDLIB_PREFIX}{name}", f"{name}: {first}", f"{name}\n\n{mod.__doc__}")
     for attr in sorted(vars(mod)):
+        # sys keeps the interpreter's own hooks as __excepthook__ etc.: read those, so a
+        # hook replaced at run time (pytest replaces unraisablehook) does not change the corpus.
         obj = getattr(mod, attr, None)
+        if attr.endswith("hook"):
+            obj = getattr(mod, f"__{attr}__", obj)
         doc = getattr(obj, "__doc__", None)
         if not _public(attr) or not callable(obj) or not isinstance(doc, str) or not doc.strip():
             continue
@@ -225,7 +229,11 @@ def _indent(text: str) -> str:
     return text.replace("\n", "\n    ")
 
 
-if __name__ == "__main__":  # a quick look at the corpus under any interpreter
+if __name__ == "__main__":  # the corpus under any interpreter: python3.13 corpus.py [--dump F]
+    import json
+
     docs = list(iter_documents())
     size = sum(len(d.body) for d in docs)
     print(f"{len(docs)} documents, {size / 1e6:.1f} MB of text, fingerprint {fingerprint()}")
+    if sys.argv[1:2] == ["--dump"]:
+        Path(sys.argv[2]).write_text(json.dumps({d.url: d.body for d in docs}))

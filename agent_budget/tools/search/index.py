@@ -83,12 +83,17 @@ class IndexInfo:
     built_now: bool
 
 
+def _read_only_uri(path: Path) -> str:
+    # as_uri() percent-encodes: a cache under "/home/Jane Doe" or with "#" stays one path.
+    return path.resolve().as_uri() + "?mode=ro"
+
+
 def read_meta(path: Path) -> dict[str, str] | None:
     """The index's meta table, or None when the file is missing, half written or corrupt."""
     if not path.is_file():
         return None
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        with contextlib.closing(sqlite3.connect(_read_only_uri(path), uri=True)) as conn:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             # A cheap probe of the FTS table: a corrupt file fails here, not mid-run.
             conn.execute("SELECT rowid FROM docs_fts WHERE docs_fts MATCH 'python' LIMIT 1")
@@ -102,6 +107,7 @@ def ensure_index(
 ) -> IndexInfo:
     """The path of an up-to-date index, building it when missing, stale or corrupt."""
     fp = fp or fingerprint()
+    default = path is None
     path = Path(path) if path is not None else default_index_path(fp)
     meta = read_meta(path)
     built_now = False
@@ -112,6 +118,8 @@ def ensure_index(
             if meta is None or meta.get("fingerprint") != fp:
                 meta = build_index(path, fp, progress=progress)
                 built_now = True
+                if default:
+                    _prune_older(path)
     return IndexInfo(
         path=path,
         fingerprint=fp,
@@ -121,6 +129,16 @@ def ensure_index(
         build_seconds=float(meta["build_seconds"]),
         built_now=built_now,
     )
+
+
+def _prune_older(current: Path) -> None:
+    """Drop this Python version's indexes of an older corpus (a patch release, a changed
+    stdlib): each is several MB and nothing will read it again."""
+    v = sys.version_info
+    for old in current.parent.glob(f"pydocs-py{v.major}{v.minor}-*.sqlite*"):
+        if old != current and not old.name.startswith(current.name):
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 @contextlib.contextmanager
@@ -247,7 +265,7 @@ class OfflineBackend:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            return sqlite3.connect(_read_only_uri(self.path), uri=True)
         except sqlite3.Error as exc:
             raise SearchToolError(
                 f"the offline index {self.path} cannot be opened ({exc}); delete it to rebuild."
