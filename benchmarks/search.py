@@ -184,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         help="DIR,DIR,...: report the runs of sweeps already run (e.g. budgets split over "
         "two runs to keep each under the shared lock's time) as one, writing --out's JSON/PNG",
     )
+    p.add_argument(
+        "--stored",
+        action="store_true",
+        help="report the runs already stored in --out (a sweep stopped part way) without "
+        "running any; cells with fewer runs than the others are then marked in the JSON",
+    )
     args = p.parse_args(argv)
     console = Console()
     try:
@@ -199,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]{exc}[/red]")
         return 2
 
+    if args.stored:
+        from agent_budget.bench.runner import RESULTS_FILE
+        from agent_budget.bench.store import ResultStore
+
+        stored = ResultStore(args.out / RESULTS_FILE).results()
+        report(args, stored, float("nan"), console, merged=[f"{args.out} (stored, partial)"])
+        return 0
     if args.merge:
         results: list[dict[str, Any]] = []
         for d in args.merge.split(","):
