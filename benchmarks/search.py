@@ -109,6 +109,13 @@ def finding(found: dict[str, list[dict[str, Any]]]) -> str:
     if not bats or not react:
         return "not measured (both bats and react are needed)"
     best = max(react, key=lambda r: (r["accuracy"], -r["mean_usd"]))
+    if best["accuracy"] == 0 and max(r["accuracy"] for r in bats) == 0:
+        return (
+            "not testable on this run: every configuration answered 0% at every budget "
+            f"(BATS spent ${min(r['mean_usd'] for r in bats):.5f}-"
+            f"${max(r['mean_usd'] for r in bats):.5f}/question, ReAct "
+            f"${min(r['mean_usd'] for r in react):.5f}-${max(r['mean_usd'] for r in react):.5f})"
+        )
     matches = [r for r in bats if r["accuracy"] >= best["accuracy"]]
     if not matches:
         top = max(r["accuracy"] for r in bats)
