@@ -158,7 +158,7 @@ class Budget(_Strict):
     """Names shown in the budget message, e.g. ``{"web_search": "Query", "fetch_page": "URL"}``."""
     message_template: str | None = None
     """Replaces the default message; fields: ``{items}``, ``{regime}``, ``{usd_used}``,
-    ``{usd_remaining}``."""
+    ``{usd_remaining}``. ``""`` hides the budget from the model (limits still hold)."""
 
     @field_validator("warn_at")
     @classmethod

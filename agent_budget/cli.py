@@ -52,7 +52,10 @@ def check(
 
 @app.command()
 def demo(
-    name: Annotated[str, typer.Argument(help="Which demo: travel (default) or basic")] = "travel",
+    name: Annotated[
+        str, typer.Argument(help="Which demo: travel (default), search or basic")
+    ] = "travel",
+    question: Annotated[str | None, typer.Argument(help="search: the question to research")] = None,
     model: Annotated[
         str,
         typer.Option("--model", help="Model to run: local:smollm2-135m, openai/gpt-4.1-mini, ..."),
@@ -73,12 +76,25 @@ def demo(
     png: Annotated[
         Path, typer.Option(help="travel: where to write the PNG of where the money went")
     ] = Path("travel-spend.png"),
+    backend: Annotated[
+        str, typer.Option(help="search: offline (default) | ddgs | tavily | searxng")
+    ] = "offline",
+    queries: Annotated[int, typer.Option(help="search: the Query budget (searches)")] = 4,
+    urls: Annotated[int, typer.Option(help="search: the URL budget (page reads)")] = 2,
+    usd: Annotated[str, typer.Option(help="search: the USD budget")] = "0.05",
 ) -> None:
     """Run a budgeted agent end to end (offline on the embedded on-device model by default)."""
-    if name not in ("travel", "basic"):
-        print_error(f"unknown demo {name!r}; available: travel, basic")
+    if name not in ("travel", "search", "basic"):
+        print_error(f"unknown demo {name!r}; available: travel, search, basic")
+        raise typer.Exit(2)
+    if question is not None and name != "search":
+        print_error(f"demo {name} takes no question (only the search demo does)")
         raise typer.Exit(2)
     from agent_budget.errors import AgentBudgetError
+
+    if name == "search":
+        _demo_search(question, model, backend, queries, urls, usd)
+        return
 
     if name == "travel":
         from agent_budget.demos.travel import DemoInputError, checked, run, run_problem
@@ -111,6 +127,27 @@ def demo(
         _probe_or_exit(model)
     try:
         run_both(model_spec=model, console=console)
+    except AgentBudgetError as exc:
+        print_error(exc)
+        raise typer.Exit(1) from None
+
+
+def _demo_search(
+    question: str | None, model: str, backend: str, queries: int, urls: int, usd: str
+) -> None:
+    from agent_budget.demos.search import DemoInputError, checked, research_tools, run
+    from agent_budget.errors import AgentBudgetError
+
+    try:
+        checked(question, backend, queries, urls, usd)  # bad input: exit 2, no model loaded
+        research_tools(backend.strip().lower())  # a backend that cannot start, too
+        if model.startswith("local:"):
+            _probe_or_exit(model)
+        run(question, model_spec=model, backend=backend, queries=queries, urls=urls, usd=usd,
+            console=console)  # fmt: skip
+    except DemoInputError as exc:
+        print_error(exc)
+        raise typer.Exit(2) from None
     except AgentBudgetError as exc:
         print_error(exc)
         raise typer.Exit(1) from None

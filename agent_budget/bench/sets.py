@@ -12,6 +12,8 @@
 
 - ``travel``: generated travel scenarios, static and with each event kind
   (`agent_budget.tools.travel.bench`), for the travel agent's planner.
+- ``search``: the offline web-search questions (`agent_budget.agents.search.bench`), for
+  the BATS research agent and its ReAct baselines.
 """
 
 from __future__ import annotations
@@ -239,6 +241,11 @@ register_task_set(
     "travel",
     "agent_budget.tools.travel.bench:travel_tasks",
     "travel scenarios (static and each event kind) for the travel agent (goal reached)",
+)
+register_task_set(
+    "search",
+    "agent_budget.agents.search.bench:search_tasks",
+    "offline web-search questions for the BATS agent and its baselines (answer named)",
 )
 register_task_set("jsonl", jsonl, "a JSONL file: exact | contains | regex | judge")
 register_task_set(

@@ -91,7 +91,11 @@ def _tool_hooks(
 
 def with_budget_text(message: ToolMessage, text: str) -> ToolMessage:
     """A copy of a tool result with the budget message appended (same id): the message
-    before it, if any, is replaced, so a result shows the budget once and current."""
+    before it, if any, is replaced, so a result shows the budget once and current. An
+    empty ``text`` (a budget whose ``message_template`` is ``""``: the model must not see
+    its budget) leaves the result as it is."""
+    if not text:
+        return message
     content = message.content
     if isinstance(content, str):
         base = content.split("\n\n<budget>", 1)[0] if "<budget>" in content else content
