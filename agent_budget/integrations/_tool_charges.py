@@ -9,13 +9,15 @@ body runs (refusing it with `BudgetExceeded`, which the node's guard turns into 
 ``on_exhausted``) and commits it after. Calls made through a guarded tool node are
 reserved by the guard already and skipped here.
 
-Exactly-once: LangGraph runs an interrupted node again from its start on resume, so a
-tool it called before ``interrupt()`` runs again. Its body cannot be skipped from a
-callback (the node's own code calls it), but it is not charged again: each call's key is
+Re-runs: LangGraph runs an interrupted node again from its start on resume, so a tool
+it called before ``interrupt()`` runs again, and its body cannot be skipped from a
+callback (the node's own code calls it). The second run is real spend, so it is charged
+again, under its own key: the books never say less than the provider bills, and a resume
+that cannot pay for the re-run is refused before the body runs. Each call's first key is
 the same in every run of the node (the tool call id, or the node's task id, the tool's
-name and how many times the task called it), the spend with those keys is put on the
-thread when such a run ends (`charged_outside_state`), and a call whose key is on the
-books is let through without a charge.
+name and how many times the task called it), so a key already on the books is how a
+re-run is told apart; a `ToolNode` (each call its own task, results replayed) runs and
+charges each call once.
 """
 
 from __future__ import annotations
@@ -97,8 +99,8 @@ class ToolChargeHandler(BaseCallbackHandler):
         name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
         tracker = self.run.tracker
         key = self._key(name, kwargs.get("tool_call_id"), metadata)
-        if tracker.committed(key):
-            return  # paid for in an earlier run of this node (before an interrupt)
+        if tracker.committed(key):  # the node runs again (a resume): so does the body
+            key = f"{key}@{run_id}"
         charge = tracker.tool_charge(name, key=key)
         res = tracker.reserve(charge)  # raises BudgetExceeded: the body never runs
         with self._lock:

@@ -153,7 +153,39 @@ def _approval_graph(bodies: collections.Counter[str], checkpointer: Any) -> Any:
 
 
 @pytest.mark.parametrize("how", ["invoke", "stream"])
-def test_tools_run_by_a_function_node_are_charged_once_across_an_interrupt(
+def test_tools_a_function_node_runs_again_on_resume_are_charged_again(
+    how: str, tmp_path: Path
+) -> None:
+    bodies: collections.Counter[str] = collections.Counter()
+    db = tmp_path / "spend.db"
+    conn = sqlite3.connect(tmp_path / "threads.db", check_same_thread=False)
+    graph = with_budget(
+        _approval_graph(bodies, SqliteSaver(conn)),
+        budget(
+            tool_calls={"search": 4}, prices={"search": 0.01}, ledger=str(db), on_exhausted="raise"
+        ),
+    )
+    cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    _drive(graph, how, {"messages": [("user", "go")]}, cfg)
+    assert graph.get_state(cfg).interrupts
+    spend = get_spend(graph, cfg)
+    assert spend is not None and spend.tool_calls == {"search": 2}  # kept through the interrupt
+    # The resume runs the node again from its start, and with it each tool body: that is
+    # spend the provider bills, so the books show it (one ledger row per body run).
+    _drive(graph, how, Command(resume="ok"), cfg)
+    out = graph.get_state(cfg).values
+    assert out["messages"][-1].content == "ok: found a, found b"
+    assert bodies == {"a": 2, "b": 2}
+    rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
+    assert len(rows) == sum(bodies.values()) == 4
+    assert len({r["call_key"] for r in rows}) == 4
+    spend = get_spend(graph, cfg)
+    assert spend is not None and spend.tool_calls == {"search": 4}
+    conn.close()
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+def test_a_resume_that_cannot_pay_for_the_rerun_is_refused_before_the_body(
     how: str, tmp_path: Path
 ) -> None:
     bodies: collections.Counter[str] = collections.Counter()
@@ -167,24 +199,17 @@ def test_tools_run_by_a_function_node_are_charged_once_across_an_interrupt(
     )
     cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
     _drive(graph, how, {"messages": [("user", "go")]}, cfg)
-    assert graph.get_state(cfg).interrupts
-    spend = get_spend(graph, cfg)
-    assert spend is not None and spend.tool_calls == {"search": 2}  # kept through the interrupt
-    # The resume runs the node again from its start, within a limit of 2 calls: a second
-    # charge for the same two calls would be refused.
-    _drive(graph, how, Command(resume="ok"), cfg)
-    out = graph.get_state(cfg).values
-    assert out["messages"][-1].content == "ok: found a, found b"
-    assert bodies == {"a": 2, "b": 2}  # LangGraph re-ran the node: the bodies ran again ...
-    rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool"]
-    per_key = collections.Counter(r["call_key"] for r in rows if r["outcome"] == "ok")
-    assert sorted(per_key.values()) == [1, 1]  # ... but each call is one ledger row
+    with pytest.raises(BudgetExceeded):
+        _drive(graph, how, Command(resume="ok"), cfg)
+    assert bodies == {"a": 1, "b": 1}  # the re-run's first body was refused before it ran
+    rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
+    assert len(rows) == sum(bodies.values()) == 2
     spend = get_spend(graph, cfg)
     assert spend is not None and spend.tool_calls == {"search": 2}
     conn.close()
 
 
-def test_tools_run_by_a_function_node_are_charged_once_across_an_interrupt_async(
+def test_tools_a_function_node_runs_again_on_resume_are_charged_again_async(
     tmp_path: Path,
 ) -> None:
     bodies: collections.Counter[str] = collections.Counter()
@@ -196,7 +221,7 @@ def test_tools_run_by_a_function_node_are_charged_once_across_an_interrupt_async
             graph = with_budget(
                 _approval_graph(bodies, saver),
                 budget(
-                    tool_calls={"search": 2},
+                    tool_calls={"search": 4},
                     prices={"search": 0.01},
                     ledger=str(db),
                     on_exhausted="raise",
@@ -210,4 +235,5 @@ def test_tools_run_by_a_function_node_are_charged_once_across_an_interrupt_async
     asyncio.run(scenario())
     assert bodies == {"a": 2, "b": 2}
     rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
-    assert sorted(collections.Counter(r["call_key"] for r in rows).values()) == [1, 1]
+    assert len(rows) == sum(bodies.values()) == 4  # each body run is one ledger row
+    assert len({r["call_key"] for r in rows}) == 4
