@@ -116,6 +116,13 @@ def finding(found: dict[str, list[dict[str, Any]]]) -> str:
             f"${max(r['mean_usd'] for r in bats):.5f}/question, ReAct "
             f"${min(r['mean_usd'] for r in react):.5f}-${max(r['mean_usd'] for r in react):.5f})"
         )
+    if best["accuracy"] == 0:  # "matching" 0% says nothing: report what BATS reached
+        top = max(bats, key=lambda r: (r["accuracy"], -r["mean_usd"]))
+        return (
+            f"not testable: ReAct answered 0% at every budget; BATS's best is "
+            f"{top['accuracy']:.0%} at Query budget {top['queries']} for "
+            f"${top['mean_usd']:.5f}/question (too few questions to tell from chance)"
+        )
     matches = [r for r in bats if r["accuracy"] >= best["accuracy"]]
     if not matches:
         top = max(r["accuracy"] for r in bats)
@@ -274,10 +281,12 @@ def report(
     budgets = sorted({int(r["budget"].split("=")[1]) for r in results})
     found = curves(results, budgets)
     said = finding(found)
+    # Merged parts may each have run other questions than --limit says: count the runs'.
+    questions = len({r.get("task_id", r.get("task")) for r in results}) or args.limit
     data = {
         "model": args.model,
         "backend": args.backend,
-        "questions": args.limit,
+        "questions": questions,
         "query_budgets": budgets,
         "url_budget": "equal to the Query budget",
         "prices": {"model_per_million_tokens": args.price, **TOOL_PRICES},
@@ -293,7 +302,7 @@ def report(
     args.out.parent.mkdir(parents=True, exist_ok=True)
     stem = args.out.parent / args.out.name
     stem.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
-    title = f"{args.model}, {args.backend} index, {args.limit} questions: {said[:90]}"
+    title = f"{args.model}, {args.backend} index, {questions} questions: {said[:90]}"
     plot(found, stem.with_suffix(".png"), title)
     table = Table(title=f"search sweep ({len(results)} runs, {seconds:.0f} s)")
     for col in ("config", "Query budget", "accuracy", "mean USD", "searches", "pages", "calls"):
