@@ -16,7 +16,7 @@ output comes from, so a run that stops before reaching them goes through them an
   (the final pass) goes to them when one of them calls a chat model: it is their output
   the user reads; ``budget_finalize``'s own call is then an ordinary one.
 
-Nodes still scheduled when the run stopped do nothing (`answer_turn` returns None for
+Nodes still scheduled when the run stopped do nothing (`answer_steps` returns None for
 them): only an answer node, in a step after ``budget_finalize``, runs.
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,12 +176,14 @@ def _my_turn(run: BudgetRun) -> _Turn | None:
     return turn
 
 
-def answer_turn(
-    run: BudgetRun, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
+def answer_steps(
+    run: BudgetRun, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Generator[tuple[tuple[Any, ...], dict[str, Any]], Any, Any]:
     """What a node does once the run has stopped: nothing, unless it is an answer node
     ``budget_finalize`` sent the run on to; that one runs as in the bare graph. A call it
-    cannot pay for leaves its keys with what ``budget_finalize`` wrote."""
+    cannot pay for leaves its keys with what ``budget_finalize`` wrote. Free of sync or
+    async, like the guard (`nodes._guard_steps`) that delegates to it: it yields each call
+    of the node's function to make and is sent its result or thrown its error."""
     turn = _my_turn(run)
     if turn is None:
         return None
@@ -190,30 +192,7 @@ def answer_turn(
     try:
         while True:
             try:
-                out = func(*args, **kwargs)
-                break
-            except KeyError as exc:
-                args, filled = _fill(turn, exc, args, filled)
-    except BudgetExceeded:
-        return filled or None
-    finally:
-        FINAL_PASS.reset(final)
-        OWNER.reset(owner)
-    return with_spend(run, _with_filled(out, filled), seq)
-
-
-async def aanswer_turn(
-    run: BudgetRun, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    turn = _my_turn(run)
-    if turn is None:
-        return None
-    seq, filled = run.tracker.seq, dict[str, str]()
-    owner, final = OWNER.set(run), FINAL_PASS.set(turn.ticket)
-    try:
-        while True:
-            try:
-                out = await func(*args, **kwargs)
+                out = yield args, kwargs
                 break
             except KeyError as exc:
                 args, filled = _fill(turn, exc, args, filled)

@@ -16,8 +16,7 @@ from langgraph.types import Command, interrupt
 
 from agent_budget.errors import BudgetExceeded
 from agent_budget.integrations._answer_path import (
-    aanswer_turn,
-    answer_turn,
+    answer_steps,
     remember_answer,
     send_ahead,
 )
@@ -199,6 +198,8 @@ def _guard_steps(
     """The guard's logic, free of sync or async: it yields each call of the node's
     function to make, is sent its result or thrown its error, and returns the node's
     output. `_guard_sync` and `_guard_async` only drive it."""
+    if run.stop is not None:  # on its way to budget_finalize: only answer nodes run
+        return (yield from answer_steps(run, args, kwargs))
     if not answers and must_stop(run):  # an answer node answers as the final call instead
         return stopping(run, node)
     seq, shown = run.tracker.seq, None
@@ -238,8 +239,6 @@ def _guard_sync(func: Callable[..., Any], key: str, answers: bool, node: str) ->
         run = current_run()
         if run is None:
             return func(*args, **kwargs)
-        if run.stop is not None:  # on its way to budget_finalize: only answer nodes run
-            return answer_turn(run, func, args, kwargs)
         steps = _guard_steps(run, args, kwargs, key, answers, node)
         done, value = _advance(steps)
         while not done:
@@ -255,8 +254,6 @@ def _guard_async(func: Callable[..., Any], key: str, answers: bool, node: str) -
         run = current_run()
         if run is None:
             return await func(*args, **kwargs)
-        if run.stop is not None:  # on its way to budget_finalize: only answer nodes run
-            return await aanswer_turn(run, func, args, kwargs)
         steps = _guard_steps(run, args, kwargs, key, answers, node)
         done, value = _advance(steps)
         while not done:
