@@ -152,20 +152,34 @@ def _approval_graph(bodies: collections.Counter[str], checkpointer: Any) -> Any:
     return g.compile(checkpointer=checkpointer)
 
 
-@pytest.mark.parametrize("how", ["invoke", "stream"])
-def test_tools_a_function_node_runs_again_on_resume_are_charged_again(
-    how: str, tmp_path: Path
-) -> None:
-    bodies: collections.Counter[str] = collections.Counter()
+def _approval_run(
+    tmp_path: Path, bodies: collections.Counter[str], searches: int
+) -> tuple[Any, sqlite3.Connection, Path, dict[str, Any]]:
+    """The approval graph on a SqliteSaver thread and a SQLite ledger, ``searches`` allowed."""
     db = tmp_path / "spend.db"
     conn = sqlite3.connect(tmp_path / "threads.db", check_same_thread=False)
     graph = with_budget(
         _approval_graph(bodies, SqliteSaver(conn)),
         budget(
-            tool_calls={"search": 4}, prices={"search": 0.01}, ledger=str(db), on_exhausted="raise"
+            tool_calls={"search": searches},
+            prices={"search": 0.01},
+            ledger=str(db),
+            on_exhausted="raise",
         ),
     )
-    cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    return graph, conn, db, {"configurable": {"thread_id": uuid.uuid4().hex}}
+
+
+def _ok_tool_rows(db: Path) -> list[Any]:
+    return [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+def test_tools_a_function_node_runs_again_on_resume_are_charged_again(
+    how: str, tmp_path: Path
+) -> None:
+    bodies: collections.Counter[str] = collections.Counter()
+    graph, conn, db, cfg = _approval_run(tmp_path, bodies, searches=4)
     _drive(graph, how, {"messages": [("user", "go")]}, cfg)
     assert graph.get_state(cfg).interrupts
     spend = get_spend(graph, cfg)
@@ -176,7 +190,7 @@ def test_tools_a_function_node_runs_again_on_resume_are_charged_again(
     out = graph.get_state(cfg).values
     assert out["messages"][-1].content == "ok: found a, found b"
     assert bodies == {"a": 2, "b": 2}
-    rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
+    rows = _ok_tool_rows(db)
     assert len(rows) == sum(bodies.values()) == 4
     assert len({r["call_key"] for r in rows}) == 4
     spend = get_spend(graph, cfg)
@@ -189,21 +203,12 @@ def test_a_resume_that_cannot_pay_for_the_rerun_is_refused_before_the_body(
     how: str, tmp_path: Path
 ) -> None:
     bodies: collections.Counter[str] = collections.Counter()
-    db = tmp_path / "spend.db"
-    conn = sqlite3.connect(tmp_path / "threads.db", check_same_thread=False)
-    graph = with_budget(
-        _approval_graph(bodies, SqliteSaver(conn)),
-        budget(
-            tool_calls={"search": 2}, prices={"search": 0.01}, ledger=str(db), on_exhausted="raise"
-        ),
-    )
-    cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    graph, conn, db, cfg = _approval_run(tmp_path, bodies, searches=2)
     _drive(graph, how, {"messages": [("user", "go")]}, cfg)
     with pytest.raises(BudgetExceeded):
         _drive(graph, how, Command(resume="ok"), cfg)
     assert bodies == {"a": 1, "b": 1}  # the re-run's first body was refused before it ran
-    rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
-    assert len(rows) == sum(bodies.values()) == 2
+    assert len(_ok_tool_rows(db)) == sum(bodies.values()) == 2
     spend = get_spend(graph, cfg)
     assert spend is not None and spend.tool_calls == {"search": 2}
     conn.close()
@@ -234,6 +239,6 @@ def test_tools_a_function_node_runs_again_on_resume_are_charged_again_async(
 
     asyncio.run(scenario())
     assert bodies == {"a": 2, "b": 2}
-    rows = [r for r in Ledger.open(db).rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
+    rows = _ok_tool_rows(db)
     assert len(rows) == sum(bodies.values()) == 4  # each body run is one ledger row
     assert len({r["call_key"] for r in rows}) == 4
