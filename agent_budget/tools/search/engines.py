@@ -65,6 +65,21 @@ def with_retries(engine: str, retries: int, wait: float, call: Callable[[], T]) 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _content_hits(results: list[Any], k: int) -> list[SearchHit]:
+    """The first ``k`` usable hits of a reply in the ``{title, url, content, score}`` shape
+    that Tavily and SearxNG share (entries without a URL are skipped)."""
+    return [
+        SearchHit(
+            title=str(r.get("title") or r.get("url")),
+            url=str(r["url"]),
+            snippet=_snippet(r.get("content")),
+            score=float(r["score"]) if isinstance(r.get("score"), int | float) else None,
+        )
+        for r in results
+        if isinstance(r, dict) and r.get("url")
+    ][:k]
+
+
 def _snippet(text: object, limit: int = 400) -> str:
     flat = " ".join(str(text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
@@ -153,16 +168,7 @@ class TavilyBackend:
         results = out.get("results")
         if not isinstance(results, list):
             raise SearchToolError(f"tavily's reply has no result list: {_snippet(out, 160)!r}")
-        return [
-            SearchHit(
-                title=str(r.get("title") or r.get("url")),
-                url=str(r["url"]),
-                snippet=_snippet(r.get("content")),
-                score=float(r["score"]) if isinstance(r.get("score"), int | float) else None,
-            )
-            for r in results[:k]
-            if isinstance(r, dict) and r.get("url")
-        ]
+        return _content_hits(results, k)
 
     async def asearch(self, query: str, k: int = 5) -> list[SearchHit]:
         return await asyncio.to_thread(self.search, query, k)
@@ -208,16 +214,7 @@ class SearxngBackend:
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
             raise SearchToolError(f"searxng's reply has no result list: {_snippet(body, 160)!r}")
-        return [
-            SearchHit(
-                title=str(r.get("title") or r.get("url")),
-                url=str(r["url"]),
-                snippet=_snippet(r.get("content")),
-                score=float(r["score"]) if isinstance(r.get("score"), int | float) else None,
-            )
-            for r in results
-            if isinstance(r, dict) and r.get("url")
-        ][:k]
+        return _content_hits(results, k)
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
         import httpx
