@@ -96,11 +96,18 @@ def _tool_used(name: str) -> Callable[[Spend], int]:
     return lambda s: s.tool_calls.get(name, 0)
 
 
+_ORDER = {"total_tool_calls": 1, "model_calls": 2, "tokens.input": 3, "tokens.output": 4}
+
+
+def _shown_order(rule: _Rule) -> int:
+    return 0 if rule.group == "tool" else _ORDER.get(rule.name, 5)
+
+
 class LimitTable:
     """The limits of one `Budget` (its own: a user / tenant scope's limits live in the
     ledger, see `local_limits`)."""
 
-    __slots__ = ("budget", "rate", "reserve_usd", "rules", "seconds", "usd")
+    __slots__ = ("budget", "rate", "reserve_usd", "rules", "seconds", "shown", "usd")
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
@@ -147,6 +154,8 @@ class LimitTable:
                       True, True, "model call")
             )  # fmt: skip
         self.rules = tuple(rules)
+        # The count limits in the budget message's order (per-tool first), sorted once.
+        self.shown = tuple(sorted(rules, key=_shown_order))
 
     # --- may this call be paid for ------------------------------------------------------
 

@@ -18,22 +18,16 @@ from agent_budget.spend import ZERO, usd_text
 if TYPE_CHECKING:
     from agent_budget.tracker import BudgetTracker
 
-_ORDER = {"total_tool_calls": 1, "model_calls": 2, "tokens.input": 3, "tokens.output": 4}
-
 
 def budget_message(tracker: BudgetTracker) -> str:
     """The budget in the BATS format, e.g. ``<budget>Query Budget Used: 3, ...</budget>``."""
     b, s = tracker.limits, tracker.spent_now()
     elapsed = tracker.elapsed() if b.seconds is not None else 0.0
-    rows = tracker.table.rows(s, None, elapsed)
-    counts = sorted(
-        (r for r in rows if r.name not in ("usd", "seconds")),
-        key=lambda r: 0 if r.name.startswith("tool_calls.") else _ORDER.get(r.name, 5),
-    )
-    items = [
-        f"{r.label} Budget Used: {r.used}, {r.label} Budget Remaining: {r.remaining}"
-        for r in counts
-    ]
+    items = []
+    for rule in tracker.table.shown:  # written on every step: straight from the rules
+        used = rule.used(s)
+        n_left = max(rule.allowed - used, 0)
+        items.append(f"{rule.label} Budget Used: {used}, {rule.label} Budget Remaining: {n_left}")
     usd_used = usd_text(s.usd)
     usd_left = "unlimited" if b.usd is None else usd_text(max(b.usd - s.usd, ZERO))
     if b.usd is not None:
@@ -50,6 +44,7 @@ def budget_message(tracker: BudgetTracker) -> str:
         left = max(b.seconds - elapsed, 0.0)
         items.append(f"Seconds Used: {elapsed:.0f}, Seconds Remaining: {left:.0f}")
     if tracker.shared:
+        rows = tracker.table.rows(s, None, elapsed)
         items += [_outside(r) for r in tighter_outside(tracker, rows)]
     # The regime is an exact fraction of every limit: worked out only where it is shown.
     regime = ""

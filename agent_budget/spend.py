@@ -3,7 +3,7 @@ how USD is shown. No locks, no LangChain: the tracker, the ledger and reports sh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from fractions import Fraction
@@ -86,7 +86,7 @@ class Spend:
         self.input_tokens += charge.input_tokens * sign
         self.output_tokens += charge.output_tokens * sign
         if charge.kind == "model":
-            if is_local_call(charge):
+            if charge.meta and charge.meta.get(LOCAL_CALL):  # is_local_call, inlined: hot
                 self.local_calls += sign
             else:
                 self.model_calls += sign
@@ -96,7 +96,17 @@ class Spend:
             self.tool_calls[charge.name] = self.tool_calls.get(charge.name, 0) + sign
 
     def copy(self) -> Spend:
-        return replace(self, tool_calls=dict(self.tool_calls), unpriced=dict(self.unpriced))
+        # Spelled out: `dataclasses.replace` walks the fields on every call, and a copy is
+        # taken on every step (the budget message, the snapshot).
+        return Spend(
+            self.usd,
+            self.input_tokens,
+            self.output_tokens,
+            self.model_calls,
+            dict(self.tool_calls),
+            dict(self.unpriced),
+            self.local_calls,
+        )
 
     def to_dict(self) -> SpendState:
         out: SpendState = {
