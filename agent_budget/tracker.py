@@ -216,6 +216,8 @@ class BudgetTracker:
         except BudgetExceeded:
             self._notify(charge, "refused")
             raise
+        if not self.shared:  # the usual case, on every call: no parent, no ledger
+            return Reservation(self, charge, final, [])
         try:
             handles = self._reserve_shared(charge)
         except BaseException as exc:
@@ -297,7 +299,10 @@ class BudgetTracker:
                 self.seq += 1
                 node = actual.meta.get("node")
                 if node:
-                    self.by_node.setdefault(node, Spend()).add(actual)
+                    per_node = self.by_node.get(node)
+                    if per_node is None:
+                        per_node = self.by_node[node] = Spend()
+                    per_node.add(actual)
                 if self._budget.guards.usd_per_minute is not None and actual.usd:
                     self._recent.append((self._clock(), actual.usd))
                 if actual.key is not None:
@@ -315,7 +320,8 @@ class BudgetTracker:
             raise errors[0]
         if actual is None:
             return res.charge
-        self._notify(actual, actual.meta.get("outcome", "ok"))
+        if self._listeners:
+            self._notify(actual, actual.meta.get("outcome", "ok"))
         if self._budget.warn_at:
             self._fire_warnings()
         return actual
