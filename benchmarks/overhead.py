@@ -18,7 +18,7 @@ Cases, all on one machine in one run, interleaved (bare, each budgeted kind, bar
   every step, run or not), the private spend key, and a
   ``wrap_model_call`` / ``wrap_tool_call`` that only call the handler (LangChain traces
   each wrap with LangSmith's ``traceable``, which inspects the wrapper's signature on
-  every call).
+  every call, unless the hook carries its own ``__signature__``, as ours do).
 
 Three measures per run: wall time, and the process's CPU time plus the model's nominal
 sleep (``steps x model_ms``): the second is what the run would take on an idle machine,
@@ -121,12 +121,17 @@ def build(kind: str, steps: int, delay_s: float) -> Any:
     if kind == "floor: no-op middleware":
         from langchain.agents.middleware import AgentMiddleware
 
-        from agent_budget.integrations.langchain import BudgetState
+        from agent_budget.integrations.langchain import _WRAP_HOOKS, BudgetState, _presigned
 
         class PassThrough(AgentMiddleware):  # type: ignore[type-arg]
             """BudgetMiddleware's shape doing nothing: its hooks, its private state key."""
 
             state_schema = BudgetState
+
+            def __init__(self) -> None:
+                super().__init__()
+                for hook in _WRAP_HOOKS:  # as BudgetMiddleware does: the cheapest hook
+                    setattr(self, hook, _presigned(getattr(self, hook)))
 
             def before_agent(self, state: Any, runtime: Any) -> Any:
                 return None
