@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
@@ -35,6 +35,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from agent_budget._steps import Call, Steps, adrive, ainvoke, drive, invoke
 from agent_budget.models.scoring import (
     DifficultyScorer,
     Verifier,
@@ -205,18 +206,30 @@ class BudgetRouter(BaseChatModel):
     # ---- calls ------------------------------------------------------------------------
 
     def _route(
-        self, messages: Sequence[BaseMessage], kwargs: dict[str, Any]
-    ) -> Generator[tuple[Runnable[Any, Any], dict[str, Any]], Any, AIMessage]:
-        """The routing, free of sync or async: it yields each (model, kwargs) to call, is
-        sent the reply, and returns the tagged answer. `invoke` and `ainvoke` drive it."""
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> Steps[AIMessage]:
+        """The routing, free of sync or async (see `agent_budget._steps`): it yields each
+        model call to make, is sent the reply, and returns the tagged answer. `invoke` and
+        `ainvoke` drive it."""
+        messages = self._convert_input(input).to_messages()
+        child = _fresh(ensure_config(config))
+
+        def call(tier: Tier) -> Call:
+            model, rest = self._tier(tier, kwargs)
+            return (model, messages, child), {"stop": stop, **rest}
+
         tier, reason, difficulty, regime = self.plan(messages)
-        reply = yield self._tier(tier, kwargs)
+        reply = yield call(tier)
         confidence = None
         if tier == "cheap" and self._should_verify(regime):
             confidence = self._verify(messages, reply)
             if confidence < self.confidence_threshold:
                 why = f"confidence {confidence:.2f} < {self.confidence_threshold}"
-                final = yield self._tier("expensive", kwargs)
+                final = yield call("expensive")
                 decision = self._record("expensive", True, why, difficulty, confidence, regime)
                 return cast(AIMessage, _tag(final, decision))
             reason += f"; confidence {confidence:.2f} ok"
@@ -233,14 +246,7 @@ class BudgetRouter(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        messages = self._convert_input(input).to_messages()
-        steps, child = self._route(messages, kwargs), _fresh(ensure_config(config))
-        try:
-            model, rest = next(steps)
-            while True:
-                model, rest = steps.send(model.invoke(messages, child, stop=stop, **rest))
-        except StopIteration as done:
-            return cast(AIMessage, done.value)
+        return drive(self._route(input, config, stop, kwargs), invoke)
 
     async def ainvoke(
         self,
@@ -250,15 +256,7 @@ class BudgetRouter(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        messages = self._convert_input(input).to_messages()
-        steps, child = self._route(messages, kwargs), _fresh(ensure_config(config))
-        try:
-            model, rest = next(steps)
-            while True:
-                reply = await model.ainvoke(messages, child, stop=stop, **rest)
-                model, rest = steps.send(reply)
-        except StopIteration as done:
-            return cast(AIMessage, done.value)
+        return await adrive(self._route(input, config, stop, kwargs), ainvoke)
 
     def _streamed(
         self, input: LanguageModelInput, kwargs: dict[str, Any]
