@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -49,8 +51,6 @@ def demo(
     if question is not None and name != "search":
         print_error(f"demo {name} takes no question (only the search demo does)")
         raise typer.Exit(2)
-    from agent_budget.errors import AgentBudgetError
-
     if name == "search":
         _demo_search(question, model, backend, queries, urls, usd)
         return
@@ -58,7 +58,7 @@ def demo(
     if name == "travel":
         from agent_budget.demos.travel import DemoInputError, checked, run, run_problem
 
-        try:
+        with _exit_codes(DemoInputError):
             if problem is not None:
                 run_problem(problem, as_json=json_output, console=console)
                 return
@@ -73,38 +73,38 @@ def demo(
                 png=png,
                 as_json=json_output,
             )
-        except DemoInputError as exc:
-            print_error(exc)
-            raise typer.Exit(2) from None
-        except AgentBudgetError as exc:
-            print_error(exc)
-            raise typer.Exit(1) from None
         return
     from agent_budget.demos.basic import run_both
 
     if model.startswith("local:"):
         probe_or_exit(model)
-    try:
+    with _exit_codes():
         run_both(model_spec=model, console=console)
-    except AgentBudgetError as exc:
-        print_error(exc)
-        raise typer.Exit(1) from None
 
 
 def _demo_search(
     question: str | None, model: str, backend: str, queries: int, urls: int, usd: str
 ) -> None:
     from agent_budget.demos.search import DemoInputError, checked, research_tools, run
-    from agent_budget.errors import AgentBudgetError
 
-    try:
+    with _exit_codes(DemoInputError):
         checked(question, backend, queries, urls, usd)  # bad input: exit 2, no model loaded
         research_tools(backend.strip().lower())  # a backend that cannot start, too
         if model.startswith("local:"):
             probe_or_exit(model)
         run(question, model_spec=model, backend=backend, queries=queries, urls=urls, usd=usd,
             console=console)  # fmt: skip
-    except DemoInputError as exc:
+
+
+@contextmanager
+def _exit_codes(*input_errors: type[Exception]) -> Iterator[None]:
+    """A demo's errors as exit codes, each with its message: bad input 2, a budget or
+    model error 1."""
+    from agent_budget.errors import AgentBudgetError
+
+    try:
+        yield
+    except input_errors as exc:
         print_error(exc)
         raise typer.Exit(2) from None
     except AgentBudgetError as exc:
