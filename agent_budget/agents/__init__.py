@@ -2,6 +2,6 @@
 models, delegation) and the budget building blocks of `integrations/`.
 
 Layer: above `integrations/` (an agent here is a graph under `with_budget`, and reads the live
-tracker while it runs), below the entry points (`cli.py`, `demos/`, `examples/`,
+tracker while it runs), below the entry points (`cli/`, `demos/`, `examples/`,
 `benchmarks/`), which only choose a model, a backend and a budget and print.
 """

@@ -15,6 +15,7 @@ from langchain_core.runnables.config import ensure_config, merge_configs
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from agent_budget._steps import adrive, drive
 from agent_budget.budget import Budget
 from agent_budget.errors import InvalidBudget
 from agent_budget.integrations._private import CONFIG_KEY_CHECKPOINTER
@@ -26,13 +27,17 @@ from agent_budget.integrations._state import (
 from agent_budget.integrations._tool_charges import ToolChargeHandler
 from agent_budget.integrations.callbacks import BudgetCallbackHandler, TokenCounter, with_handler
 from agent_budget.integrations.threads import (
+    acheckpoint_io,
     akeep_if_lagging,
     akeep_spend_after_error,
+    checkpoint_io,
     keeps_spend,
     kept,
+    newest_spend,
+    saved_spend_steps,
 )
 from agent_budget.run import OWNER, Retry, WarningCallback
-from agent_budget.snapshot import BudgetSnapshot, latest
+from agent_budget.snapshot import BudgetSnapshot
 from agent_budget.tracker import Spend
 
 
@@ -137,54 +142,18 @@ class BudgetedGraph(CompiledStateGraph[Any, Any, Any, Any]):
         return RunnableConfig(**{**conf, "configurable": configurable, "callbacks": callbacks})
 
     def _saved_spend(self, config: RunnableConfig | None) -> BudgetSnapshot | None:
-        cp, thread = self.checkpointer, _thread_id(config)
-        if cp is None or cp is True or cp is False or thread is None:
-            return None
-        return _newest_spend(cp.get_tuple(_checkpoint_config(config)))
+        return drive(saved_spend_steps(self.checkpointer, config), checkpoint_io)
 
     async def _asaved_spend(self, config: RunnableConfig | None) -> BudgetSnapshot | None:
-        cp, thread = self.checkpointer, _thread_id(config)
-        if cp is None or cp is True or cp is False or thread is None:
-            return None
-        try:
-            saved = await cp.aget_tuple(_checkpoint_config(config))
-        except NotImplementedError:
-            saved = cp.get_tuple(_checkpoint_config(config))
-        return _newest_spend(saved)
+        return await adrive(saved_spend_steps(self.checkpointer, config), acheckpoint_io)
 
 
 def thread_snapshot(checkpointer: Any, thread_id: str) -> BudgetSnapshot | None:
     """The budget snapshot a checkpointed thread holds (spend, top-ups, sub-budget tree,
     events), read straight from any LangGraph checkpointer; None if it has none."""
     saved = checkpointer.get_tuple(RunnableConfig(configurable={"thread_id": thread_id}))
-    return _newest_spend(saved)
-
-
-def _newest_spend(saved: Any) -> BudgetSnapshot | None:
-    """The thread's spend: the checkpoint's, or newer from writes of an interrupted step
-    (tasks that finished before the interrupt keep their writes and are not run again)."""
-    if saved is None:
-        return None
-    best: BudgetSnapshot | None = saved.checkpoint["channel_values"].get(SPEND_KEY)
-    for _task, channel, value in saved.pending_writes or ():
-        if channel == SPEND_KEY and isinstance(value, dict):
-            best = latest(best, value)  # type: ignore[arg-type]
-    return best
+    return newest_spend(saved)
 
 
 def _resuming(input: Any) -> bool:
     return input is None or isinstance(input, Command)
-
-
-def _thread_id(config: RunnableConfig | None) -> Any:
-    return ((config or {}).get("configurable") or {}).get("thread_id")
-
-
-def _checkpoint_config(config: RunnableConfig | None) -> RunnableConfig:
-    configurable = (config or {}).get("configurable") or {}
-    keep: dict[str, Any] = {
-        k: configurable[k]
-        for k in ("thread_id", "checkpoint_ns", "checkpoint_id")
-        if k in configurable
-    }
-    return RunnableConfig(configurable=keep)

@@ -34,6 +34,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, create_model
 
+from agent_budget._steps import Steps
 from agent_budget.errors import BudgetExceeded
 from agent_budget.integrations._answer_path import AnswerPath
 from agent_budget.integrations._messages import (
@@ -265,40 +266,24 @@ class _Final:
         return values
 
 
-def final_update(
+def final_steps(
     run: BudgetRun,
     model: BaseChatModel | None,
     state: Any,
     plan: AnswerPlan,
     reason: StopReason,
     handed: bool = False,
-) -> dict[str, Any]:
+) -> Steps[dict[str, Any]]:
     """The one final call of a run (without tools), as a state update; ``handed``: an
-    answer node that calls a model runs after it and has the final pass."""
+    answer node that calls a model runs after it and has the final pass. Sans-IO (see
+    `agent_budget._steps`): it yields the call ``((model, prompt, config), {})`` to make
+    with ``invoke`` or ``ainvoke``."""
     final = _Final(run, model, state, plan, reason, handed)
     chosen = final.model()
     if chosen is None:
         return final.update(None)
     try:
-        return final.update(chosen.invoke(final.prompt, final.config))
-    except BudgetExceeded:
-        return final.update(None)
-
-
-async def afinal_update(
-    run: BudgetRun,
-    model: BaseChatModel | None,
-    state: Any,
-    plan: AnswerPlan,
-    reason: StopReason,
-    handed: bool = False,
-) -> dict[str, Any]:
-    final = _Final(run, model, state, plan, reason, handed)
-    chosen = final.model()
-    if chosen is None:
-        return final.update(None)
-    try:
-        return final.update(await chosen.ainvoke(final.prompt, final.config))
+        return final.update((yield (chosen, final.prompt, final.config), {}))
     except BudgetExceeded:
         return final.update(None)
 

@@ -38,10 +38,6 @@ from agent_budget.integrations._budgeted_graph import (
     _Setup,
     thread_snapshot,
 )
-
-# Where `integrations.threads` reads a checkpoint's spend (they moved to _budgeted_graph).
-from agent_budget.integrations._budgeted_graph import _checkpoint_config as _checkpoint_config
-from agent_budget.integrations._budgeted_graph import _newest_spend as _newest_spend
 from agent_budget.integrations._discover import check_tool_names, find_chat_model
 from agent_budget.integrations._finalize import AnswerPlan
 from agent_budget.integrations._graph_stop import stop_first
@@ -54,6 +50,8 @@ from agent_budget.integrations._state import (
 from agent_budget.integrations._tool_nodes import replace_tool_node, tool_node_in
 from agent_budget.integrations.callbacks import TokenCounter
 from agent_budget.integrations.nodes import finalize_node, guarded_node
+
+# Kept importable from here, where they once lived: they read a checkpoint's spend.
 from agent_budget.integrations.tool_node import (
     BLOCK_MARK,
     FINALIZE_NODE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -14,13 +14,14 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.constants import END
 from langgraph.types import Command, interrupt
 
+from agent_budget._steps import Steps, adrive, ainvoke, drive, invoke
 from agent_budget.errors import BudgetExceeded
 from agent_budget.integrations._answer_path import (
     answer_steps,
     remember_answer,
     send_ahead,
 )
-from agent_budget.integrations._finalize import AnswerPlan, afinal_update, final_update
+from agent_budget.integrations._finalize import AnswerPlan, final_steps
 from agent_budget.integrations._graph_stop import after_node, answered, refused
 from agent_budget.integrations._messages import refreshed
 from agent_budget.integrations._private import RunnableCallable
@@ -104,29 +105,24 @@ def finalize_node(
         remember_answer(run, plan.answer_text(update), plan.text_keys)
         return Command(update=update, goto=nodes)
 
-    def budget_finalize(state: Any, config: RunnableConfig) -> Any:
+    def steps(state: Any, config: RunnableConfig) -> Steps[Any]:
+        """The finalize node, free of sync or async (`final_steps` asks for its call)."""
         run, reason, decided = decide(state, config)
         if decided is not None:
             return decided
         nodes, handed = ahead(run)
         token = OWNER.set(run)
         try:
-            update = final_update(run, model, state, plan, reason, handed)
+            update = yield from final_steps(run, model, state, plan, reason, handed)
         finally:
             OWNER.reset(token)
         return answered_update(run, update, nodes)
 
+    def budget_finalize(state: Any, config: RunnableConfig) -> Any:
+        return drive(steps(state, config), invoke)
+
     async def abudget_finalize(state: Any, config: RunnableConfig) -> Any:
-        run, reason, decided = decide(state, config)
-        if decided is not None:
-            return decided
-        nodes, handed = ahead(run)
-        token = OWNER.set(run)
-        try:
-            update = await afinal_update(run, model, state, plan, reason, handed)
-        finally:
-            OWNER.reset(token)
-        return answered_update(run, update, nodes)
+        return await adrive(steps(state, config), ainvoke)
 
     node = RunnableCallable(budget_finalize, abudget_finalize, name=FINALIZE_NODE, trace=False)
     setattr(node, BLOCK_MARK, True)
@@ -184,9 +180,6 @@ def _topped_up(args: tuple[Any, ...], run: BudgetRun, key: str) -> tuple[Any, ..
     return ({**state, key: [*msgs[:-1], shown]}, *args[1:])
 
 
-_Call = tuple[tuple[Any, ...], dict[str, Any]]
-
-
 def _guard_steps(
     run: BudgetRun,
     args: tuple[Any, ...],
@@ -194,7 +187,7 @@ def _guard_steps(
     key: str,
     answers: bool,
     node: str,
-) -> Generator[_Call, Any, Any]:
+) -> Steps[Any]:
     """The guard's logic, free of sync or async: it yields each call of the node's
     function to make, is sent its result or thrown its error, and returns the node's
     output. `_guard_sync` and `_guard_async` only drive it."""
@@ -239,11 +232,7 @@ def _guard_sync(func: Callable[..., Any], key: str, answers: bool, node: str) ->
         run = current_run()
         if run is None:
             return func(*args, **kwargs)
-        steps = _guard_steps(run, args, kwargs, key, answers, node)
-        done, value = _advance(steps)
-        while not done:
-            done, value = _advance(steps, *_outcome(func, value))
-        return value
+        return drive(_guard_steps(run, args, kwargs, key, answers, node), func)
 
     return guarded
 
@@ -254,38 +243,9 @@ def _guard_async(func: Callable[..., Any], key: str, answers: bool, node: str) -
         run = current_run()
         if run is None:
             return await func(*args, **kwargs)
-        steps = _guard_steps(run, args, kwargs, key, answers, node)
-        done, value = _advance(steps)
-        while not done:
-            done, value = _advance(steps, *await _aoutcome(func, value))
-        return value
+        return await adrive(_guard_steps(run, args, kwargs, key, answers, node), func)
 
     return guarded
-
-
-def _outcome(func: Callable[..., Any], call: _Call) -> tuple[Any, BaseException | None]:
-    try:
-        return func(*call[0], **call[1]), None
-    except BaseException as exc:
-        return None, exc
-
-
-async def _aoutcome(func: Callable[..., Any], call: _Call) -> tuple[Any, BaseException | None]:
-    try:
-        return await func(*call[0], **call[1]), None
-    except BaseException as exc:
-        return None, exc
-
-
-def _advance(
-    steps: Generator[_Call, Any, Any], out: Any = None, exc: BaseException | None = None
-) -> tuple[bool, Any]:
-    """Give the guard the outcome of the call it asked for: (False, the next call to
-    make) or (True, the node's output). Errors the guard does not handle propagate."""
-    try:
-        return False, steps.throw(exc) if exc is not None else steps.send(out)
-    except StopIteration as stop:
-        return True, stop.value
 
 
 def must_stop(run: BudgetRun) -> bool:

@@ -9,22 +9,48 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
+from agent_budget._steps import Steps, adrive, drive
 from agent_budget.integrations._state import SPEND_KEY, run_of, snapshot
 from agent_budget.integrations._tool_charges import charged_outside_state
 from agent_budget.run import BudgetRun
+from agent_budget.snapshot import BudgetSnapshot, latest
 from agent_budget.tracker import Spend
 
 
 def get_spend(graph: Any, config: RunnableConfig) -> Spend | None:
     """The spend recorded on ``config``'s thread by ``graph``'s checkpointer; None when the
     graph has no checkpointer or the thread has no spend yet."""
-    from agent_budget.integrations._budgeted_graph import _checkpoint_config, _newest_spend
-
     checkpointer = getattr(graph, "checkpointer", None)
     if checkpointer in (None, True, False):
         return None
-    saved = _newest_spend(checkpointer.get_tuple(_checkpoint_config(config)))
+    saved = newest_spend(checkpointer.get_tuple(checkpoint_config(config)))
     return Spend.from_dict(dict(saved["spent"])) if saved else None
+
+
+# Reading and writing a thread's checkpoint is written once, as steps (`agent_budget._steps`)
+# that yield ``((checkpointer, method, *args), {})``; `checkpoint_io` makes the call in a
+# sync run, `acheckpoint_io` in an async one.
+
+
+def checkpoint_io(checkpointer: Any, method: str, *args: Any) -> Any:
+    return getattr(checkpointer, method)(*args)
+
+
+async def acheckpoint_io(checkpointer: Any, method: str, *args: Any) -> Any:
+    try:
+        return await getattr(checkpointer, "a" + method)(*args)
+    except NotImplementedError:  # a sync-only checkpointer
+        return getattr(checkpointer, method)(*args)
+
+
+def saved_spend_steps(
+    checkpointer: Any, config: RunnableConfig | None
+) -> Steps[BudgetSnapshot | None]:
+    """The spend ``config``'s thread holds (None: no checkpointer, no thread, no spend)."""
+    thread = ((config or {}).get("configurable") or {}).get("thread_id")
+    if checkpointer in (None, True, False) or thread is None:
+        return None
+    return newest_spend((yield (checkpointer, "get_tuple", checkpoint_config(config)), {}))
 
 
 def keep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> None:
@@ -32,29 +58,22 @@ def keep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> None:
     node or a subgraph, any crash): the writes of a node that raises are lost, and with
     them the spend it carried, so a resume would pay for the same calls again. It goes in
     as a pending write of the thread's latest checkpoint, under a task id LangGraph runs no
-    task for; `_newest_spend` reads it back on resume."""
-    run = _keeps_spend(checkpointer, config)
-    from agent_budget.integrations._budgeted_graph import _checkpoint_config
-
-    saved = checkpointer.get_tuple(_checkpoint_config(config)) if run else None
-    if run is not None and saved is not None:
-        checkpointer.put_writes(saved.config, [(SPEND_KEY, snapshot(run))], SPEND_TASK_ID)
+    task for; `newest_spend` reads it back on resume."""
+    drive(_keep_steps(checkpointer, config), checkpoint_io)
 
 
 async def akeep_spend_after_error(checkpointer: Any, config: RunnableConfig) -> None:
-    from agent_budget.integrations._budgeted_graph import _checkpoint_config
+    await adrive(_keep_steps(checkpointer, config), acheckpoint_io)
 
+
+def _keep_steps(checkpointer: Any, config: RunnableConfig) -> Steps[None]:
     run = _keeps_spend(checkpointer, config)
     if run is None:
         return
-    try:
-        saved = await checkpointer.aget_tuple(_checkpoint_config(config))
-        if saved is not None:
-            await checkpointer.aput_writes(
-                saved.config, [(SPEND_KEY, snapshot(run))], SPEND_TASK_ID
-            )
-    except NotImplementedError:  # a sync-only checkpointer
-        keep_spend_after_error(checkpointer, config)
+    saved = yield (checkpointer, "get_tuple", checkpoint_config(config)), {}
+    if saved is not None:
+        writes = [(SPEND_KEY, snapshot(run))]
+        yield (checkpointer, "put_writes", saved.config, writes, SPEND_TASK_ID), {}
 
 
 SPEND_TASK_ID = "agent_budget:spend-after-error"
@@ -87,7 +106,7 @@ def kept(
         keep_spend_after_error(checkpointer, config)
         raise
     run = run_of(config)
-    if run is not None and _lagging(run, resuming, lambda: _latest(checkpointer, config)):
+    if run is not None and drive(_lagging(run, resuming, checkpointer, config), checkpoint_io):
         keep_spend_after_error(checkpointer, config)
 
 
@@ -97,20 +116,13 @@ async def akeep_if_lagging(checkpointer: Any, config: RunnableConfig, resuming: 
     run = run_of(config)
     if run is None or not keeps_spend(checkpointer, config):
         return
-    latest_value: Any = None
-    if resuming:
-        from agent_budget.integrations._budgeted_graph import _checkpoint_config
-
-        try:
-            saved = await checkpointer.aget_tuple(_checkpoint_config(config))
-        except NotImplementedError:
-            saved = checkpointer.get_tuple(_checkpoint_config(config))
-        latest_value = _channel_spend(saved)
-    if _lagging(run, resuming, lambda: latest_value):
+    if await adrive(_lagging(run, resuming, checkpointer, config), acheckpoint_io):
         await akeep_spend_after_error(checkpointer, config)
 
 
-def _lagging(run: BudgetRun, resuming: bool, in_state: Any) -> bool:
+def _lagging(
+    run: BudgetRun, resuming: bool, checkpointer: Any, config: RunnableConfig
+) -> Steps[bool]:
     """Whether the thread's state lacks spend the run has on its books:
 
     - a node paid for tools it ran itself and may not have returned (an ``interrupt()``
@@ -123,15 +135,32 @@ def _lagging(run: BudgetRun, resuming: bool, in_state: Any) -> bool:
         return True
     if not resuming:
         return False
-    value = in_state()
+    saved = yield (checkpointer, "get_tuple", checkpoint_config(config)), {}
+    value = _channel_spend(saved)
     return value is None or int(value.get("seq", -1)) < run.tracker.seq
-
-
-def _latest(checkpointer: Any, config: RunnableConfig) -> Any:
-    from agent_budget.integrations._budgeted_graph import _checkpoint_config
-
-    return _channel_spend(checkpointer.get_tuple(_checkpoint_config(config)))
 
 
 def _channel_spend(saved: Any) -> Any:
     return None if saved is None else saved.checkpoint["channel_values"].get(SPEND_KEY)
+
+
+def newest_spend(saved: Any) -> BudgetSnapshot | None:
+    """The thread's spend: the checkpoint's, or newer from writes of an interrupted step
+    (tasks that finished before the interrupt keep their writes and are not run again)."""
+    if saved is None:
+        return None
+    best: BudgetSnapshot | None = saved.checkpoint["channel_values"].get(SPEND_KEY)
+    for _task, channel, value in saved.pending_writes or ():
+        if channel == SPEND_KEY and isinstance(value, dict):
+            best = latest(best, value)  # type: ignore[arg-type]
+    return best
+
+
+def checkpoint_config(config: RunnableConfig | None) -> RunnableConfig:
+    configurable = (config or {}).get("configurable") or {}
+    keep: dict[str, Any] = {
+        k: configurable[k]
+        for k in ("thread_id", "checkpoint_ns", "checkpoint_id")
+        if k in configurable
+    }
+    return RunnableConfig(configurable=keep)

@@ -9,7 +9,6 @@ shows up in the ledger as tokens (and, in ``response_metadata``, as seconds of c
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -18,8 +17,7 @@ from typing import Any, Literal
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, SystemMessage
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
@@ -27,10 +25,10 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from agent_budget.models import _local_prompt as lp
-from agent_budget.models._grammar import ConfidenceProbe, grammar_for, structured_output
+from agent_budget.models._grammar import structured_output
+from agent_budget.models._llama_call import add_usage, complete, complete_stream
 from agent_budget.models._loader import LoadedModel, load
 from agent_budget.models.catalog import DEFAULT_LOCAL_MODEL, locate
-from agent_budget.models.errors import ContextOverflow
 from agent_budget.pricing import register_own_price
 
 Overflow = Literal["error", "truncate"]
@@ -188,12 +186,12 @@ class LocalChatModel(BaseChatModel):
         ):
             mode, forced = "none", "max_tool_rounds"
         if mode == "none":
-            text, meta = self._complete(messages, stop, kwargs, None, None)
+            text, meta = complete(self, messages, stop, kwargs, None, None)
             message = AIMessage(content=text)
         else:
             schema = lp.tool_schema(allowed, mode)
-            text, meta = self._complete(
-                messages, stop, kwargs, lp.tool_prompt(allowed, mode), json.dumps(schema)
+            text, meta = complete(
+                self, messages, stop, kwargs, lp.tool_prompt(allowed, mode), json.dumps(schema)
             )
             message = lp.parse_tool_reply(text)
             seen = set(lp.tool_rounds(messages))
@@ -204,8 +202,8 @@ class LocalChatModel(BaseChatModel):
             ]
             if mode == "auto" and repeated:
                 # A small model repeating a call it already made is looping: answer instead.
-                text, again = self._complete(messages, stop, kwargs, None, None)
-                meta = _add_usage(meta, again)
+                text, again = complete(self, messages, stop, kwargs, None, None)
+                meta = add_usage(meta, again)
                 message, forced = AIMessage(content=text), "repeated_tool_call"
         if forced:
             meta["tool_choice_forced"] = forced
@@ -228,7 +226,7 @@ class LocalChatModel(BaseChatModel):
             yield _as_chunk(result.generations[0].message)
             return
         meta: dict[str, Any] = {}
-        for piece in self._complete_stream(messages, stop, kwargs, meta):
+        for piece in complete_stream(self, messages, stop, kwargs, meta):
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
             if run_manager:
                 run_manager.on_llm_new_token(piece, chunk=chunk)
@@ -241,151 +239,6 @@ class LocalChatModel(BaseChatModel):
                 content="", usage_metadata=usage, response_metadata=meta, chunk_position="last"
             )
         )
-
-    # ---- llama.cpp calls ----------------------------------------------------------------
-
-    def _prepare(
-        self,
-        lm: LoadedModel,
-        messages: list[BaseMessage],
-        kwargs: dict[str, Any],
-        tool_prompt: str | None,
-    ) -> tuple[list[int], int | None, int]:
-        """Prompt tokens that fit the window with the reserved output, per the overflow policy."""
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        reserve = max_tokens if max_tokens and max_tokens > 0 else 1
-        kept = list(messages)
-        dropped = 0
-        while True:
-            tokens = lm.render(lp.to_chat(kept, tool_prompt))
-            if len(tokens) + reserve <= lm.n_ctx:
-                return tokens, max_tokens, dropped
-            droppable = [i for i, m in enumerate(kept[:-1]) if not isinstance(m, SystemMessage)]
-            if self.overflow == "error" or not droppable:
-                raise ContextOverflow(self.model_name, len(tokens), reserve, lm.n_ctx)
-            del kept[droppable[0]]
-            dropped += 1
-
-    def _sampling(
-        self, stop: list[str] | None, kwargs: dict[str, Any], lm: LoadedModel
-    ) -> dict[str, Any]:
-        stops = list(lm.stop) + list(stop or self.stop or [])
-        return {
-            "temperature": kwargs.get("temperature", self.temperature),
-            "top_p": kwargs.get("top_p", self.top_p),
-            "repeat_penalty": kwargs.get("repeat_penalty", self.repeat_penalty),
-            "seed": kwargs.get("seed", self.seed),
-            "stop": stops,
-        }
-
-    def _complete(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: dict[str, Any],
-        tool_prompt: str | None,
-        schema_json: str | None,
-    ) -> tuple[str, dict[str, Any]]:
-        lm = self.loaded
-        llama_cpp_grammar = grammar_for(
-            schema_json, kwargs.get("response_format", self.response_format), kwargs.get("grammar")
-        )
-        with lm.lock:
-            start = time.perf_counter()
-            tokens, max_tokens, dropped = self._prepare(lm, messages, kwargs, tool_prompt)
-            probe = ConfidenceProbe() if self.report_confidence else None
-            reused = lm.begin(tokens, reuse=self.reuse_prefix)
-            out = lm.llama.create_completion(
-                prompt=tokens,
-                max_tokens=max_tokens if max_tokens else -1,
-                grammar=llama_cpp_grammar,
-                logits_processor=probe.as_list() if probe else None,
-                **self._sampling(stop, kwargs, lm),
-            )
-            lm.end(tokens)
-            seconds = time.perf_counter() - start
-        choice = out["choices"][0]
-        usage = out["usage"]
-        meta = self._metadata(
-            usage["prompt_tokens"], usage["completion_tokens"], seconds, choice["finish_reason"]
-        )
-        meta["reused_prompt_tokens"] = reused
-        if probe is not None:
-            meta.update(probe.summary())
-        if dropped:
-            meta["truncated_messages"] = dropped
-        return choice["text"], meta
-
-    def _complete_stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: dict[str, Any],
-        meta: dict[str, Any],
-    ) -> Iterator[str]:
-        lm = self.loaded
-        llama_cpp_grammar = grammar_for(
-            None, kwargs.get("response_format", self.response_format), kwargs.get("grammar")
-        )
-        # Counting sampled tokens in the probe gives the exact output size while streaming.
-        probe = ConfidenceProbe()
-        finish: str | None = None
-        with lm.lock:
-            start = time.perf_counter()
-            tokens, max_tokens, dropped = self._prepare(lm, messages, kwargs, None)
-            reused = lm.begin(tokens, reuse=self.reuse_prefix)
-            stream = lm.llama.create_completion(
-                prompt=tokens,
-                max_tokens=max_tokens if max_tokens else -1,
-                grammar=llama_cpp_grammar,
-                logits_processor=probe.as_list(),
-                stream=True,
-                **self._sampling(stop, kwargs, lm),
-            )
-            for part in stream:
-                choice = part["choices"][0]
-                finish = choice.get("finish_reason") or finish
-                if choice["text"]:
-                    yield choice["text"]
-            lm.end(tokens)
-            seconds = time.perf_counter() - start
-        meta.update(self._metadata(len(tokens), probe.tokens, seconds, finish))
-        meta["reused_prompt_tokens"] = reused
-        if self.report_confidence:
-            meta.update(probe.summary())
-        if dropped:
-            meta["truncated_messages"] = dropped
-
-    def _metadata(
-        self, prompt_tokens: int, output_tokens: int, seconds: float, finish: str | None
-    ) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "model_name": self.model_name,
-            "model_provider": "llama.cpp",
-            "finish_reason": finish or "stop",
-            "compute_seconds": round(seconds, 6),
-            "usage": UsageMetadata(
-                input_tokens=prompt_tokens,
-                output_tokens=output_tokens,
-                total_tokens=prompt_tokens + output_tokens,
-            ),
-        }
-        if self.usd_per_compute_second is not None:
-            meta["compute_usd"] = str(self.usd_per_compute_second * Decimal(str(seconds)))
-        return meta
-
-
-def _add_usage(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    a, b = first["usage"], second["usage"]
-    merged = dict(second)
-    merged["usage"] = UsageMetadata(
-        input_tokens=a["input_tokens"] + b["input_tokens"],
-        output_tokens=a["output_tokens"] + b["output_tokens"],
-        total_tokens=a["total_tokens"] + b["total_tokens"],
-    )
-    merged["compute_seconds"] = round(first["compute_seconds"] + second["compute_seconds"], 6)
-    merged["generations"] = 2
-    return merged
 
 
 def _as_chunk(message: BaseMessage) -> ChatGenerationChunk:

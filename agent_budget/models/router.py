@@ -14,27 +14,31 @@ is kept in `decisions`, passed to `on_decision`, and put on the reply as
 
 The router makes no model call of its own: ``invoke``/``stream`` run the chosen model with
 the caller's config, so a budget callback sees (and charges) exactly the real calls, each at
-its own model's price.
+its own model's price. (How the decision rides on a reply, whole or streamed:
+`models._route_reply`.)
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal, cast
 
 from langchain_core.callbacks import CallbackManager, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from agent_budget._steps import Call, Steps, adrive, ainvoke, drive, invoke
+from agent_budget.models._route_reply import HoldLast, RouteDecision, Tier, tag, whole
+
+__all__ = ["BudgetRouter", "RouteDecision", "Strategy", "Tier"]
 from agent_budget.models.scoring import (
     DifficultyScorer,
     Verifier,
@@ -44,25 +48,7 @@ from agent_budget.models.scoring import (
 from agent_budget.pricing import register_own_price
 
 Strategy = Literal["cascade", "score", "hybrid"]
-Tier = Literal["cheap", "expensive"]
 _SAVING_REGIMES = {"LOW", "CRITICAL"}
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    """Where one call went and why."""
-
-    model: str
-    tier: Tier
-    escalated: bool
-    reason: str
-    difficulty: float | None
-    confidence: float | None
-    regime: str | None
-    at: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _model_name(model: BaseChatModel) -> str:
@@ -205,24 +191,36 @@ class BudgetRouter(BaseChatModel):
     # ---- calls ------------------------------------------------------------------------
 
     def _route(
-        self, messages: Sequence[BaseMessage], kwargs: dict[str, Any]
-    ) -> Generator[tuple[Runnable[Any, Any], dict[str, Any]], Any, AIMessage]:
-        """The routing, free of sync or async: it yields each (model, kwargs) to call, is
-        sent the reply, and returns the tagged answer. `invoke` and `ainvoke` drive it."""
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> Steps[AIMessage]:
+        """The routing, free of sync or async (see `agent_budget._steps`): it yields each
+        model call to make, is sent the reply, and returns the tagged answer. `invoke` and
+        `ainvoke` drive it."""
+        messages = self._convert_input(input).to_messages()
+        child = _fresh(ensure_config(config))
+
+        def call(tier: Tier) -> Call:
+            model, rest = self._tier(tier, kwargs)
+            return (model, messages, child), {"stop": stop, **rest}
+
         tier, reason, difficulty, regime = self.plan(messages)
-        reply = yield self._tier(tier, kwargs)
+        reply = yield call(tier)
         confidence = None
         if tier == "cheap" and self._should_verify(regime):
             confidence = self._verify(messages, reply)
             if confidence < self.confidence_threshold:
                 why = f"confidence {confidence:.2f} < {self.confidence_threshold}"
-                final = yield self._tier("expensive", kwargs)
+                final = yield call("expensive")
                 decision = self._record("expensive", True, why, difficulty, confidence, regime)
-                return cast(AIMessage, _tag(final, decision))
+                return cast(AIMessage, tag(final, decision))
             reason += f"; confidence {confidence:.2f} ok"
         return cast(
             AIMessage,
-            _tag(reply, self._record(tier, False, reason, difficulty, confidence, regime)),
+            tag(reply, self._record(tier, False, reason, difficulty, confidence, regime)),
         )
 
     def invoke(
@@ -233,14 +231,7 @@ class BudgetRouter(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        messages = self._convert_input(input).to_messages()
-        steps, child = self._route(messages, kwargs), _fresh(ensure_config(config))
-        try:
-            model, rest = next(steps)
-            while True:
-                model, rest = steps.send(model.invoke(messages, child, stop=stop, **rest))
-        except StopIteration as done:
-            return cast(AIMessage, done.value)
+        return drive(self._route(input, config, stop, kwargs), invoke)
 
     async def ainvoke(
         self,
@@ -250,19 +241,11 @@ class BudgetRouter(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        messages = self._convert_input(input).to_messages()
-        steps, child = self._route(messages, kwargs), _fresh(ensure_config(config))
-        try:
-            model, rest = next(steps)
-            while True:
-                reply = await model.ainvoke(messages, child, stop=stop, **rest)
-                model, rest = steps.send(reply)
-        except StopIteration as done:
-            return cast(AIMessage, done.value)
+        return await adrive(self._route(input, config, stop, kwargs), ainvoke)
 
     def _streamed(
         self, input: LanguageModelInput, kwargs: dict[str, Any]
-    ) -> tuple[list[BaseMessage], tuple[Runnable[Any, Any], dict[str, Any], _HoldLast] | None]:
+    ) -> tuple[list[BaseMessage], tuple[Runnable[Any, Any], dict[str, Any], HoldLast] | None]:
         """The messages, and the model to stream from with its arguments and the chunk
         tagger; None for a cascade, which must see the whole cheap reply to decide."""
         messages = self._convert_input(input).to_messages()
@@ -271,7 +254,7 @@ class BudgetRouter(BaseChatModel):
             return messages, None
         model, rest = self._tier(tier, kwargs)
         decision = self._record(tier, False, reason, difficulty, None, regime)
-        return messages, (model, rest, _HoldLast(decision))
+        return messages, (model, rest, HoldLast(decision))
 
     def stream(
         self,
@@ -283,7 +266,7 @@ class BudgetRouter(BaseChatModel):
     ) -> Iterator[AIMessageChunk]:
         messages, planned = self._streamed(input, kwargs)
         if planned is None:
-            yield _whole(self.invoke(messages, config, stop=stop, **kwargs))
+            yield whole(self.invoke(messages, config, stop=stop, **kwargs))
             return
         model, rest, held = planned
         for chunk in model.stream(messages, _fresh(ensure_config(config)), stop=stop, **rest):
@@ -300,7 +283,7 @@ class BudgetRouter(BaseChatModel):
     ) -> AsyncIterator[AIMessageChunk]:
         messages, planned = self._streamed(input, kwargs)
         if planned is None:
-            yield _whole(await self.ainvoke(messages, config, stop=stop, **kwargs))
+            yield whole(await self.ainvoke(messages, config, stop=stop, **kwargs))
             return
         model, rest, held = planned
         child = _fresh(ensure_config(config))
@@ -342,61 +325,8 @@ class BudgetRouter(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=free)])
 
 
-class _HoldLast:
-    """Streams a reply one chunk behind, so the last chunk can carry the route decision."""
-
-    def __init__(self, decision: RouteDecision) -> None:
-        self.decision = decision
-        self.last: BaseMessageChunk | None = None
-
-    def push(self, chunk: BaseMessageChunk) -> list[AIMessageChunk]:
-        out = [] if self.last is None else [_as_ai_chunk(self.last)]
-        self.last = chunk
-        return out
-
-    def end(self) -> list[AIMessageChunk]:
-        return [] if self.last is None else [_as_ai_chunk(_tag(self.last, self.decision))]
-
-
 def _fresh(config: RunnableConfig) -> RunnableConfig:
     """The caller's config without a run id, which only one child run may use."""
     out = dict(config)
     out.pop("run_id", None)
     return out  # type: ignore[return-value]
-
-
-def _tag(message: Any, decision: RouteDecision) -> Any:
-    message.response_metadata = {**message.response_metadata, "router": decision.as_dict()}
-    return message
-
-
-def _whole(message: AIMessage) -> AIMessageChunk:
-    return AIMessageChunk(
-        content=message.content,
-        id=message.id,
-        tool_call_chunks=[
-            {
-                "type": "tool_call_chunk",
-                "name": c["name"],
-                "args": _json(c["args"]),
-                "id": c["id"],
-                "index": i,
-            }
-            for i, c in enumerate(message.tool_calls)
-        ],
-        usage_metadata=message.usage_metadata,
-        response_metadata=message.response_metadata,
-        chunk_position="last",
-    )
-
-
-def _as_ai_chunk(chunk: BaseMessageChunk) -> AIMessageChunk:
-    if isinstance(chunk, AIMessageChunk):
-        return chunk
-    return AIMessageChunk(content=chunk.content, response_metadata=chunk.response_metadata)
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)

@@ -5,11 +5,14 @@ going on), sync or async as its nodes are written."""
 from __future__ import annotations
 
 import asyncio
+import operator
 import uuid
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 from fakes import ScriptedChat
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import AnyMessage, ToolMessage
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
 from langgraph.types import Command
 from shapes import MODEL_PRICES, Built, Shape, create_agent_project
 
@@ -109,3 +112,28 @@ def model_calls(built: Built) -> int:
 def prompts_after_tools(model: ScriptedChat) -> list[ToolMessage]:
     """The last tool result of every prompt that ends with tool results."""
     return [seen[-1] for seen in model.seen if seen and isinstance(seen[-1], ToolMessage)]
+
+
+class NotesState(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    notes: Annotated[list[str], operator.add]
+
+
+def subgraph_of_two_calls(llm: ScriptedChat) -> StateGraph[Any, Any, Any, Any]:
+    """first (1 model call) -> a subgraph of two calls: under ``model_calls=2`` the second
+    call in the subgraph is refused (a raise inside a subgraph)."""
+
+    def step(state: NotesState) -> dict[str, Any]:
+        return {"notes": [llm.invoke(state["messages"]).content]}
+
+    inner = StateGraph(NotesState)
+    inner.add_node("one", step)
+    inner.add_node("two", step)
+    inner.add_edge(START, "one")
+    inner.add_edge("one", "two")
+    outer = StateGraph(NotesState)
+    outer.add_node("first", step)
+    outer.add_node("inner", inner.compile())
+    outer.add_edge(START, "first")
+    outer.add_edge("first", "inner")
+    return outer

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import operator
 import uuid
-from typing import Annotated, Any, TypedDict
+from typing import Any, TypedDict
 
 import pytest
 from fakes import ScriptedChat
-from harness import budget, config, model_calls, prompts_after_tools, run
+from harness import (
+    budget,
+    config,
+    model_calls,
+    prompts_after_tools,
+    run,
+    subgraph_of_two_calls,
+)
 from history import assert_valid_history, history_errors
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command
 from shapes import (
@@ -420,25 +425,8 @@ def test_3_parallel_refused_nodes_share_one_final_call() -> None:
 def test_4_raise_in_subgraph_keeps_spend_and_resume_holds_the_cap(use_async: bool) -> None:
     llm = ScriptedChat(answer="text")
 
-    class S(TypedDict):
-        messages: Annotated[list[AnyMessage], add_messages]
-        notes: Annotated[list[str], operator.add]
-
-    def step(state: S) -> dict[str, Any]:
-        return {"notes": [llm.invoke(state["messages"]).content]}
-
-    inner = StateGraph(S)
-    inner.add_node("one", step)
-    inner.add_node("two", step)
-    inner.add_edge(START, "one")
-    inner.add_edge("one", "two")
-    outer = StateGraph(S)
-    outer.add_node("first", step)
-    outer.add_node("inner", inner.compile())
-    outer.add_edge(START, "first")
-    outer.add_edge("first", "inner")
     graph = with_budget(
-        outer.compile(checkpointer=InMemorySaver()),
+        subgraph_of_two_calls(llm).compile(checkpointer=InMemorySaver()),
         budget(model_calls=2, on_exhausted="raise"),
     )
     cfg = thread()

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import operator
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 import pytest
 from fakes import ScriptedChat
-from harness import budget
-from langchain_core.messages import AIMessage, AnyMessage
+from harness import NotesState, budget, subgraph_of_two_calls
+from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, StateGraph
-from langgraph.graph.message import add_messages
 from langgraph.types import Command, interrupt
 
 from agent_budget import BudgetExceeded, get_spend, with_budget
@@ -34,30 +32,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.fixture(autouse=True)
 def _no_ambient_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AGENT_BUDGET_LEDGER", raising=False)
-
-
-class S(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
-    notes: Annotated[list[str], operator.add]
-
-
-def _raising_graph(llm: ScriptedChat) -> StateGraph[Any, Any, Any, Any]:
-    """first (1 call) -> a subgraph of two calls: the second of them passes model_calls=2."""
-
-    def step(state: S) -> dict[str, Any]:
-        return {"notes": [llm.invoke(state["messages"]).content]}
-
-    inner = StateGraph(S)
-    inner.add_node("one", step)
-    inner.add_node("two", step)
-    inner.add_edge(START, "one")
-    inner.add_edge("one", "two")
-    outer = StateGraph(S)
-    outer.add_node("first", step)
-    outer.add_node("inner", inner.compile())
-    outer.add_edge(START, "first")
-    outer.add_edge("first", "inner")
-    return outer
 
 
 def _drive(graph: Any, how: str, value: Any, cfg: dict[str, Any]) -> None:
@@ -84,7 +58,7 @@ def test_a_raise_keeps_its_spend_on_a_sqlite_thread(how: str, tmp_path: Path) ->
     llm = ScriptedChat(answer="text")
     conn = sqlite3.connect(tmp_path / "threads.db", check_same_thread=False)
     graph = with_budget(
-        _raising_graph(llm).compile(checkpointer=SqliteSaver(conn)),
+        subgraph_of_two_calls(llm).compile(checkpointer=SqliteSaver(conn)),
         budget(model_calls=2, on_exhausted="raise"),
     )
     cfg: dict[str, Any] = {"configurable": {"thread_id": uuid.uuid4().hex}}
@@ -106,7 +80,7 @@ def test_a_raise_keeps_its_spend_on_an_async_sqlite_thread(how: str, tmp_path: P
     async def scenario() -> None:
         async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "threads.db")) as saver:
             graph = with_budget(
-                _raising_graph(llm).compile(checkpointer=saver),
+                subgraph_of_two_calls(llm).compile(checkpointer=saver),
                 budget(model_calls=2, on_exhausted="raise"),
             )
             for value in ({"messages": [("user", "go")]}, None):
@@ -138,7 +112,7 @@ def _approval_graph(bodies: collections.Counter[str], checkpointer: Any) -> Any:
         bodies[query] += 1
         return f"found {query}"
 
-    def research(state: S) -> dict[str, Any]:
+    def research(state: NotesState) -> dict[str, Any]:
         first = search.invoke(
             {"name": "search", "args": {"query": "a"}, "id": "c1", "type": "tool_call"}
         )
@@ -146,7 +120,7 @@ def _approval_graph(bodies: collections.Counter[str], checkpointer: Any) -> Any:
         verdict = interrupt({"approve": [first.content, second]})
         return {"messages": [AIMessage(content=f"{verdict}: {first.content}, {second}")]}
 
-    g = StateGraph(S)
+    g = StateGraph(NotesState)
     g.add_node("research", research)
     g.add_edge(START, "research")
     return g.compile(checkpointer=checkpointer)

@@ -28,7 +28,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: Any, **__: Any) -> Any:
         raise AssertionError("a model was loaded for bad input")
 
-    monkeypatch.setattr("agent_budget.cli._probe_or_exit", refuse)
+    monkeypatch.setattr("agent_budget.cli.demo.probe_or_exit", refuse)
     monkeypatch.setattr("agent_budget.models.resolve", refuse)
 
 
