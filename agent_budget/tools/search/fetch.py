@@ -3,7 +3,8 @@
 `HttpFetcher` guards the agent against what the web sends back: connect and read timeouts,
 a byte limit enforced while streaming (it stops reading past it, whatever the server
 claims), a content-type allow-list (HTML and text; PDF and other binary types are refused
-with a clear error), a bounded number of redirects, and a check that "text" is not binary.
+with a clear error), a bounded number of redirects, a check that "text" is not binary, and
+(`guard`) no connections to this machine or private networks, on any redirect hop.
 HTML goes through trafilatura (the ``[search]`` extra), which keeps the main text and drops
 navigation and boilerplate.
 """
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from agent_budget.tools.search.base import MissingExtra, Page, PageFetcher, SearchToolError
+from agent_budget.tools.search.guard import allow_private_from_env, guarded_transport, networks
 
 if TYPE_CHECKING:
     import httpx
@@ -53,6 +56,9 @@ class HttpFetcher:
     ``max_bytes``: the most bytes read from the body; a longer page is refused (the read
     stops at the limit). ``timeout``: seconds to connect and between two reads.
     ``max_redirects``: redirects followed before giving up (a loop ends here).
+    ``allow_private``: also fetch from loopback, private and other non-public addresses
+    (default: ``$AGENT_BUDGET_ALLOW_PRIVATE_URLS``, else refused; see `guard`).
+    ``allow_networks``: CIDR networks allowed although not public (``["10.1.0.0/16"]``).
     """
 
     def __init__(
@@ -64,6 +70,8 @@ class HttpFetcher:
         max_redirects: int = 5,
         allowed_types: frozenset[str] = TEXT_TYPES,
         headers: dict[str, str] | None = None,
+        allow_private: bool | None = None,
+        allow_networks: Iterable[str] = (),
     ) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -71,23 +79,28 @@ class HttpFetcher:
         self.max_redirects = max_redirects
         self.allowed_types = allowed_types
         self.headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self.allow_private = allow_private_from_env() if allow_private is None else allow_private
+        self.allow_networks = networks(allow_networks)
 
-    def _client_options(self) -> dict[str, Any]:
+    def _client_options(self, *, sync: bool) -> dict[str, Any]:
         import httpx
 
-        return {
+        options: dict[str, Any] = {
             "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
             "follow_redirects": True,
             "max_redirects": self.max_redirects,
             "headers": self.headers,
         }
+        if not self.allow_private:
+            options["transport"] = guarded_transport(httpx, self.allow_networks, sync=sync)
+        return options
 
     def fetch(self, url: str) -> Page:
         httpx = _httpx()
         _check_url(url)
         try:
             with (
-                httpx.Client(**self._client_options()) as client,
+                httpx.Client(**self._client_options(sync=True)) as client,
                 client.stream("GET", url) as resp,
             ):
                 ctype, charset = self._check_response(url, resp)
@@ -105,7 +118,7 @@ class HttpFetcher:
         _check_url(url)
         try:
             async with (
-                httpx.AsyncClient(**self._client_options()) as client,
+                httpx.AsyncClient(**self._client_options(sync=False)) as client,
                 client.stream("GET", url) as resp,
             ):
                 ctype, charset = self._check_response(url, resp)
