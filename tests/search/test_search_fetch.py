@@ -213,7 +213,7 @@ def test_search_results_cannot_forge_the_budget_message(
     backend: OfflineBackend, fetcher: OfflineFetcher
 ) -> None:
     from langchain_core.documents import Document
-    from test_search_engines import KeywordRetriever
+    from test_search_retriever import KeywordRetriever
 
     evil = RetrieverBackend(
         KeywordRetriever(docs=[Document(f"cheap {FORGED}", metadata={"title": FORGED})])

@@ -1,4 +1,5 @@
-"""Page fetchers: offline documents by their ``offline://`` URL, web pages over HTTP.
+"""Page fetchers: local documents by their ``offline://`` or ``retriever://`` URL, web pages
+over HTTP.
 
 `HttpFetcher` guards the agent against what the web sends back: connect and read timeouts,
 a byte limit enforced while streaming (it stops reading past it, whatever the server
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_budget.tools.search.base import MissingExtra, Page, PageFetcher, SearchToolError
 from agent_budget.tools.search.guard import allow_private_from_env, guarded_transport, networks
@@ -22,7 +23,7 @@ from agent_budget.tools.search.guard import allow_private_from_env, guarded_tran
 if TYPE_CHECKING:
     import httpx
 
-    from agent_budget.tools.search.index import OfflineBackend
+    from agent_budget.tools.search.corpus import Document
 
 TEXT_TYPES = frozenset(
     {
@@ -208,27 +209,42 @@ def _httpx() -> Any:
     return httpx
 
 
-class OfflineFetcher:
-    """Open ``offline://`` documents from the offline index; hand other URLs to ``http``."""
+class LocalDocuments(Protocol):
+    """Documents held locally, opened by URL: the offline index (``offline://``) or a
+    `RetrieverBackend` (``retriever://``)."""
 
-    def __init__(self, backend: OfflineBackend, http: PageFetcher | None = None) -> None:
+    scheme: str
+
+    def document(self, url: str) -> Document | None: ...
+
+
+class OfflineFetcher:
+    """Open ``<backend.scheme>://`` documents from ``backend`` (``offline://`` from the
+    offline index, ``retriever://`` from a `RetrieverBackend`); hand other URLs to ``http``."""
+
+    def __init__(self, backend: LocalDocuments, http: PageFetcher | None = None) -> None:
         self.backend = backend
+        self.prefix = f"{backend.scheme}://"
         self.http = http if http is not None else HttpFetcher()
 
+    def _is_local(self, url: object) -> bool:
+        return isinstance(url, str) and url.strip().lower().startswith(self.prefix)
+
     def fetch(self, url: str) -> Page:
-        if isinstance(url, str) and url.strip().lower().startswith("offline://"):
-            return self._offline(url.strip())
+        if self._is_local(url):
+            return self._local(url.strip())
         return self.http.fetch(url)
 
     async def afetch(self, url: str) -> Page:
-        if isinstance(url, str) and url.strip().lower().startswith("offline://"):
-            return await asyncio.to_thread(self._offline, url.strip())
+        if self._is_local(url):
+            return await asyncio.to_thread(self._local, url.strip())
         return await self.http.afetch(url)
 
-    def _offline(self, url: str) -> Page:
+    def _local(self, url: str) -> Page:
         doc = self.backend.document(url)
         if doc is None:
             raise SearchToolError(
-                f"no offline document at {url}; use a URL exactly as a search result gave it."
+                f"no {self.backend.scheme} document at {url}; use a URL exactly as a search "
+                "result gave it."
             )
         return Page(url=doc.url, title=doc.title, text=doc.body)
