@@ -16,7 +16,13 @@ from langgraph.prebuilt import create_react_agent
 from search_standin import Reply, StandIn
 
 from agent_budget import Budget, with_budget
-from agent_budget.tools.search import HttpFetcher, OfflineBackend, OfflineFetcher, search_tools
+from agent_budget.tools.search import (
+    HttpFetcher,
+    OfflineBackend,
+    OfflineFetcher,
+    SearchToolError,
+    search_tools,
+)
 from agent_budget.tools.search.guard import ALLOW_ENV, BlockedAddress, why_blocked
 
 
@@ -149,10 +155,13 @@ def test_the_checked_address_is_the_one_connected_to(
     assert standin.requests == []
 
 
-def test_non_http_schemes_are_refused() -> None:
+def test_non_http_schemes_are_refused_also_after_a_redirect(standin: StandIn) -> None:
     for url in ("file:///etc/passwd", "gopher://127.0.0.1/", "ftp://example.com/"):
-        with pytest.raises(Exception, match="only http"):
+        with pytest.raises(SearchToolError, match="only http"):
             fetcher().fetch(url)
+    standin.routes["/r"] = lambda r: Reply(302, b"", None, {"Location": "file:///etc/passwd"})
+    with pytest.raises(SearchToolError, match="UnsupportedProtocol"):
+        fetcher(allow_private=True).fetch(standin.url + "/r")
 
 
 def test_a_refused_fetch_is_a_counted_tool_error(backend: OfflineBackend, standin: StandIn) -> None:
