@@ -59,7 +59,7 @@ SHARED_SCOPES: tuple[str, ...] = ("user", "tenant", "global")
 
 ENV_PREFIX = "AGENT_BUDGET_"
 # Variables with this prefix that configure something other than the limits themselves.
-_ENV_NOT_LIMITS = {"FILE", "LEDGER", "LEDGER_TTL"}
+_ENV_NOT_LIMITS = {"FILE", "LEDGER", "LEDGER_TTL", "CACHE_DIR", "ALLOW_PRIVATE_URLS"}
 
 
 class TokenLimits(_Strict):

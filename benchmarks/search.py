@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -102,6 +103,31 @@ def curves(results: list[dict[str, Any]], budgets: list[int]) -> dict[str, list[
     return out
 
 
+def fisher_p(a: int, n: int, b: int, m: int) -> float:
+    """Two-sided Fisher exact p-value of ``a`` passes in ``n`` runs vs ``b`` in ``m``: how
+    often a split at least this uneven comes from the same pass rate by chance."""
+    from math import comb
+
+    passes, total = a + b, n + m
+
+    def prob(x: int) -> float:
+        return comb(n, x) * comb(m, passes - x) / comb(total, passes)
+
+    seen = prob(a)
+    xs = range(max(0, passes - m), min(n, passes) + 1)
+    return min(1.0, sum(prob(x) for x in xs if prob(x) <= seen * (1 + 1e-9)))
+
+
+def chance(bats: dict[str, Any], react: dict[str, Any]) -> str:
+    """BATS's cell against ReAct's, in passes, with the chance of a split that uneven."""
+    a, n = round(bats["accuracy"] * bats["runs"]), bats["runs"]
+    b, m = round(react["accuracy"] * react["runs"]), react["runs"]
+    return (
+        f"BATS {a}/{n} at Query budget {bats['queries']} vs ReAct {b}/{m} at "
+        f"{react['queries']}: Fisher exact p = {fisher_p(a, n, b, m):.2f}"
+    )
+
+
 def finding(found: dict[str, list[dict[str, Any]]]) -> str:
     """The paper's claim checked on these numbers: does BATS at a small Query budget match
     ReAct's best accuracy at a larger one, at lower cost?"""
@@ -118,10 +144,13 @@ def finding(found: dict[str, list[dict[str, Any]]]) -> str:
         )
     if best["accuracy"] == 0:  # "matching" 0% says nothing: report what BATS reached
         top = max(bats, key=lambda r: (r["accuracy"], -r["mean_usd"]))
+        same = next((r for r in react if r["queries"] == top["queries"]), best)
+        p = fisher_p(round(top["accuracy"] * top["runs"]), top["runs"], 0, same["runs"])
         return (
             f"not testable: ReAct answered 0% at every budget; BATS's best is "
             f"{top['accuracy']:.0%} at Query budget {top['queries']} for "
-            f"${top['mean_usd']:.5f}/question (too few questions to tell from chance)"
+            f"${top['mean_usd']:.5f}/question ({chance(top, same)}"
+            + ("; not distinguishable from chance)" if p >= 0.05 else ")")
         )
     matches = [r for r in bats if r["accuracy"] >= best["accuracy"]]
     if not matches:
@@ -138,6 +167,7 @@ def finding(found: dict[str, list[dict[str, Any]]]) -> str:
         f"budget {best['queries']} for ${best['mean_usd']:.5f}/question: "
         + ("reproduced (as good, smaller budget, cheaper)" if cheaper and small["queries"] <=
            best["queries"] else "matched in accuracy but not cheaper or not at a smaller budget")
+        + f" ({chance(small, best)})"
     )  # fmt: skip
 
 
@@ -147,16 +177,22 @@ def plot(found: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
+    # Agents that score the same overlap: tell them apart by marker and line style.
+    styles = dict(zip(CONFIGS, ({"marker": "o", "linestyle": "-"},
+                                {"marker": "s", "linestyle": "--", "markersize": 8},
+                                {"marker": "^", "linestyle": ":"}), strict=True))  # fmt: skip
     for config, rows in found.items():
         xs = [r["mean_usd"] for r in rows]
         ys = [r["accuracy"] for r in rows]
-        left.plot(xs, ys, marker="o", label=config)
+        style = styles.get(config, {"marker": "o"})
+        left.plot(xs, ys, label=config, **style)
         for r in rows:
             left.annotate(str(r["queries"]), (r["mean_usd"], r["accuracy"]), fontsize=7,
                           textcoords="offset points", xytext=(3, 3))  # fmt: skip
-        right.plot([r["queries"] for r in rows], ys, marker="o", label=config)
-    left.set_xlabel("mean unified cost per question (USD; labels: Query budget)")
+        right.plot([r["queries"] for r in rows], ys, label=config, **style)
+    left.set_xscale("log")
+    left.set_xlabel("mean unified cost per question (USD, log; labels: Query budget)")
     left.set_ylabel("accuracy")
     right.set_xscale("log")
     right.set_xlabel("Query budget (= URL budget)")
@@ -165,7 +201,7 @@ def plot(found: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, 150), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -227,12 +263,22 @@ def main(argv: list[str] | None = None) -> int:
         report(args, stored, float("nan"), console, merged=[f"{args.out} (stored, partial)"])
         return 0
     if args.merge:
+        dirs = args.merge.split(",")
         results: list[dict[str, Any]] = []
-        for d in args.merge.split(","):
+        for d in dirs:
             results += json.loads((Path(d) / "runs.json").read_text())
-        seconds = sum(json.loads(Path(d).with_suffix(".json").read_text())["seconds"]
-                      for d in args.merge.split(","))  # fmt: skip
-        report(args, results, seconds, console, merged=args.merge.split(","))
+        parts = [json.loads(Path(d).with_suffix(".json").read_text()) for d in dirs]
+        # The curve is one experiment only if every part ran it the same way: record the
+        # parts' settings (not this command's defaults), and refuse parts that differ.
+        ran = {json.dumps([p["model"], p["backend"], p["settings"]], sort_keys=True) for p in parts}
+        if len(ran) > 1:
+            console.print(f"[red]the parts ran with different settings: {sorted(ran)}[/red]")
+            return 2
+        args.model, args.backend = parts[0]["model"], parts[0]["backend"]
+        for key, value in parts[0]["settings"].items():
+            setattr(args, key, value)
+        seconds = sum(p["seconds"] for p in parts)
+        report(args, results, seconds, console, merged=dirs)
         return 0
 
     from agent_budget.bench import load_sweep, run_sweep, write_outputs
@@ -302,7 +348,7 @@ def report(
     args.out.parent.mkdir(parents=True, exist_ok=True)
     stem = args.out.parent / args.out.name
     stem.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
-    title = f"{args.model}, {args.backend} index, {questions} questions: {said[:90]}"
+    title = f"{args.model}, {args.backend} index, {questions} questions: {said}"
     plot(found, stem.with_suffix(".png"), title)
     table = Table(title=f"search sweep ({len(results)} runs, {seconds:.0f} s)")
     for col in ("config", "Query budget", "accuracy", "mean USD", "searches", "pages", "calls"):

@@ -164,12 +164,16 @@ class ScriptedChat(FakeChat):
     script it keeps asking for its last tool turn (a model that will not stop on its own,
     so only a budget ends the run) unless ``then_answer`` is set. With no tools bound (the
     final call of a budgeted run) it answers in text. A structured-output call
-    (``with_structured_output`` binds the schema as the only tool and forces it) is
-    answered with ``structured[schema name]``."""
+    (``with_structured_output`` binds the schema as the only tool and forces it) for schema
+    NAME takes the next entry of ``queued[NAME]``: a dict (the call's arguments) or a str (a
+    reply in plain text, not the JSON asked for); once that queue is empty, it is answered
+    with ``structured[NAME]``. ``structured_calls``: the schema of every such call."""
 
     script: list[Any] = Field(default_factory=list)  # list[Turn]
     then_answer: bool = False
     structured: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    queued: dict[str, list[dict[str, Any] | str]] = Field(default_factory=dict)
+    structured_calls: list[str] = Field(default_factory=list)
     answer: str = "final answer"
     calls: list[dict[str, Any]] = Field(default_factory=list)  # kwargs of each call
     turn: int = 0
@@ -198,8 +202,14 @@ class ScriptedChat(FakeChat):
             forced = kwargs.get("ls_structured_output_format") is not None or (
                 kwargs.get("tool_choice") not in (None, "auto", "none") and len(tools) == 1
             )
-            if tools and forced and tools[0] in self.structured:
-                turn: Turn = [(tools[0], self.structured[tools[0]])]
+            if tools and forced:
+                self.structured_calls.append(tools[0])
+            queue = self.queued.get(tools[0]) if tools and forced else None
+            if queue:
+                entry = queue.pop(0)
+                turn: Turn = entry if isinstance(entry, str) else [(tools[0], entry)]
+            elif tools and forced and tools[0] in self.structured:
+                turn = [(tools[0], self.structured[tools[0]])]
             elif tools:
                 turn = self._next_turn()
             else:

@@ -160,6 +160,8 @@ def test_from_env():
         "AGENT_BUDGET_ON_EXHAUSTED": "raise",
         "AGENT_BUDGET_SECONDS": "5m",
         "AGENT_BUDGET_LEDGER": "/tmp/ignored-by-the-budget.db",
+        "AGENT_BUDGET_CACHE_DIR": "/tmp/the-search-index-cache",  # other settings, not limits
+        "AGENT_BUDGET_ALLOW_PRIVATE_URLS": "1",
         "PATH": "/usr/bin",
         "OTHER_USD": "x",
     }

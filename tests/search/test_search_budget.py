@@ -18,6 +18,7 @@ from search_standin import Reply, StandIn
 
 from agent_budget import Budget, with_budget
 from agent_budget.tools.search import (
+    HttpFetcher,
     OfflineBackend,
     OfflineFetcher,
     search_tools,
@@ -54,8 +55,7 @@ def test_bad_input_is_a_counted_tool_error_and_the_run_goes_on(
 ) -> None:
     standin.routes["/huge"] = lambda r: Reply(200, b"a" * 300_000, "text/plain")
     standin.routes["/bin"] = lambda r: Reply(200, b"\x00\x01\x02" * 100, "application/zip")
-    fetcher = OfflineFetcher(backend)
-    fetcher.http.max_bytes = 100_000  # type: ignore[attr-defined]
+    fetcher = OfflineFetcher(backend, HttpFetcher(max_bytes=100_000, allow_private=True))
     tools = search_tools(backend, fetcher)
     model = ScriptedFake(
         script=[

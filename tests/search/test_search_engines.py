@@ -1,4 +1,4 @@
-"""The real engines (Tavily, SearxNG, DuckDuckGo via ddgs, a LangChain retriever) against
+"""The real engines (Tavily, SearxNG, DuckDuckGo via ddgs) against
 recorded responses served on 127.0.0.1: the same client code a user runs with a key."""
 
 from __future__ import annotations
@@ -7,14 +7,10 @@ import sys
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
 from search_standin import Reply, Request, StandIn, json_reply, recorded
 
 from agent_budget.tools.search import (
     MissingExtra,
-    RetrieverBackend,
     SearchToolError,
     resolve_backend,
 )
@@ -215,41 +211,6 @@ def test_ddgs_timeout_is_a_clear_error(standin: StandIn) -> None:
     standin.routes["/html/"] = lambda r: Reply(200, recorded("ddg_html.html"), delay=3.0)
     with pytest.raises(SearchToolError, match="did not answer"):
         ddg(standin, timeout=1, retries=0).search("heapq")
-
-
-# --- any LangChain retriever ----------------------------------------------------------------
-
-
-class KeywordRetriever(BaseRetriever):
-    docs: list[Document]
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        words = set(query.lower().split())
-        return [d for d in self.docs if words & set(d.page_content.lower().split())]
-
-
-async def test_a_langchain_retriever_is_a_backend() -> None:
-    retriever = KeywordRetriever(
-        docs=[
-            Document(
-                "heaps keep the smallest item first",
-                metadata={"source": "https://a.example/heap", "title": "Heaps"},
-            ),
-            Document("queues are first in first out", metadata={"url": "https://b.example/q"}),
-            Document("a note about heaps with no address"),
-        ]
-    )
-    backend = RetrieverBackend(retriever, name="notes")
-    hits = backend.search("heaps", k=5)
-    assert [(h.title, h.url) for h in hits] == [
-        ("Heaps", "https://a.example/heap"),
-        ("retriever://notes/1", "retriever://notes/1"),
-    ]
-    assert await backend.asearch("queues") == backend.search("queues")
-    with pytest.raises(SearchToolError, match="empty query"):
-        backend.search("  ")
 
 
 # --- resolving by name, missing extra -------------------------------------------------------

@@ -26,7 +26,9 @@ ARTICLE = "/blog/heap-queues"
 
 
 def fetcher(**kw: object) -> HttpFetcher:
-    return HttpFetcher(**{"timeout": 2.0, "connect_timeout": 2.0, **kw})  # type: ignore[arg-type]
+    # The stand-in server is on 127.0.0.1: these tests opt in to local addresses.
+    options = {"timeout": 2.0, "connect_timeout": 2.0, "allow_private": True, **kw}
+    return HttpFetcher(**options)  # type: ignore[arg-type]
 
 
 def test_html_is_reduced_to_its_main_text(standin: StandIn) -> None:
@@ -142,7 +144,8 @@ def test_the_offline_fetcher_hands_web_urls_to_http(
     backend: OfflineBackend, standin: StandIn
 ) -> None:
     standin.routes["/t.txt"] = lambda r: Reply(200, b"from the web", "text/plain")
-    assert OfflineFetcher(backend).fetch(standin.url + "/t.txt").text == "from the web"
+    web = OfflineFetcher(backend, fetcher())
+    assert web.fetch(standin.url + "/t.txt").text == "from the web"
 
 
 # --- the tools: long pages, forged budget tags ----------------------------------------------
@@ -197,7 +200,7 @@ def test_a_page_cannot_forge_the_budget_message(backend: OfflineBackend, standin
         "</article></body></html>"
     )
     standin.routes["/html"] = lambda r: Reply(200, html.encode())
-    _, fetch = search_tools(backend, OfflineFetcher(backend))
+    _, fetch = search_tools(backend, OfflineFetcher(backend, fetcher()))
     for path in ("/plain", "/html"):
         out = fetch.invoke({"url": standin.url + path})
         assert "budget" in out.lower()
@@ -210,7 +213,7 @@ def test_search_results_cannot_forge_the_budget_message(
     backend: OfflineBackend, fetcher: OfflineFetcher
 ) -> None:
     from langchain_core.documents import Document
-    from test_search_engines import KeywordRetriever
+    from test_search_retriever import KeywordRetriever
 
     evil = RetrieverBackend(
         KeywordRetriever(docs=[Document(f"cheap {FORGED}", metadata={"title": FORGED})])

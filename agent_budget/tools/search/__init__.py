@@ -8,7 +8,8 @@ Offline by default: BM25 (SQLite FTS5) over the docs that ship with this Python
 `corpus`). Real engines with a key or URL, no other change:
 ``resolve_backend("tavily")`` (``TAVILY_API_KEY``), ``"searxng"`` (``SEARXNG_URL``),
 ``"ddgs"``; they need ``pip install 'agent-budget[search]'``. Any LangChain retriever:
-``RetrieverBackend(retriever)``.
+``RetrieverBackend(retriever)``, its documents opened by ``OfflineFetcher(that_backend)``.
+Web pages are fetched from public addresses only unless allowed (`guard`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from agent_budget.tools.search.base import (
     SearchHit,
     SearchToolError,
 )
-from agent_budget.tools.search.fetch import HttpFetcher, OfflineFetcher
+from agent_budget.tools.search.fetch import HttpFetcher, LocalDocuments, OfflineFetcher
 from agent_budget.tools.search.index import IndexInfo, OfflineBackend, ensure_index
 from agent_budget.tools.search.tools import Summarizer, search_tools
 
@@ -61,12 +62,13 @@ def offline_backend(index_path: Path | None = None, *, progress: bool = True) ->
 def offline_fetcher(
     index_path: Path | None = None,
     *,
-    backend: OfflineBackend | None = None,
+    backend: LocalDocuments | None = None,
     http: PageFetcher | None = None,
     progress: bool = True,
 ) -> OfflineFetcher:
-    """Opens ``offline://`` documents from the offline index; http(s) URLs go to ``http``
-    (an `HttpFetcher` by default)."""
+    """Opens ``offline://`` documents from the offline index (or ``retriever://`` ones from
+    a `RetrieverBackend` passed as ``backend``); http(s) URLs go to ``http`` (an
+    `HttpFetcher` by default)."""
     return OfflineFetcher(backend or OfflineBackend(index_path, progress=progress), http)
 
 
@@ -94,7 +96,7 @@ def resolve_backend(name: str, **options: Any) -> SearchBackend:
 def __getattr__(name: str) -> Any:
     # Lazy: the engines import tenacity and their HTTP stacks only when asked for.
     if name == "RetrieverBackend":
-        from agent_budget.tools.search.engines import RetrieverBackend
+        from agent_budget.tools.search.retriever import RetrieverBackend
 
         return RetrieverBackend
     if name == "local_summarizer":

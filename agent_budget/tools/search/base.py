@@ -68,6 +68,12 @@ class MissingExtra(SearchToolError, ImportError):
         )
 
 
+def snippet(text: object, limit: int = 400) -> str:
+    """``text`` on one line, cut to ``limit`` characters: a search hit's extract."""
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def check_query(query: object) -> str:
     """The query stripped, or a `SearchToolError` saying why it cannot be searched."""
     if not isinstance(query, str):

@@ -1,5 +1,5 @@
-"""Real search engines behind `SearchBackend`: DuckDuckGo, Tavily, SearxNG, and any
-LangChain retriever.
+"""Real search engines behind `SearchBackend`: DuckDuckGo, Tavily and SearxNG (a LangChain
+retriever: `retriever`).
 
 Each takes its endpoint as an option that defaults to the real service, so the same code
 runs against the real API and against recorded responses on 127.0.0.1 in the tests:
@@ -41,6 +41,7 @@ from agent_budget.tools.search.base import (
     SearchToolError,
     check_k,
     check_query,
+    snippet,
 )
 
 T = TypeVar("T")
@@ -72,17 +73,12 @@ def _content_hits(results: list[Any], k: int) -> list[SearchHit]:
         SearchHit(
             title=str(r.get("title") or r.get("url")),
             url=str(r["url"]),
-            snippet=_snippet(r.get("content")),
+            snippet=snippet(r.get("content")),
             score=float(r["score"]) if isinstance(r.get("score"), int | float) else None,
         )
         for r in results
         if isinstance(r, dict) and r.get("url")
     ][:k]
-
-
-def _snippet(text: object, limit: int = 400) -> str:
-    flat = " ".join(str(text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _status_error(engine: str, status: int, body: str) -> SearchToolError:
@@ -92,7 +88,7 @@ def _status_error(engine: str, status: int, body: str) -> SearchToolError:
         403: " The key or instance refuses this request (for SearxNG: enable the json format).",
         429: " Rate limited: wait or lower the Query budget.",
     }.get(status, "")
-    return kind(f"{engine} answered HTTP {status}: {_snippet(body, 160)!r}.{hint}")
+    return kind(f"{engine} answered HTTP {status}: {snippet(body, 160)!r}.{hint}")
 
 
 class TavilyBackend:
@@ -159,7 +155,7 @@ class TavilyBackend:
                 f"tavily sent an unexpected reply ({type(exc).__name__}: {exc})"
             ) from exc
         if not isinstance(out, dict):
-            raise SearchToolError(f"tavily sent an unexpected reply: {_snippet(out, 160)!r}")
+            raise SearchToolError(f"tavily sent an unexpected reply: {snippet(out, 160)!r}")
         return out
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
@@ -167,7 +163,7 @@ class TavilyBackend:
         out = with_retries("tavily", self.retries, self.retry_wait, lambda: self._once(q, k))
         results = out.get("results")
         if not isinstance(results, list):
-            raise SearchToolError(f"tavily's reply has no result list: {_snippet(out, 160)!r}")
+            raise SearchToolError(f"tavily's reply has no result list: {snippet(out, 160)!r}")
         return _content_hits(results, k)
 
     async def asearch(self, query: str, k: int = 5) -> list[SearchHit]:
@@ -208,12 +204,12 @@ class SearxngBackend:
         except ValueError as exc:
             kind = "an HTML page" if "html" in ctype or body.lstrip().startswith("<") else "text"
             raise SearchToolError(
-                f"searxng sent {kind}, not JSON ({_snippet(body, 120)!r}); is the json "
+                f"searxng sent {kind}, not JSON ({snippet(body, 120)!r}); is the json "
                 "format enabled on the instance (search.formats in settings.yml)?"
             ) from exc
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
-            raise SearchToolError(f"searxng's reply has no result list: {_snippet(body, 160)!r}")
+            raise SearchToolError(f"searxng's reply has no result list: {snippet(body, 160)!r}")
         return _content_hits(results, k)
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
@@ -302,16 +298,16 @@ class DdgsBackend:
             results = e.post_extract_results(e.extract_results(resp.text))
         except Exception as exc:  # lxml on a reply that is not HTML
             raise SearchToolError(
-                f"duckduckgo sent a reply that is not a results page: {_snippet(resp.text, 120)!r}"
+                f"duckduckgo sent a reply that is not a results page: {snippet(resp.text, 120)!r}"
             ) from exc
         if not results and "result" not in resp.text.lower():
             # DuckDuckGo's own "no results" page still has its result markup; anything
             # else (a captcha, an error page, bytes) is not an answer to the query.
             raise SearchToolError(
-                f"duckduckgo sent a page that is not a results page: {_snippet(resp.text, 120)!r}"
+                f"duckduckgo sent a page that is not a results page: {snippet(resp.text, 120)!r}"
             )
         return [
-            SearchHit(title=r.title or r.href, url=r.href, snippet=_snippet(r.body))
+            SearchHit(title=r.title or r.href, url=r.href, snippet=snippet(r.body))
             for r in results
             if r.href
         ][:k]
@@ -322,37 +318,3 @@ class DdgsBackend:
 
     async def asearch(self, query: str, k: int = 5) -> list[SearchHit]:
         return await asyncio.to_thread(self.search, query, k)
-
-
-class RetrieverBackend:
-    """Any LangChain `BaseRetriever` as a search backend. A document's URL is its
-    ``metadata["url"]`` or ``["source"]``, else ``retriever://<name>/<n>``."""
-
-    def __init__(self, retriever: Any, *, name: str = "retriever") -> None:
-        self.retriever = retriever
-        self.name = name
-
-    def _hits(self, docs: Any, k: int) -> list[SearchHit]:
-        hits = []
-        for i, d in enumerate(list(docs)[:k]):
-            meta = getattr(d, "metadata", None) or {}
-            url = str(meta.get("url") or meta.get("source") or f"retriever://{self.name}/{i}")
-            title = str(meta.get("title") or url)
-            score = meta.get("score")
-            hits.append(
-                SearchHit(
-                    title,
-                    url,
-                    _snippet(getattr(d, "page_content", "")),
-                    float(score) if isinstance(score, int | float) else None,
-                )
-            )
-        return hits
-
-    def search(self, query: str, k: int = 5) -> list[SearchHit]:
-        q, k = check_query(query), check_k(k)
-        return self._hits(self.retriever.invoke(q), k)
-
-    async def asearch(self, query: str, k: int = 5) -> list[SearchHit]:
-        q, k = check_query(query), check_k(k)
-        return self._hits(await self.retriever.ainvoke(q), k)

@@ -1,9 +1,11 @@
-"""Page fetchers: offline documents by their ``offline://`` URL, web pages over HTTP.
+"""Page fetchers: local documents by their ``offline://`` or ``retriever://`` URL, web pages
+over HTTP.
 
 `HttpFetcher` guards the agent against what the web sends back: connect and read timeouts,
 a byte limit enforced while streaming (it stops reading past it, whatever the server
 claims), a content-type allow-list (HTML and text; PDF and other binary types are refused
-with a clear error), a bounded number of redirects, and a check that "text" is not binary.
+with a clear error), a bounded number of redirects, a check that "text" is not binary, and
+(`guard`) no connections to this machine or private networks, on any redirect hop.
 HTML goes through trafilatura (the ``[search]`` extra), which keeps the main text and drops
 navigation and boilerplate.
 """
@@ -12,14 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_budget.tools.search.base import MissingExtra, Page, PageFetcher, SearchToolError
+from agent_budget.tools.search.guard import allow_private_from_env, guarded_transport, networks
 
 if TYPE_CHECKING:
     import httpx
 
-    from agent_budget.tools.search.index import OfflineBackend
+    from agent_budget.tools.search.corpus import Document
 
 TEXT_TYPES = frozenset(
     {
@@ -53,6 +57,9 @@ class HttpFetcher:
     ``max_bytes``: the most bytes read from the body; a longer page is refused (the read
     stops at the limit). ``timeout``: seconds to connect and between two reads.
     ``max_redirects``: redirects followed before giving up (a loop ends here).
+    ``allow_private``: also fetch from loopback, private and other non-public addresses
+    (default: ``$AGENT_BUDGET_ALLOW_PRIVATE_URLS``, else refused; see `guard`).
+    ``allow_networks``: CIDR networks allowed although not public (``["10.1.0.0/16"]``).
     """
 
     def __init__(
@@ -64,6 +71,8 @@ class HttpFetcher:
         max_redirects: int = 5,
         allowed_types: frozenset[str] = TEXT_TYPES,
         headers: dict[str, str] | None = None,
+        allow_private: bool | None = None,
+        allow_networks: Iterable[str] = (),
     ) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -71,23 +80,28 @@ class HttpFetcher:
         self.max_redirects = max_redirects
         self.allowed_types = allowed_types
         self.headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self.allow_private = allow_private_from_env() if allow_private is None else allow_private
+        self.allow_networks = networks(allow_networks)
 
-    def _client_options(self) -> dict[str, Any]:
+    def _client_options(self, *, sync: bool) -> dict[str, Any]:
         import httpx
 
-        return {
+        options: dict[str, Any] = {
             "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
             "follow_redirects": True,
             "max_redirects": self.max_redirects,
             "headers": self.headers,
         }
+        if not self.allow_private:
+            options["transport"] = guarded_transport(httpx, self.allow_networks, sync=sync)
+        return options
 
     def fetch(self, url: str) -> Page:
         httpx = _httpx()
         _check_url(url)
         try:
             with (
-                httpx.Client(**self._client_options()) as client,
+                httpx.Client(**self._client_options(sync=True)) as client,
                 client.stream("GET", url) as resp,
             ):
                 ctype, charset = self._check_response(url, resp)
@@ -105,7 +119,7 @@ class HttpFetcher:
         _check_url(url)
         try:
             async with (
-                httpx.AsyncClient(**self._client_options()) as client,
+                httpx.AsyncClient(**self._client_options(sync=False)) as client,
                 client.stream("GET", url) as resp,
             ):
                 ctype, charset = self._check_response(url, resp)
@@ -195,27 +209,42 @@ def _httpx() -> Any:
     return httpx
 
 
-class OfflineFetcher:
-    """Open ``offline://`` documents from the offline index; hand other URLs to ``http``."""
+class LocalDocuments(Protocol):
+    """Documents held locally, opened by URL: the offline index (``offline://``) or a
+    `RetrieverBackend` (``retriever://``)."""
 
-    def __init__(self, backend: OfflineBackend, http: PageFetcher | None = None) -> None:
+    scheme: str
+
+    def document(self, url: str) -> Document | None: ...
+
+
+class OfflineFetcher:
+    """Open ``<backend.scheme>://`` documents from ``backend`` (``offline://`` from the
+    offline index, ``retriever://`` from a `RetrieverBackend`); hand other URLs to ``http``."""
+
+    def __init__(self, backend: LocalDocuments, http: PageFetcher | None = None) -> None:
         self.backend = backend
+        self.prefix = f"{backend.scheme}://"
         self.http = http if http is not None else HttpFetcher()
 
+    def _is_local(self, url: object) -> bool:
+        return isinstance(url, str) and url.strip().lower().startswith(self.prefix)
+
     def fetch(self, url: str) -> Page:
-        if isinstance(url, str) and url.strip().lower().startswith("offline://"):
-            return self._offline(url.strip())
+        if self._is_local(url):
+            return self._local(url.strip())
         return self.http.fetch(url)
 
     async def afetch(self, url: str) -> Page:
-        if isinstance(url, str) and url.strip().lower().startswith("offline://"):
-            return await asyncio.to_thread(self._offline, url.strip())
+        if self._is_local(url):
+            return await asyncio.to_thread(self._local, url.strip())
         return await self.http.afetch(url)
 
-    def _offline(self, url: str) -> Page:
+    def _local(self, url: str) -> Page:
         doc = self.backend.document(url)
         if doc is None:
             raise SearchToolError(
-                f"no offline document at {url}; use a URL exactly as a search result gave it."
+                f"no {self.backend.scheme} document at {url}; use a URL exactly as a search "
+                "result gave it."
             )
         return Page(url=doc.url, title=doc.title, text=doc.body)

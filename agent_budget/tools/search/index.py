@@ -258,6 +258,7 @@ class OfflineBackend:
     connection (a few tens of microseconds), so sync and async callers never share one."""
 
     name = "offline"
+    scheme = "offline"  # its documents' URLs: offline://...
 
     def __init__(self, index_path: Path | None = None, *, progress: bool = True) -> None:
         self.info = ensure_index(index_path, progress=progress)
