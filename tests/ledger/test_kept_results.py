@@ -112,10 +112,10 @@ def test_a_kept_result_reads_back_with_its_charge(location: str) -> None:
 
 
 def test_what_cannot_be_kept_is_not() -> None:
-    assert encode(Command(update={"x": 1})) is None  # not a LangChain serialisable
+    assert encode(Command(update={"x": 1})) is None  # not a LangChain message
     assert encode("plain text") is None
     assert encode(ToolMessage("x" * (300 * 1024), tool_call_id="c")) is None  # over 256 KB
-    msg = ToolMessage("ok", tool_call_id="c", artifact=object())  # artifact not serialisable
+    msg = ToolMessage("ok", tool_call_id="c", artifact=object())  # not JSON
     assert encode(msg) is None
     small = ToolMessage("ok", tool_call_id="c")
     assert decode(encode(small) or "") == small
