@@ -6,8 +6,9 @@ LangGraph keeps none of an interrupted task's writes: where one task runs a whol
 the interrupt live only in the process's memory. With a ledger, every paid tool call's
 result is written in the same transaction as its ``ok`` commit (a task cannot tell it will
 be interrupted), in the ``results`` table under the run's id and the call's key
-(`agent_budget.once.call_key`), pointing at its charge row. A run that meets a key it has not seen in memory reads it back from there:
-committed ``ok`` and a kept result -> the result, not run, not charged again.
+(`agent_budget.once.call_key`), pointing at its charge row. A run that meets a key it has
+not seen in memory reads it back from there: committed ``ok`` and a kept result -> the
+result, not run, not charged again.
 
 What is kept: a LangChain message (a ``ToolMessage``), as ``message_to_dict`` gives it in
 JSON (2.7x faster than ``dumpd`` on a 1 KB result, and read back as messages only). Not

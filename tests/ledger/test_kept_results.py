@@ -196,3 +196,45 @@ def test_v3_postgres_schema_gains_the_results_table_and_the_new_settle(pg_url: s
             (schema,),
         ).fetchone()
     assert n is not None and n[0] == 1  # schema 3's settle is gone, not left as an overload
+
+
+# --- the run core ---------------------------------------------------------------------------
+
+
+def test_a_sub_agent_replays_through_its_parents_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child run's charges reach the ledger through its parent (`ParentLink`): its results
+    are kept there too, and a new process (a fresh in-memory table) replays them."""
+    from agent_budget import Budget
+    from agent_budget import run as run_core
+    from agent_budget.ledger import attach_ledger
+    from agent_budget.once import Flights
+    from agent_budget.run import BudgetRun, ToolHooks
+    from agent_budget.tracker import BudgetTracker
+
+    budget = Budget(usd=1, prices={"search": "0.01"}, ledger=str(tmp_path / "spend.db"))
+    call = {"id": "c1", "name": "search", "args": {"q": "a"}}
+    hooks: ToolHooks[object] = ToolHooks(refuse=lambda c, e: e, finish=lambda out: out)
+    bodies: list[str] = []
+
+    def search() -> ToolMessage:
+        bodies.append("search")
+        return ToolMessage("found a", tool_call_id="c1", name="search")
+
+    def child_run() -> BudgetRun:
+        parent = BudgetTracker(budget)
+        attach_ledger(parent, {"configurable": {"thread_id": "t"}}, run_id="p")
+        kid = parent.child("kid", budget.child("kid"), reuse=True)
+        return BudgetRun(kid, run_id="p:call_9#1/kid")
+
+    for _process in range(2):
+        monkeypatch.setattr(run_core, "FLIGHTS", Flights())  # what a new process starts with
+        run = child_run()
+        out = run.guard_tool_call(call, search, hooks)
+        assert isinstance(out, ToolMessage) and out.content == "found a"
+        assert run.tracker.spent.usd == Decimal("0.01")  # on the books, replayed or not
+    assert bodies == ["search"]
+    with Ledger.open(tmp_path / "spend.db") as led:
+        ok = [r for r in led.rows() if r["kind"] == "tool" and r["outcome"] == "ok"]
+    assert [r["call_key"] for r in ok] == ["p:call_9#1/kid:c1#1"]
