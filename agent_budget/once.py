@@ -13,11 +13,13 @@ of that node (`call_key`), and a process-wide table of calls by key (`FLIGHTS`):
 Across processes the checkpoint carries the finished calls: the budget condition runs each
 call of a multi-call step as a task of its own (``Send``), and LangGraph keeps a finished
 task's writes when a sibling task is interrupted or fails (tested in a new process with
-`SqliteSaver`). The limit: where one task runs a whole step (a ``ToolNode`` inside
-``.with_fallbacks`` or a sequence, run as written), LangGraph keeps none of the task's
-writes when it is interrupted, so its finished calls live only in this table: a resume in
-a new process runs and charges them again. Making that durable would need each result
-stored outside the task (the ledger stores charges, not results).
+`SqliteSaver`). Where one task runs a whole step (a ``ToolNode`` inside ``.with_fallbacks``
+or a sequence, run as written), LangGraph keeps none of the task's writes when it is
+interrupted: with a ledger, each finished call's result is kept in it with its ``ok``
+commit (`KeepResult`, `agent_budget.ledger.results`), and a run that meets a key missing
+from this table reads it back from there, so a resume in a new process replays it too.
+Without a ledger, or for a result that cannot be kept (too big, not serialisable), such a
+resume runs and charges the call again.
 
 Key format (documented, stable): ``<run_id>:<tool_call_id>#<attempt>`` for a tool call and
 ``<run_id>:model:<langchain run id>`` for a model call, where ``run_id`` is the budget
@@ -29,10 +31,90 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import Future
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from agent_budget.errors import LedgerUnavailable
 
 MAX_FLIGHTS = 4096
+
+RESULT = "agent_budget.keep"
+"""`Charge.meta` key of an ok commit whose result a ledger keeps (a `KeepResult`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeepResult:
+    """A finished call's result, serialised, for the ledger to keep with its commit."""
+
+    run_id: str
+    body: str
+
+
+class ResultStore(Protocol):
+    """Where finished results outlive the process: a ledger binding
+    (`agent_budget.ledger.LedgerBudget`)."""
+
+    def kept_keys(self, run_id: str) -> frozenset[str]: ...
+
+    def kept_result(self, run_id: str, key: str) -> Any: ...  # .out, .charge; or None
+
+    def keep(self, run_id: str, out: Any) -> KeepResult | None: ...
+
+
+def result_store(shared: Iterable[object]) -> ResultStore | None:
+    """The ledger binding among a tracker's shared budgets, or its parent's (a child run's
+    charges reach the ledger through its parent), if any."""
+    for budget in shared:
+        if hasattr(budget, "kept_keys"):
+            return cast(ResultStore, budget)
+        parent = getattr(budget, "parent", None)  # a `nesting.ParentLink`
+        store = result_store(getattr(parent, "shared", ()))
+        if store is not None:
+            return store
+    return None
+
+
+class KeptResults:
+    """One run's finished results in the ledger: what to keep with an ok commit, and what
+    an earlier process of the run kept. The ledger is found on first use (False: not yet);
+    the run's kept keys are read once, on the first miss of `FLIGHTS` (a fresh run reads
+    one empty index range), and a result only for a key among them: a normal call never
+    reads the ledger for it."""
+
+    __slots__ = ("_keys", "_store", "_tracker", "run_id")
+
+    def __init__(self, run_id: str, tracker: Any) -> None:
+        self.run_id = run_id
+        self._tracker = tracker  # its `shared` list gets the ledger when one is attached
+        self._store: ResultStore | bool | None = False
+        self._keys: frozenset[str] | None = None
+
+    def _ledger(self) -> ResultStore | None:
+        if self._store is False:
+            self._store = result_store(self._tracker.shared)
+        return cast(ResultStore | None, self._store)
+
+    def keep(self, out: Any) -> KeepResult | None:
+        """``out`` for the ledger to keep with its commit (None: no ledger, or a result
+        that cannot be kept)."""
+        store = self._ledger()
+        return None if store is None else store.keep(self.run_id, out)
+
+    def kept(self, key: str) -> Any:
+        """The result (``.out``, ``.charge``) of a call an earlier process of this run
+        finished, or None: not kept, or the ledger cannot be read (the call then runs, and
+        its reservation says what is wrong)."""
+        store = self._ledger()
+        if store is None:
+            return None
+        try:
+            if self._keys is None:
+                self._keys = store.kept_keys(self.run_id)
+            return store.kept_result(self.run_id, key) if key in self._keys else None
+        except LedgerUnavailable:
+            return None
 
 
 def call_key(run_id: str, call_id: str, attempt: int) -> str:

@@ -33,7 +33,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from agent_budget.errors import BudgetExceeded
-from agent_budget.once import FLIGHTS, Flight, call_key
+from agent_budget.once import FLIGHTS, RESULT, Flight, KeptResults, call_key
 from agent_budget.stopping import Guards, StepResult, StopReason, all_refused
 from agent_budget.tracker import BudgetTracker, Reservation
 
@@ -108,6 +108,7 @@ class BudgetRun:
         self.decided = False  # on_exhausted was applied already (a node's refusal)
         self.parent: BudgetRun | None = None  # a child on its parent's own limits
         self.cached: dict[str, Any] = {}  # what an adapter builds once per run (its hooks)
+        self.results = KeptResults(self.run_id, tracker)  # finished results in the ledger
 
     # --- soft limits --------------------------------------------------------------------
 
@@ -215,6 +216,12 @@ class BudgetRun:
         first, fut = FLIGHTS.claim(key)
         if not first:
             return _Wait(FLIGHTS.future(fut))
+        kept = self.results.kept(key)
+        if kept is not None:  # finished in another process: replay, not run, not charged
+            self.tracker.adopt(kept.charge)
+            out = hooks.finish(kept.out)
+            FLIGHTS.land(key, fut, _Done(out, kept.charge))
+            return _Ready(out)
         name = str(call["name"])
         tripped = self.guards.count_call(name, call.get("args"))
         try:
@@ -239,7 +246,13 @@ class BudgetRun:
     ) -> Any:
         """Settle a call; what the tool node returns for it."""
         if exc is None:
-            charge = step.res.commit()
+            keep = self.results.keep(out)
+            if keep is None:
+                charge = step.res.commit()
+            else:  # the ledger keeps the result in the commit's transaction
+                held = step.res.charge
+                charge = step.res.commit(replace(held, meta={**held.meta, RESULT: keep}))
+                charge = replace(charge, meta=held.meta)
             out = hooks.finish(out)
             FLIGHTS.land(step.key, step.fut, _Done(out, charge))
             return out

@@ -3,7 +3,11 @@ runs until a tool interrupts, ``resume`` resumes it in a new process. The checkp
 SQLite file (`SqliteSaver`), the spend a SQLite ledger; each tool body appends its name to
 ``runs.txt``, so the test can count the bodies that ran across both processes.
 
-    python resume_child.py start|resume DIR toolnode|fallbacks
+    python resume_child.py start|resume DIR toolnode|fallbacks|fallbacks_big [LEDGER]
+
+``fallbacks_big``: as ``fallbacks``, with search results too large for the ledger to keep
+(over `agent_budget.ledger.results.MAX_BYTES`, lowered to 1 KB here so the prompt stays
+within the budget). LEDGER: a ledger location (default DIR/spend.db).
 """
 
 from __future__ import annotations
@@ -23,21 +27,26 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command, interrupt
 
 from agent_budget import Budget, with_budget
+from agent_budget.ledger import results
 
 
 class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
-def main(phase: str, where: Path, style: str) -> None:
+def main(phase: str, where: Path, style: str, ledger: str | None = None) -> None:
     runs = where / "runs.txt"
+    pad = ""
+    if style == "fallbacks_big":
+        results.MAX_BYTES = 1024
+        pad = "x" * 2048
 
     @tool
     def search(query: str) -> str:
         """Search the web."""
         with runs.open("a") as f:
             f.write(f"search:{query}\n")
-        return f"found {query}"
+        return f"found {query}{pad}"
 
     @tool
     def approve(what: str) -> str:
@@ -51,7 +60,7 @@ def main(phase: str, where: Path, style: str) -> None:
     model = ScriptedFake(script=[calls] if phase == "start" else ["final answer"])
     bound = model.bind_tools([search, approve])
     tools: Any = ToolNode([search, approve])
-    if style == "fallbacks":  # one task runs the whole step, as written
+    if style.startswith("fallbacks"):  # one task runs the whole step, as written
         tools = tools.with_fallbacks(
             [ToolNode([search, approve])], exceptions_to_handle=(ValueError,)
         )
@@ -67,7 +76,7 @@ def main(phase: str, where: Path, style: str) -> None:
         usd="0.05",
         prices={"search": "0.01", "approve": "0"},
         model_prices={FAKE_MODEL: FAKE_PRICE},
-        ledger=str(where / "spend.db"),
+        ledger=ledger or str(where / "spend.db"),
     )
     agent = with_budget(g.compile(checkpointer=saver), budget)
     cfg: dict[str, Any] = {"configurable": {"thread_id": "resume-in-a-new-process"}}
@@ -77,4 +86,4 @@ def main(phase: str, where: Path, style: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3])
+    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], *sys.argv[4:5])

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from agent_budget.budget import SHARED_SCOPES, Budget, SharedLimit
 from agent_budget.errors import BudgetExceeded, InvalidBudget, LedgerUnavailable
 from agent_budget.limits import Limit
+from agent_budget.once import RESULT, KeepResult
 from agent_budget.tracker import BudgetTracker, Charge
 
 if TYPE_CHECKING:
     from agent_budget.ledger.base import ChargeContext, Headroom, Ledger, ScopedLimit, Used
+    from agent_budget.ledger.results import Kept
 
 ENV_LEDGER = "AGENT_BUDGET_LEDGER"
 """Where the ledger is when the budget does not say: a SQLite path or a postgresql:// URL."""
@@ -153,7 +155,25 @@ class LedgerBudget:
             raise
 
     def commit(self, handle: int, actual: Charge) -> None:
-        self.ledger.commit(handle, actual, self.ctx)
+        self.ledger.commit(handle, actual, self.ctx, keep=actual.meta.get(RESULT))
+
+    # kept results (`agent_budget.ledger.results`): a run replays its finished calls
+    def kept_keys(self, run_id: str) -> frozenset[str]:
+        from agent_budget.ledger.results import kept_keys
+
+        return kept_keys(self.ledger, run_id)
+
+    def kept_result(self, run_id: str, key: str) -> Kept | None:
+        from agent_budget.ledger.results import kept_result
+
+        return kept_result(self.ledger, run_id, key)
+
+    def keep(self, run_id: str, out: Any) -> KeepResult | None:
+        """``out`` ready to keep with its commit, or None if it cannot be kept."""
+        from agent_budget.ledger.results import encode
+
+        body = encode(out)
+        return None if body is None else KeepResult(run_id, body)
 
     def release(self, handle: int) -> None:
         self.ledger.release(handle)

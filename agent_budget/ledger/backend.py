@@ -18,6 +18,9 @@ from agent_budget.ledger.context import Cursor, Execute
 from agent_budget.ledger.limits import ScopedLimit
 from agent_budget.tracker import Charge
 
+Kept = tuple[str, str, int, str]
+"""A result to keep with an ok commit: run id, call key, time (µs), serialised body."""
+
 
 class LedgerBackend:
     location: str
@@ -126,9 +129,19 @@ class LedgerBackend:
                 run(self.sql["set_version"], (str(q.SCHEMA_VERSION),))
             self._after_migrate(run)
 
-    def _commit(self, handle: int, values: dict[str, Any], row: dict[str, Any]) -> None:
-        """Settle the held row ``handle``: one statement; insert ``row`` if it is gone."""
-        with self._autocommit(write=True) as run:
+    def _commit(
+        self, handle: int, values: dict[str, Any], row: dict[str, Any], kept: Kept | None
+    ) -> None:
+        """Settle the held row ``handle``: one statement; insert ``row`` if it is gone.
+        ``kept`` (run id, call key, time, body): a result to keep, in the same transaction."""
+        if kept is None:
+            with self._autocommit(write=True) as run:
+                if run(self.sql["commit"], values).rowcount == 0:
+                    # The held row was pruned meanwhile (rare): the money still counts.
+                    run(self.sql["insert"], tuple(row.values()))
+            return
+        with self._transaction() as run:
             if run(self.sql["commit"], values).rowcount == 0:
-                # The held row was pruned meanwhile (rare): the money still counts.
-                run(self.sql["insert"], tuple(row.values()))
+                handle = int(run(self.sql["insert"], tuple(row.values())).fetchone()[0])
+            run_id, key, ts, body = kept
+            run(self.sql["keep_result"], (run_id, key, handle, ts, body))

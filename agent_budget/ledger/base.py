@@ -48,7 +48,9 @@ from agent_budget.ledger.limits import (
     want_params,
 )
 from agent_budget.ledger.reading import LedgerReads
+from agent_budget.ledger.results import KEEP_SECONDS
 from agent_budget.ledger.timeutil import US, now_us, parse_moment
+from agent_budget.once import KeepResult
 from agent_budget.tracker import Charge
 
 __all__ = [
@@ -72,6 +74,10 @@ class Ledger(LedgerBackend, LedgerReads):
     sweep_every: float | None = SWEEP_EVERY
     """Seconds between sweeps of expired holds by this process's reservations (None: never;
     `expire` still works)."""
+
+    keep_results: float | None = KEEP_SECONDS
+    """Seconds a kept tool result stays (`agent_budget.ledger.results`); the same sweep
+    deletes older ones. None: never deleted by the sweep (`Ledger.prune` still does)."""
 
     def __init__(self, *, reservation_ttl: float = DEFAULT_TTL) -> None:
         if reservation_ttl <= 0:
@@ -147,6 +153,10 @@ class Ledger(LedgerBackend, LedgerReads):
         self._next_sweep = now + int(min(self.reservation_ttl, self.sweep_every) * US)
         try:
             swept = self.expire(now=now)
+            if self.keep_results is not None:
+                from agent_budget.ledger.results import prune_kept
+
+                prune_kept(self, now - int(self.keep_results * US))
         except LedgerUnavailable as exc:
             log.warning("could not mark expired reservations: %s", exc)
             return
@@ -164,9 +174,17 @@ class Ledger(LedgerBackend, LedgerReads):
                 raise exc
 
     def commit(
-        self, handle: int, actual: Charge, ctx: ChargeContext, *, now: int | None = None
+        self,
+        handle: int,
+        actual: Charge,
+        ctx: ChargeContext,
+        *,
+        now: int | None = None,
+        keep: KeepResult | None = None,
     ) -> None:
-        """Turn a held row into the charge's real cost (outcome from ``actual.meta``)."""
+        """Turn a held row into the charge's real cost (outcome from ``actual.meta``).
+        ``keep``: the call's result, kept in the same transaction when the outcome is ``ok``
+        (`agent_budget.ledger.results`)."""
         now = now_us() if now is None else now
         outcome = "error" if actual.meta.get("outcome") == "error" else "ok"
         values = {
@@ -175,7 +193,12 @@ class Ledger(LedgerBackend, LedgerReads):
             "settled_ts": now, "price_source": actual.price_source, "id": handle,
         }  # fmt: skip
         row = self._row(actual, ctx, outcome, now, settled=now)
-        self._commit(handle, values, {f"c_{c}": v for c, v in zip(q.COLUMNS, row, strict=True)})
+        kept = None
+        if keep is not None and outcome == "ok" and actual.key is not None:
+            kept = (keep.run_id, actual.key, now, keep.body)
+        self._commit(
+            handle, values, {f"c_{c}": v for c, v in zip(q.COLUMNS, row, strict=True)}, kept
+        )
 
     def release(self, handle: int) -> None:
         """The call was not made: the held row goes away."""

@@ -23,8 +23,13 @@ if TYPE_CHECKING:
 def create(ledger: Ledger, run: Execute, *, from_version: int) -> None:
     """The current schema in an empty database (``from_version`` 0), in place of a
     version-1 ``charges`` table (its rows copied with their ids), or in place of version 2's
-    totals (which had no slots); the totals are rebuilt from the rows in every case."""
+    totals (which had no slots); the totals are rebuilt from the rows in every case but 3.
+    Version 3 only lacks the ``results`` table (every version before it too)."""
     n = ledger.sql.names
+    for ddl in s.create_result_tables(n):
+        run(ddl, ())
+    if from_version == 3:
+        return
     if from_version == 2:
         for ddl in s.drop_triggers(n):
             run(ddl, ())
@@ -88,6 +93,7 @@ def prune(ledger: Ledger, cutoff: int, now: int) -> int:
         for ddl in s.drop_triggers(n):
             run(ddl, ())
         removed = int(run(ledger.sql["prune"], (cutoff, now)).rowcount)
+        run(ledger.sql["prune_results"], (cutoff,))
         for ddl in s.triggers(n):
             run(ddl, ())
         _drop_empty(ledger, run)

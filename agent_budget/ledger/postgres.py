@@ -41,6 +41,7 @@ import psycopg
 from agent_budget.errors import InvalidBudget, LedgerUnavailable
 from agent_budget.ledger import schema as sch
 from agent_budget.ledger import sql as q
+from agent_budget.ledger.backend import Kept
 from agent_budget.ledger.base import DEFAULT_TTL, Execute, Ledger, ScopedLimit, limit_params
 from agent_budget.tracker import Charge
 
@@ -139,7 +140,10 @@ class PostgresLedger(Ledger):
         run(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"', ())
 
     def _after_migrate(self, run: Execute) -> None:
-        # Code, not data: (re)defined on every open.
+        # Code, not data: (re)defined on every open. Schema 3's settle had two arguments
+        # fewer: a different function to PostgreSQL, so it is dropped, not replaced.
+        old = ", ".join(_SETTLE_TYPES)
+        run(f'DROP FUNCTION IF EXISTS "{self.schema}".settle({old})', ())
         run(reserve_function(self.sql.names), ())
         run(settle_function(self.sql.names), ())
 
@@ -194,13 +198,15 @@ class PostgresLedger(Ledger):
 
     @functools.cached_property
     def _settle_call(self) -> str:
-        casts = ["BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT"]
-        casts += [sch.COLUMN_TYPES[c] for c in sch.COLUMNS]
-        args = ", ".join(f"%s::{t}" for t in casts)
+        args = ", ".join(f"%s::{t}" for t in (*_SETTLE_TYPES, "TEXT", "TEXT"))
         return f'SELECT "{self.schema}".settle({args})'
 
-    def _commit(self, handle: int, values: dict[str, Any], row: dict[str, Any]) -> None:
-        args = [values[k] for k in _SETTLE_VALUES] + list(row.values())
+    def _commit(
+        self, handle: int, values: dict[str, Any], row: dict[str, Any], kept: Kept | None
+    ) -> None:
+        # A kept result rides in the same call (and transaction): two more arguments.
+        keep = [None, None] if kept is None else [kept[0], kept[3]]
+        args = [values[k] for k in _SETTLE_VALUES] + list(row.values()) + keep
         with self._autocommit(write=True) as run:
             run(self._settle_call, args)
 
@@ -234,6 +240,9 @@ class PostgresLedger(Ledger):
 
 _SETTLE_VALUES = ("id", "outcome", "name", "input_tokens", "output_tokens", "usd_nanos",
                   "settled_ts", "price_source")  # fmt: skip
+_SETTLE_TYPES = ("BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT",
+                 *(sch.COLUMN_TYPES[c] for c in sch.COLUMNS))  # fmt: skip
+"""settle's arguments before the kept result's two (run id, body)."""
 
 # The functions' statements are index lookups by design. A fresh ledger's tables are tiny
 # when a session first plans them, and the plan it caches (a sequential scan) would stay
@@ -245,13 +254,16 @@ _PLAN = "SET enable_seqscan = off"
 
 def settle_function(n: sch.Names) -> str:
     """``settle``: a commit in one call; the held row becomes the real cost, or (if it was
-    pruned meanwhile, rare) the charge is inserted, so the money still counts."""
+    pruned meanwhile, rare) the charge is inserted, so the money still counts. With a
+    ``p_keep_body``, the call's result is kept too (`agent_budget.ledger.results`)."""
     row = ",\n".join(f"r_{c} {sch.COLUMN_TYPES[c]}" for c in sch.COLUMNS)
     return f"""CREATE OR REPLACE FUNCTION "{n.schema}".settle(
     p_id BIGINT, p_outcome TEXT, p_name TEXT, p_input_tokens BIGINT, p_output_tokens BIGINT,
     p_usd_nanos BIGINT, p_settled_ts BIGINT, p_price_source TEXT,
-    {row}
+    {row},
+    p_keep_run TEXT, p_keep_body TEXT
 ) RETURNS VOID LANGUAGE plpgsql {_PLAN} AS $body$
+DECLARE v_id BIGINT := p_id;
 BEGIN
     UPDATE {n.charges} SET outcome = p_outcome, name = p_name, input_tokens = p_input_tokens,
            output_tokens = p_output_tokens, usd_nanos = p_usd_nanos, settled_ts = p_settled_ts,
@@ -259,7 +271,12 @@ BEGIN
      WHERE id = p_id AND outcome IN ('held', 'expired');
     IF NOT FOUND THEN
         INSERT INTO {n.charges} ({", ".join(sch.COLUMNS)})
-        VALUES ({", ".join(f"r_{c}" for c in sch.COLUMNS)});
+        VALUES ({", ".join(f"r_{c}" for c in sch.COLUMNS)}) RETURNING id INTO v_id;
+    END IF;
+    IF p_keep_body IS NOT NULL THEN
+        INSERT INTO {n.results} (run_id, call_key, charge_id, ts, body)
+        VALUES (p_keep_run, r_call_key, v_id, p_settled_ts, p_keep_body)
+        ON CONFLICT (run_id, call_key) DO NOTHING;
     END IF;
 END $body$"""
 

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 from agent_budget.ledger.timeutil import US
 
-SCHEMA_VERSION = 3
-"""The schema this code writes. A ledger with a newer version is refused, not guessed at."""
+SCHEMA_VERSION = 4
+"""The schema this code writes. A ledger with a newer version is refused, not guessed at.
+4: the ``results`` table (finished tool results kept for a replay in another process)."""
 
 MINUTE, HOUR, DAY = 60 * US, 3600 * US, 86400 * US
 SPANS = (MINUTE, HOUR, DAY, 0)
@@ -94,6 +95,20 @@ TABLES = (
         PRIMARY KEY (scope, key, span, bucket, slot)
     ){without_rowid}{totals_storage}""",
 )
+RESULT_TABLES = (
+    # Results of finished paid tool calls, by the call's key, so a node run again in another
+    # process (a resume) replays them instead of paying again (`agent_budget.ledger.results`).
+    # A table of its own: bodies can be large, and reports scan the charges.
+    """CREATE TABLE {results} (
+        run_id TEXT NOT NULL,
+        call_key TEXT NOT NULL,
+        charge_id BIGINT NOT NULL,
+        ts BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (run_id, call_key)
+    )""",
+    "CREATE INDEX {prefix}results_by_ts ON {results} (ts)",
+)
 INDEXES = (
     "CREATE INDEX {prefix}charges_by_user ON {charges} (user_id, ts)",
     "CREATE INDEX {prefix}charges_by_tenant ON {charges} (tenant_id, ts)",
@@ -152,8 +167,13 @@ class Names:
     def meta(self) -> str:
         return self.table("ledger_meta")
 
+    @property
+    def results(self) -> str:
+        return self.table("results")
+
     def fmt(self, sql: str) -> str:
-        tokens = {"charges": self.charges, "totals": self.totals, "meta": self.meta, "prefix": ""}
+        tokens = {"charges": self.charges, "totals": self.totals, "meta": self.meta,
+                  "results": self.results, "prefix": ""}  # fmt: skip
         tokens |= DIALECT_TOKENS[self.dialect]
         for name, value in tokens.items():
             sql = sql.replace("{" + name + "}", value)
@@ -162,6 +182,10 @@ class Names:
 
 def create_tables(n: Names) -> list[str]:
     return [n.fmt(ddl) for ddl in TABLES]
+
+
+def create_result_tables(n: Names) -> list[str]:
+    return [n.fmt(ddl) for ddl in RESULT_TABLES]
 
 
 def create_indexes(n: Names) -> list[str]:

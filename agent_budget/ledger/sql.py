@@ -65,6 +65,20 @@ _STATEMENTS = {
         "INSERT INTO {meta} (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING"
     ),
     "clear_totals": "DELETE FROM {totals}",
+    # Kept results (`agent_budget.ledger.results`): written with an ok commit, read on a replay.
+    "keep_result": (
+        "INSERT INTO {results} (run_id, call_key, charge_id, ts, body) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (run_id, call_key) DO NOTHING"
+    ),
+    "kept_keys": "SELECT call_key FROM {results} WHERE run_id = ?",
+    "kept_result": (
+        "SELECT r.body, c.kind, c.name, c.usd_nanos, c.input_tokens, c.output_tokens, "
+        "c.price_source, c.attempt, c.node FROM {results} AS r JOIN {charges} AS c "
+        "ON c.id = r.charge_id WHERE r.run_id = ? AND r.call_key = ? AND c.outcome = 'ok' "
+        "AND c.call_key = r.call_key"
+    ),
+    "any_old_results": "SELECT 1 FROM {results} WHERE ts < ? LIMIT 1",
+    "prune_results": "DELETE FROM {results} WHERE ts < ?",
 }
 
 # Grouping keys of `Ledger.spend`: name -> (SQL expression, extra WHERE clause).
@@ -228,6 +242,10 @@ class Statements:
     @property
     def meta(self) -> str:
         return self.names.meta
+
+    @property
+    def results(self) -> str:
+        return self.names.results
 
     def __getitem__(self, name: str) -> str:
         return self.fmt(_STATEMENTS[name])

@@ -265,7 +265,7 @@ def test_v1_ledger_file_migrates_in_place_with_exact_totals(tmp_path: Path) -> N
         assert again.verify() == []
     conn = sqlite3.connect(db)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"charges", "totals", "ledger_meta"}
+    assert tables == {"charges", "totals", "ledger_meta", "results"}
     with pytest.raises(sqlite3.IntegrityError, match="CHECK"):  # v2's rules hold in SQLite too
         conn.execute("UPDATE charges SET usd_nanos = -1 WHERE id = (SELECT MIN(id) FROM charges)")
     conn.close()
