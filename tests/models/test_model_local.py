@@ -296,6 +296,19 @@ def test_a_continuing_conversation_reuses_whole_blocks_and_answers_as_fresh(
     assert (again, logprob) == (fresh_text, fresh_logprob)
 
 
+def test_a_prompt_asked_again_after_another_restores_its_saved_prefix(
+    local_model: LocalChatModel,
+) -> None:
+    # An agent's next run (or a second agent) on the same long system prompt, after a prompt
+    # that shares nothing with it: the saved state of its aligned prefix is restored.
+    long = [SystemMessage(_LONG * 3), HumanMessage("What color is the sky?")]
+    first = _answer(local_model, long)
+    _answer(local_model, [HumanMessage("Count to three.")])
+    text, logprob, reused = _answer(local_model, long)
+    assert reused >= 2 * PREFIX_BLOCK and reused % PREFIX_BLOCK == 0
+    assert (text, logprob) == first[:2]
+
+
 async def test_async_and_stream_match_invoke_after_other_prompts(
     local_model: LocalChatModel,
 ) -> None:
