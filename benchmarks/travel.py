@@ -4,12 +4,12 @@ evaluation harness (`agent_budget.bench`: resumable store, progress, ledger, met
 
 Per agent and event kind: exact match of the executed path with the optimum (the replanning
 exact planner on the same scenario), paid / optimal, goal reached, budget overruns (paid over
-the scenario's budget), tokens. Writes benchmarks/results/travel.json and travel.png (one
-panel per metric, a bar per agent and event kind). Each agent is its own sweep, stored under
-``--store/<model>/<sweep>`` (``planner``; ``baselines``: both ReAct agents, run scenario by
-scenario, the event kinds in turns): a run that is stopped (Ctrl-C, a time limit) resumes
-where it stopped when the same command is run again, and a stopped baseline sweep has both
-agents on the same scenarios.
+the scenario's budget), tokens. Writes benchmarks/results/travel.json, travel.png (one
+panel per metric, a bar per agent and event kind) and travel_<agent>.png (one agent's bars).
+Sweeps are stored under ``--store/<model>/<sweep>`` (``planner``; ``baselines``: both ReAct
+agents, run scenario by scenario, the event kinds in turns): a run that is stopped (Ctrl-C,
+a time limit) resumes where it stopped when the same command is run again, and a stopped
+baseline sweep has both agents on the same scenarios.
 
     python benchmarks/travel.py                          # 25 scenarios per kind, embedded model
     python benchmarks/travel.py --model openai/gpt-4.1-mini
@@ -181,8 +181,8 @@ def plot(summary: dict[str, Any], path: Path, model: str) -> None:
         ax.set_xticklabels([k.replace("_", "\n") for k in KINDS], fontsize=7)
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7)
-    n = max((c["all"]["n"] for c in summary.values()), default=0)
-    fig.suptitle(f"Travel planning on {model}: {n} scenarios per agent, by event kind", fontsize=10)
+    runs = ", ".join(f"{a} {summary[a]['all']['n']}" for a in agents)
+    fig.suptitle(f"Travel planning on {model}, by event kind (scenarios run: {runs})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -209,7 +209,9 @@ def report(
     out.write_text(json.dumps(data, indent=1) + "\n")
     png = out.with_suffix(".png")
     plot(summary, png, model)
-    console.print(f"wrote {out} and {png}")
+    for agent in summary:  # one figure per agent too, its bars per event kind
+        plot({agent: summary[agent]}, out.with_name(f"{out.stem}_{agent}.png"), model)
+    console.print(f"wrote {out}, {png} and {out.stem}_<agent>.png")
 
 
 def stored(store: Path) -> list[dict[str, Any]]:
