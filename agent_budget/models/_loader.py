@@ -13,7 +13,7 @@ itself evaluated as whole aligned blocks of the same tokens: the computation is 
 fresh evaluation would do, so the answer is the same whatever came before, while a conversation
 that continues still skips the blocks it already paid for.
 
-A few such prefixes (of prompts evaluated from nothing) are also kept as saved KV states
+A few such prefixes (of prompts that evaluated 2+ new blocks) are also kept as saved KV states
 (`SAVED_PREFIXES`): a prompt that goes back to an earlier one (an agent's next run on the same
 system prompt and tool list after a final answer asked without tools, or a second agent on
 the same task) restores the state instead of evaluating thousands of tokens again. A restored
@@ -105,8 +105,8 @@ class LoadedModel:
     """Leading cached tokens whose KV was computed as whole aligned blocks (reusable as is)."""
     saved: list[tuple[np.ndarray[Any, Any], Any]] = field(default_factory=list)
     """(aligned prefix tokens, llama state), most recently used last."""
-    fresh: bool = False
-    """The prompt being evaluated reused nothing (the start of a conversation)."""
+    kept: int = 0
+    """Cached tokens the prompt being evaluated reused."""
 
     def begin(self, tokens: list[int], *, reuse: bool = True) -> int:
         """Set the KV cache up for `tokens`; returns how many cached tokens are reused.
@@ -131,7 +131,7 @@ class LoadedModel:
             llama.load_state(entry[1])
             keep = best_keep
         self.aligned = 0  # until this evaluation is done, nothing cached is known good
-        self.fresh = keep == 0
+        self.kept = keep
         if keep == 0:
             llama.reset()
         else:
@@ -140,12 +140,12 @@ class LoadedModel:
 
     def end(self, tokens: list[int]) -> None:
         """The prompt's whole blocks are now in the cache; generated tokens never are reused.
-        A prompt evaluated from nothing (a conversation's start: what a later one may come
-        back to) saves a prefix of at least `_MIN_SAVED_BLOCKS` that no saved state covers;
-        a conversation that continues does not pay for a copy on every turn."""
+        A prompt that evaluated at least `_MIN_SAVED_BLOCKS` new blocks (a conversation's
+        start, what a later one may come back to) saves its prefix unless a saved state covers
+        it; a conversation that continues by a turn does not pay for a copy every time."""
         block = int(self.llama.n_batch)
         self.aligned = len(tokens) // block * block
-        if not self.fresh or self.aligned < _MIN_SAVED_BLOCKS * block:
+        if self.aligned - self.kept < _MIN_SAVED_BLOCKS * block:
             return
         prefix = np.asarray(tokens[: self.aligned])
         for i, (kept, _) in enumerate(self.saved):

@@ -320,6 +320,8 @@ def test_a_prompt_asked_again_after_another_restores_its_saved_prefix(
 ) -> None:
     # An agent's next run (or a second agent) on the same long system prompt, after a prompt
     # that shares nothing with it: the saved state of its aligned prefix is restored.
+    # Its first block is cached already (an earlier prompt on _LONG): it is still saved.
+    _answer(local_model, [SystemMessage(_LONG), HumanMessage("Name a fruit.")])
     long = [SystemMessage(_LONG * 3), HumanMessage("What color is the sky?")]
     first = _answer(local_model, long)
     _answer(local_model, [HumanMessage("Count to three.")])
