@@ -4,10 +4,12 @@ evaluation harness (`agent_budget.bench`: resumable store, progress, ledger, met
 
 Per agent and event kind: exact match of the executed path with the optimum (the replanning
 exact planner on the same scenario), paid / optimal, goal reached, budget overruns (paid over
-the scenario's budget), tokens. Writes benchmarks/results/travel.json and travel.png (one
-panel per metric, a bar per agent and event kind). Each agent is its own sweep, stored under
-``--store/<model>/<agent>``: a run that is stopped (Ctrl-C, a time limit) resumes where it
-stopped when the same command is run again.
+the scenario's budget), tokens. Writes benchmarks/results/travel.json, travel.png (one
+panel per metric, a bar per agent and event kind) and travel_<agent>.png (one agent's bars).
+Sweeps are stored under ``--store/<model>/<sweep>`` (``planner``; ``baselines``: both ReAct
+agents, run scenario by scenario, the event kinds in turns): a run that is stopped (Ctrl-C,
+a time limit) resumes where it stopped when the same command is run again, and a stopped
+baseline sweep has both agents on the same scenarios.
 
     python benchmarks/travel.py                          # 25 scenarios per kind, embedded model
     python benchmarks/travel.py --model openai/gpt-4.1-mini
@@ -22,6 +24,7 @@ import argparse
 import json
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +37,13 @@ from agent_budget.bench.report import summarize as harness_summary
 RESULTS = Path(__file__).parent / "results"
 KINDS = ("static", "ban_tool", "cost_change", "preference_change", "tools_change")
 AGENTS = ("planner", "react", "react_budget")
-FACTORY = "agent_budget.tools.travel.bench"
+FACTORY = "agent_budget.agents.travel.bench"
 
 
-def sweep_spec(
-    agent: str, model: str, per_kind: int, react_steps: int, n_threads: int
-) -> dict[str, Any]:
-    """One agent's sweep over the ``travel`` task set. Each task brings its scenario's USD and
-    tool prices (`Task.budget`); plain ReAct takes only the prices (it is charged, never held
-    to the money) and sees a blank budget message."""
+def config_of(agent: str, model: str, react_steps: int, n_threads: int) -> dict[str, Any]:
+    """One agent's configuration. Each task brings its scenario's USD and tool prices
+    (`Task.budget`); plain ReAct takes only the prices (it is charged, never held to the
+    money) and sees a blank budget message."""
     options: dict[str, Any] = {"max_tokens": 160, "temperature": 0}
     if model.startswith("local:"):
         options.update(n_ctx=4096, n_threads=n_threads)
@@ -55,13 +56,38 @@ def sweep_spec(
         if agent == "react":
             config["task_budget"] = ["prices"]
             config["budget"]["message_template"] = " "
+    return config
+
+
+def sweep_spec(
+    agents: Sequence[str], model: str, per_kind: int, react_steps: int, n_threads: int
+) -> dict[str, Any]:
+    """One sweep over the ``travel`` task set, the kinds in turns. Agents in one sweep run
+    task by task (``order: task``): a sweep stopped early has every agent on the same
+    scenarios, and the second ReAct baseline starts from the first one's saved prompt prefix
+    (the same system prompt and tool list), not from 2,500 tokens to evaluate."""
     return {
-        "name": f"travel-{agent}",
-        "tasks": {"set": "travel", "per_kind": per_kind},
+        "name": "travel-" + "-".join(agents),
+        "tasks": {"set": "travel", "per_kind": per_kind, "interleave": True},
         "budgets": [{"label": "scenario"}],
         "workers": 1,
-        "configs": [config],
+        "order": "task",
+        "configs": [config_of(a, model, react_steps, n_threads) for a in agents],
     }
+
+
+def sweeps(chosen: Sequence[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Store name -> sweep: the planner alone, the chosen baselines together."""
+    react_n = args.react_per_kind or args.per_kind
+    base = [a for a in AGENTS if a != "planner" and a in chosen]
+    out: dict[str, dict[str, Any]] = {}
+    if "planner" in chosen:
+        spec = sweep_spec(["planner"], args.model, args.per_kind, args.react_steps, args.n_threads)
+        out["planner"] = spec
+    if base:
+        spec = sweep_spec(base, args.model, react_n, args.react_steps, args.n_threads)
+        out["baselines" if len(base) > 1 else base[0]] = spec
+    return out
 
 
 def rows_of(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -155,8 +181,8 @@ def plot(summary: dict[str, Any], path: Path, model: str) -> None:
         ax.set_xticklabels([k.replace("_", "\n") for k in KINDS], fontsize=7)
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7)
-    n = max((c["all"]["n"] for c in summary.values()), default=0)
-    fig.suptitle(f"Travel planning on {model}: {n} scenarios per agent, by event kind", fontsize=10)
+    runs = ", ".join(f"{a} {summary[a]['all']['n']}" for a in agents)
+    fig.suptitle(f"Travel planning on {model}, by event kind (scenarios run: {runs})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -183,7 +209,9 @@ def report(
     out.write_text(json.dumps(data, indent=1) + "\n")
     png = out.with_suffix(".png")
     plot(summary, png, model)
-    console.print(f"wrote {out} and {png}")
+    for agent in summary:  # one figure per agent too, its bars per event kind
+        plot({agent: summary[agent]}, out.with_name(f"{out.stem}_{agent}.png"), model)
+    console.print(f"wrote {out}, {png} and {out.stem}_<agent>.png")
 
 
 def stored(store: Path) -> list[dict[str, Any]]:
@@ -199,24 +227,25 @@ def stored(store: Path) -> list[dict[str, Any]]:
         kept.close()
 
 
-def run_agent(agent: str, spec: dict[str, Any], store: Path, console: Console, fresh: bool) -> None:
-    """Run (or resume) one agent's sweep with a progress bar."""
+def run_agent(name: str, spec: dict[str, Any], store: Path, console: Console, fresh: bool) -> None:
+    """Run (or resume) one sweep with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agent_budget.bench import run_sweep
 
     progress = Progress(
-        TextColumn(f"[bold]{agent}[/bold]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn(f"[bold]{name}[/bold]"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console,
     )  # fmt: skip
-    bar = progress.add_task(agent, total=None, last="")
+    bar = progress.add_task(name, total=None, last="")
 
     def on_start(total: int, pending: int, spent: Any) -> None:
         progress.update(bar, total=total, completed=total - pending)
 
     def on_result(result: dict[str, Any], spent: Any) -> None:
         mark = "pass" if result["passed"] else result["status"]
-        progress.update(bar, advance=1, last=f"{result['task']}: {mark}")
+        last = f"{result['config']} {result['task']}: {mark} ({result['seconds']:.0f}s)"
+        progress.update(bar, advance=1, last=last)
 
     with progress:
         run_sweep(
@@ -257,28 +286,21 @@ def main() -> None:
         if agent not in AGENTS:
             parser.error(f"--agents: {agent!r} is not one of {', '.join(AGENTS)}")
     react_n = args.react_per_kind or args.per_kind
-    specs = {
-        a: sweep_spec(
-            a,
-            args.model,
-            args.per_kind if a == "planner" else react_n,
-            args.react_steps,
-            args.n_threads,
-        )
-        for a in AGENTS
-    }
     if not args.report_only:
-        for agent in chosen:
-            run_agent(agent, specs[agent], args.store / slug / agent, console, args.fresh)
-    # The report covers every agent stored for this model, whichever ran this time.
+        for name, spec in sweeps(chosen, args).items():
+            run_agent(name, spec, args.store / slug / name, console, args.fresh)
+    # The report covers every sweep stored for this model, whichever ran this time.
     rows: list[dict[str, Any]] = []
     harness: dict[str, Any] = {}
-    for agent in AGENTS:
-        found = stored(args.store / slug / agent)
+    every = sweeps(AGENTS, args)
+    for alone in ("react", "react_budget"):  # a baseline run on its own (--agents react)
+        every[alone] = sweeps([alone], args)[alone]
+    for name, spec in every.items():
+        found = stored(args.store / slug / name)
         if found:
             rows += rows_of(found)
-            cells = harness_summary(load_sweep(specs[agent]), found)
-            harness[agent] = {"cells": cells["cells"], "totals": cells["totals"]}
+            cells = harness_summary(load_sweep(spec), found)
+            harness[name] = {"cells": cells["cells"], "totals": cells["totals"]}
     meta = {
         "per_kind": args.per_kind,
         "react_per_kind": react_n,

@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 
 from agent_budget import Budget, BudgetTracker
+from agent_budget.agents.travel import build_travel_agent, plan_json
 from agent_budget.demos.travel import demo_scenario
 from agent_budget.models import resolve
-from agent_budget.tools.travel import Scenario, TravelWorld, build_travel_agent, optimal_run
-from agent_budget.tools.travel.agent import plan_json
+from agent_budget.tools.travel import Scenario, TravelWorld, optimal_run
 
 scenario = Scenario.from_file(sys.argv[1]) if len(sys.argv) > 1 else demo_scenario()
 world = TravelWorld(scenario)  # this run's tools, prices and scheduled events

@@ -54,30 +54,22 @@ class PlannerState(TypedDict, total=False):
 def planner_agent(task: Task, seed: int = 0, method: str = "exact") -> Any:
     """`planner_node` over tools made from the task's planning problem. A tool "produces" its
     output type; a tool with a ``failure_rate`` fails that often (paid, nothing produced),
-    drawn from a generator seeded by the run's seed and the task, so runs repeat exactly."""
-    from langchain_core.tools import StructuredTool
-    from pydantic import create_model
+    drawn from a generator seeded by the run's seed and the task, so runs repeat exactly.
 
+    The problem's events are told by the tool whose call reaches their ``after_step``, as
+    signals in the format's terms (``ban_tool``, ``cost_change``, ``invalidate`` with the new
+    start types held as ``"given"``, ``tools_change`` handing over the added tools, made here
+    like the others). Events at step 0 shape the world before the first call (``invalidate``
+    at step 0 shapes the held types: `PlannerTasks.graph_input`)."""
     from agent_budget.integrations.planner import SIGNAL_KEY, planner_node
 
     problem = task.input
     rng = random.Random(f"{seed}:{task.id}")
     specs = {t["name"]: dict(t) for t in problem["tools"]}
     later: dict[int, list[dict[str, Any]]] = {}
-    for event in problem.get("events") or ():
-        step = int(event["after_step"])
-        signal = {k: v for k, v in event.items() if k != "after_step"}
-        if step > 0:
-            later.setdefault(step, []).append(signal)
-        elif event["type"] == "ban_tool":  # before the first call: the world starts so
-            specs.pop(event["tool"], None)
-        elif event["tool"] in specs:
-            specs[event["tool"]]["cost"] = event["cost"]
     calls = [0]
-    tools = []
-    for spec in specs.values():
-        fields: dict[str, Any] = {t.lower(): (Any, None) for t in spec["inputs"]}
-        schema = create_model(f"{spec['name']}_args", **fields)
+
+    def make(spec: dict[str, Any]) -> Any:
         rate = float(spec.get("failure_rate") or 0)
 
         def run(_out: str = spec["output"], _rate: float = rate, **_: Any) -> Any:
@@ -90,17 +82,47 @@ def planner_agent(task: Task, seed: int = 0, method: str = "exact") -> Any:
                 return {SIGNAL_KEY: signals, "result": f"<{_out}>"}
             return f"<{_out}>"
 
-        made = StructuredTool.from_function(
-            run, name=spec["name"], description=f"makes {spec['output']}", args_schema=schema
-        )
-        made.metadata = {
-            "input_types": list(spec["inputs"]),
-            "output_type": spec["output"],
-            "cost": spec["cost"],
-        }
-        tools.append(made)
+        return _problem_tool(spec, run)
+
+    for event in problem.get("events") or ():
+        step = int(event["after_step"])
+        kind = event["type"]
+        if step > 0:
+            signal = {k: v for k, v in event.items() if k != "after_step"}
+            if kind == "invalidate":
+                signal["values"] = dict.fromkeys(event.get("add_start") or (), "given")
+            elif kind == "tools_change":
+                signal["add"] = [make(dict(t)) for t in event.get("add") or ()]
+            later.setdefault(step, []).append(signal)
+        elif kind == "ban_tool":  # before the first call: the world starts so
+            specs.pop(event["tool"], None)
+        elif kind == "cost_change" and event["tool"] in specs:
+            specs[event["tool"]]["cost"] = event["cost"]
+        elif kind == "tools_change":
+            for name in event.get("remove") or ():
+                specs.pop(name, None)
+            specs.update({t["name"]: dict(t) for t in event.get("add") or ()})
+    tools = [make(spec) for spec in specs.values()]
     graph = StateGraph(PlannerState)
     graph.add_node("planner", planner_node(tools, method=method, seed=seed))  # type: ignore[arg-type]
     graph.add_edge(START, "planner")
     graph.add_edge("planner", END)
     return graph
+
+
+def _problem_tool(spec: dict[str, Any], run: Any) -> Any:
+    """A LangChain tool with the planning metadata of a problem's tool ``spec``."""
+    from langchain_core.tools import StructuredTool
+    from pydantic import create_model
+
+    fields: dict[str, Any] = {t.lower(): (Any, None) for t in spec["inputs"]}
+    schema = create_model(f"{spec['name']}_args", **fields)
+    made = StructuredTool.from_function(
+        run, name=spec["name"], description=f"makes {spec['output']}", args_schema=schema
+    )
+    made.metadata = {
+        "input_types": list(spec["inputs"]),
+        "output_type": spec["output"],
+        "cost": spec["cost"],
+    }
+    return made

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -98,6 +98,11 @@ class SweepSpec(_Strict):
     global_cap_usd: Decimal | None = Field(default=None, ge=0)
     ledger: str | None = None
     workers: int = Field(default=2, ge=1)
+    order: Literal["config", "task"] = "config"
+    """Run order: ``config`` (each configuration over every task, then the next) or ``task``
+    (every configuration on a task before the next task: a sweep stopped early has all
+    configurations on the same tasks, and a local model's saved prompt prefix serves the next
+    configuration on the same task). Not part of what resuming must match."""
 
     @model_validator(mode="after")
     def _cross_models(self) -> SweepSpec:

@@ -128,13 +128,22 @@ def preflight(spec: SweepSpec) -> Checked:
                 + (" plus the judge's" if judge_usd else "")
                 + "). Raise the cap or lower the budgets."
             )
-    units = [
-        Unit(cfg.name, point.label, seed, task.id)
-        for cfg in spec.configs
-        for point in points
-        for seed in spec.seeds
-        for task in task_set.tasks
-    ]
+    if spec.order == "task":
+        units = [
+            Unit(cfg.name, point.label, seed, task.id)
+            for task in task_set.tasks
+            for point in points
+            for seed in spec.seeds
+            for cfg in spec.configs
+        ]
+    else:
+        units = [
+            Unit(cfg.name, point.label, seed, task.id)
+            for cfg in spec.configs
+            for point in points
+            for seed in spec.seeds
+            for task in task_set.tasks
+        ]
     return Checked(spec, task_set, units, run_usd, task_usd)
 
 

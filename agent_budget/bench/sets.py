@@ -5,13 +5,15 @@
 - ``planner``: planning problems (PLANNING_FORMAT.md files, or generated ones) for an agent
   built around `planner_node` (`agent_budget.bench.agents.planner_agent`), the swept budget
   being the planning budget; passed when the goal is reached, or, for a problem no plan
-  solves, when the agent says so without paying for a call. ``ban_tool`` / ``cost_change``
-  events are played as the tools' signals; tool failures are drawn from each run's seed.
+  solves, when the agent says so without paying for a call. Events (``ban_tool``,
+  ``cost_change``, ``invalidate``, ``tools_change``) are played as the tools' signals, and
+  the optimum of a problem with events is what the replanning exact planner pays; tool
+  failures are drawn from each run's seed.
 - ``jsonl``: ``{"input": ..., "expected": ..., "id": ...}`` per line, scored by ``exact``,
   ``contains``, ``regex`` or ``judge`` (an LLM judge whose cost is counted apart).
 
 - ``travel``: generated travel scenarios, static and with each event kind
-  (`agent_budget.tools.travel.bench`), for the travel agent's planner.
+  (`agent_budget.agents.travel.bench`), for the travel agent's planner.
 - ``search``: the offline web-search questions (`agent_budget.agents.search.bench`), for
   the BATS research agent and its ReAct baselines.
 """
@@ -81,9 +83,15 @@ class PlannerTasks(TaskSet):
 
     def graph_input(self, task: Task) -> dict[str, Any]:
         problem = task.input
+        held = dict.fromkeys(problem["start"], "given")
+        for event in problem.get("events") or ():  # a preference changed before the first call
+            if event["type"] == "invalidate" and int(event["after_step"]) == 0:
+                for t in event.get("types") or ():
+                    held.pop(t, None)
+                held.update(dict.fromkeys(event.get("add_start") or (), "given"))
         return {
             "messages": [("user", f"Reach {problem['goal']} from {', '.join(problem['start'])}")],
-            "held": dict.fromkeys(problem["start"], "given"),
+            "held": held,
             "goal": problem["goal"],
         }
 
@@ -124,7 +132,7 @@ def planner(
     The sweep's budget is the planning budget: a problem's own ``budget`` is set aside.
     Each task's expected value is the optimal cost (exact planner), None when no plan
     reaches the goal at any price."""
-    from agent_budget.planners import InvalidProblem, PlannerGaveUp, Problem, load_problem, plan
+    from agent_budget.planners import InvalidProblem, Problem, load_problem
     from agent_budget.planners.generate import generate_problem
 
     problems: list[tuple[str, Problem]] = []
@@ -158,20 +166,28 @@ def planner(
         raise InvalidSweep("tasks: the planner set needs paths: [...] or generate: {...}")
     tasks = []
     for name, problem in problems:
-        unsupported = sorted({e.type for e in problem.events} - {"ban_tool", "cost_change"})
-        if unsupported:
-            raise InvalidSweep(
-                f"tasks: problem {name!r} has {', '.join(unsupported)} events; the planner set "
-                "plays ban_tool and cost_change events only (as signals from the tools)"
-            )
         problem = problem.model_copy(update={"budget": None, "max_steps": None})
-        try:
-            best = plan(problem, "exact")
-        except PlannerGaveUp:
-            best = None
-        optimal = str(best.cost) if best is not None and best.ok else None
+        optimal = _optimal(problem, name)
         tasks.append(Task(name, json.loads(problem.to_json()), optimal))
     return PlannerTasks("planner", tasks, score_plan)
+
+
+def _optimal(problem: Any, name: str) -> str | None:
+    """What the exact planner pays: for a problem with events, replanning after each as the
+    agent must (`execute`), else its cheapest plan. None when no plan reaches the goal."""
+    from agent_budget.planners import EventPastPlanEnd, PlannerGaveUp, execute, plan
+
+    failures = any(t.failure_rate for t in problem.tools)
+    try:
+        if problem.events and not failures:  # failure draws differ per run: no fixed optimum
+            run = execute(problem, "exact")
+            return str(run.paid) if run.goal_reached else None
+        best = plan(problem, "exact")
+    except EventPastPlanEnd as exc:
+        raise InvalidSweep(f"tasks: problem {name!r}: {exc}") from None
+    except PlannerGaveUp:
+        return None
+    return str(best.cost) if best.ok else None
 
 
 # --- a user's JSONL file ----------------------------------------------------------------------
@@ -239,7 +255,7 @@ register_task_set("questions", questions, "the router's known-answer questions (
 register_task_set("planner", planner, "planning problems for planner_node (goal reached)")
 register_task_set(
     "travel",
-    "agent_budget.tools.travel.bench:travel_tasks",
+    "agent_budget.agents.travel.bench:travel_tasks",
     "travel scenarios (static and each event kind) for the travel agent (goal reached)",
 )
 register_task_set(

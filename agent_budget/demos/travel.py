@@ -111,8 +111,8 @@ def run(
     """Run the travel agent on a scenario; returns the final trip state (also printed).
     Raises `DemoInputError` for bad input (before anything is spent)."""
     from agent_budget import Budget, BudgetTracker
+    from agent_budget.agents.travel.graph import build_travel_agent, plan_json
     from agent_budget.models import resolve
-    from agent_budget.tools.travel.agent import build_travel_agent, plan_json
     from agent_budget.tools.travel.world import TravelWorld
 
     console = console or Console()
@@ -337,8 +337,8 @@ def run_problem(path: Path, *, method: str = "exact", seed: int = 0, as_json: bo
     """Plan and execute a PLANNING_FORMAT problem with its events through the agent's
     planner loop; returns the execution in the ``--execute`` shape (printed)."""
     from agent_budget import BudgetTracker
+    from agent_budget.agents.travel.graph import build_problem_agent, plan_json
     from agent_budget.planners import InvalidProblem, load_problem
-    from agent_budget.tools.travel.agent import build_problem_agent, plan_json
     from agent_budget.tools.travel.problem_world import ProblemWorld
 
     console = console or Console()

@@ -1,7 +1,8 @@
 """What a tool can tell `planner_node` about the world changing, and how the node applies it.
 
 A tool returns ``{"agent_budget_signal": EVENT or [EVENT, ...], "result": VALUE}`` or raises a
-`ToolSignal`; EVENT is one of the planning format's event types (PLANNING_FORMAT.md):
+`ToolSignal` (both from `agent_budget.planners.signals`, a layer the tools may import); EVENT
+is one of the planning format's event types (PLANNING_FORMAT.md):
 
 - ``{"type": "ban_tool", "tool": NAME}``: the tool can no longer be called;
 - ``{"type": "cost_change", "tool": NAME, "cost": X}``: it costs ``X`` from now on;
@@ -23,44 +24,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from agent_budget.errors import AgentBudgetError
 from agent_budget.planners.problem import BanTool, CostChange, Event, Invalidate, Tool, ToolsChange
+from agent_budget.planners.signals import SIGNAL_KEY
 from agent_budget.planners.tool import problem_from_tools
 from agent_budget.tracker import escape_budget_tags
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
-SIGNAL_KEY = "agent_budget_signal"
 _EVENT: TypeAdapter[Any] = TypeAdapter(Event)
-
-
-class ToolSignal(AgentBudgetError):
-    """Raised by a tool whose provider refused the call: not paid; the events then apply."""
-
-    def __init__(self, *events: Mapping[str, Any], reason: str = "") -> None:
-        self.events = [dict(event) for event in events]
-        super().__init__(reason or ", ".join(str(e.get("type")) for e in self.events))
-
-
-class ToolBanned(ToolSignal):
-    """The tool (or ``tool``) can no longer be called."""
-
-    def __init__(self, reason: str = "banned", *, tool: str | None = None) -> None:
-        super().__init__({"type": "ban_tool", **({"tool": tool} if tool else {})}, reason=reason)
-
-
-class PriceChanged(ToolSignal):
-    """The tool (or ``tool``) now costs ``cost`` per call; this call was not made."""
-
-    def __init__(self, cost: Decimal | float | str, *, tool: str | None = None) -> None:
-        event = {"type": "cost_change", "cost": cost, **({"tool": tool} if tool else {})}
-        super().__init__(event, reason=f"price changed to {cost}")
 
 
 def split(value: Any) -> tuple[list[dict[str, Any]], bool, Any]:

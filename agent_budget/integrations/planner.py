@@ -59,14 +59,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 
 from agent_budget.errors import BudgetExceeded
-from agent_budget.integrations._planner_signals import (
-    SIGNAL_KEY,
-    PriceChanged,
-    ToolBanned,
-    ToolSignal,
-    World,
-    split,
-)
+from agent_budget.integrations._planner_signals import World, split
 from agent_budget.integrations._planner_signals import (
     bind as _bind,
 )
@@ -79,6 +72,7 @@ from agent_budget.planners.dispatch import Method, plan
 from agent_budget.planners.errors import PlannerGaveUp, PlanningWarning
 from agent_budget.planners.problem import Problem, Tool
 from agent_budget.planners.result import Call, ExecutionResult, ExecutionStatus, PlanResult
+from agent_budget.planners.signals import SIGNAL_KEY, PriceChanged, ToolBanned, ToolSignal
 from agent_budget.planners.tool import problem_from_tools
 from agent_budget.run import settle_after_error
 from agent_budget.spend import Regime

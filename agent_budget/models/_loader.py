@@ -12,6 +12,12 @@ rounding), and a greedy answer can change. Here every prompt is evaluated in blo
 itself evaluated as whole aligned blocks of the same tokens: the computation is then the one a
 fresh evaluation would do, so the answer is the same whatever came before, while a conversation
 that continues still skips the blocks it already paid for.
+
+A few such prefixes (of prompts that evaluated 2+ new blocks) are also kept as saved KV states
+(`SAVED_PREFIXES`): a prompt that goes back to an earlier one (an agent's next run on the same
+system prompt and tool list after a final answer asked without tools, or a second agent on
+the same task) restores the state instead of evaluating thousands of tokens again. A restored
+prefix was computed as whole aligned blocks, so the determinism above holds.
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ _MAX_COUNT = 1 << 24
 # Prompt tokens are evaluated in aligned blocks of this size (llama.cpp's n_batch); a cached
 # prefix is reused in whole blocks only. benchmarks/local_model.py measures the trade-off.
 PREFIX_BLOCK = 256
+
+# Aligned prefixes kept as saved KV states per loaded model (each is the KV of its tokens plus
+# llama-cpp-python's logits buffer: ~110 MB for 2,500 tokens of SmolLM2-135M at n_batch 256).
+SAVED_PREFIXES = 3
+# A prefix shorter than this many blocks is cheaper to evaluate again than to keep.
+_MIN_SAVED_BLOCKS = 2
 
 # Turn-end markers of common chat templates: generation stops on whichever the template uses.
 _TURN_ENDS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "</s>")
@@ -91,6 +103,10 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock)
     aligned: int = 0
     """Leading cached tokens whose KV was computed as whole aligned blocks (reusable as is)."""
+    saved: list[tuple[np.ndarray[Any, Any], Any]] = field(default_factory=list)
+    """(aligned prefix tokens, llama state), most recently used last."""
+    kept: int = 0
+    """Cached tokens the prompt being evaluated reused."""
 
     def begin(self, tokens: list[int], *, reuse: bool = True) -> int:
         """Set the KV cache up for `tokens`; returns how many cached tokens are reused.
@@ -103,10 +119,19 @@ class LoadedModel:
         keep = 0
         limit = min(self.aligned, int(llama.n_tokens), len(tokens) - 1) if reuse else 0
         if limit > 0:
-            same = np.asarray(llama.input_ids[:limit]) == np.asarray(tokens[:limit])
-            keep = limit if bool(same.all()) else int(np.argmin(same))
-            keep = keep // block * block
+            keep = _common(np.asarray(llama.input_ids[:limit]), tokens, block)
+        best, best_keep = None, keep
+        for i, (prefix, _) in enumerate(self.saved if reuse else ()):
+            found = _common(prefix[: len(tokens) - 1], tokens, block)
+            if found > best_keep:
+                best, best_keep = i, found
+        if best is not None:
+            entry = self.saved.pop(best)
+            self.saved.append(entry)
+            llama.load_state(entry[1])
+            keep = best_keep
         self.aligned = 0  # until this evaluation is done, nothing cached is known good
+        self.kept = keep
         if keep == 0:
             llama.reset()
         else:
@@ -114,9 +139,22 @@ class LoadedModel:
         return keep
 
     def end(self, tokens: list[int]) -> None:
-        """The prompt's whole blocks are now in the cache; generated tokens never are reused."""
+        """The prompt's whole blocks are now in the cache; generated tokens never are reused.
+        A prompt that evaluated at least `_MIN_SAVED_BLOCKS` new blocks (a conversation's
+        start, what a later one may come back to) saves its prefix unless a saved state covers
+        it; a conversation that continues by a turn does not pay for a copy every time."""
         block = int(self.llama.n_batch)
         self.aligned = len(tokens) // block * block
+        if self.aligned - self.kept < _MIN_SAVED_BLOCKS * block:
+            return
+        prefix = np.asarray(tokens[: self.aligned])
+        for i, (kept, _) in enumerate(self.saved):
+            if len(kept) >= len(prefix) and np.array_equal(kept[: len(prefix)], prefix):
+                self.saved.append(self.saved.pop(i))
+                return
+        self.saved = [e for e in self.saved if not _extends(prefix, e[0])]
+        self.saved.append((prefix, self.llama.save_state()))
+        del self.saved[:-SAVED_PREFIXES]
 
     def render(self, messages: list[dict[str, Any]]) -> list[int]:
         """Chat messages -> prompt tokens, through the GGUF's own chat template."""
@@ -129,6 +167,19 @@ class LoadedModel:
 
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+def _common(cached: np.ndarray[Any, Any], tokens: list[int], block: int) -> int:
+    """Leading tokens ``cached`` shares with ``tokens``, in whole blocks."""
+    n = min(len(cached), len(tokens))
+    same = cached[:n] == np.asarray(tokens[:n])
+    found = n if bool(same.all()) else int(np.argmin(same))
+    return found // block * block
+
+
+def _extends(prefix: np.ndarray[Any, Any], kept: np.ndarray[Any, Any]) -> bool:
+    """``prefix`` continues ``kept`` (so the state of ``prefix`` serves whatever ``kept`` did)."""
+    return len(kept) <= len(prefix) and np.array_equal(prefix[: len(kept)], kept)
 
 
 _loaded: dict[tuple[str, int, int], LoadedModel] = {}

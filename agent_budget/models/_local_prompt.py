@@ -108,6 +108,14 @@ def _arguments_schema(fn: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+}
+"""The answer form of a tool-mode reply (`tool_schema` offers it in mode auto)."""
+
+
 def tool_schema(tools: Sequence[dict[str, Any]], mode: ToolMode) -> dict[str, Any]:
     """The JSON schema a reply must match: one tool call, or (mode auto) an answer."""
     options: list[dict[str, Any]] = []
@@ -123,13 +131,20 @@ def tool_schema(tools: Sequence[dict[str, Any]], mode: ToolMode) -> dict[str, An
             }
         )
     if mode == "auto":
-        options.append(
-            {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
-        )
+        options.append(ANSWER_SCHEMA)
     schema: dict[str, Any] = options[0] if len(options) == 1 else {"anyOf": options}
     if defs:
         schema = {**schema, "$defs": defs}
     return schema
+
+
+def answer_text(text: str) -> str:
+    """The answer of an answer-only reply; a reply cut short by max_tokens keeps what it said."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return text.removeprefix('{"answer": "').removeprefix('{"answer":"')
+    return str(data.get("answer", "")) if isinstance(data, dict) else text
 
 
 def parse_tool_reply(text: str) -> AIMessage:

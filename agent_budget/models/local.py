@@ -185,7 +185,9 @@ class LocalChatModel(BaseChatModel):
             and len(lp.tool_rounds(messages)) >= self.max_tool_rounds
         ):
             mode, forced = "none", "max_tool_rounds"
-        if mode == "none":
+        if forced:
+            message, meta = self._answer_only(messages, stop, kwargs, allowed)
+        elif mode == "none":
             text, meta = complete(self, messages, stop, kwargs, None, None)
             message = AIMessage(content=text)
         else:
@@ -202,15 +204,35 @@ class LocalChatModel(BaseChatModel):
             ]
             if mode == "auto" and repeated:
                 # A small model repeating a call it already made is looping: answer instead.
-                text, again = complete(self, messages, stop, kwargs, None, None)
+                message, again = self._answer_only(messages, stop, kwargs, allowed)
                 meta = add_usage(meta, again)
-                message, forced = AIMessage(content=text), "repeated_tool_call"
+                forced = "repeated_tool_call"
         if forced:
             meta["tool_choice_forced"] = forced
         usage = meta.pop("usage")
         message.usage_metadata = usage
         message.response_metadata = meta
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _answer_only(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        tools: list[dict[str, Any]],
+    ) -> tuple[AIMessage, dict[str, Any]]:
+        """An answer in words where the model may no longer call a tool: asked under the same
+        prompt as a tool call (tool list included), only the answer form allowed by the
+        grammar, so the prompt's cached prefix is reused instead of evaluated again."""
+        text, meta = complete(
+            self,
+            messages,
+            stop,
+            kwargs,
+            lp.tool_prompt(tools, "auto"),
+            json.dumps(lp.ANSWER_SCHEMA),
+        )
+        return AIMessage(content=lp.answer_text(text)), meta
 
     def _stream(
         self,

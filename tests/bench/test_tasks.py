@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from bench_specs import planner_sweep
+from bench_specs import ROOT, planner_sweep
 
 from agent_budget.bench import (
     InvalidSweep,
@@ -94,8 +95,6 @@ def test_the_projects_sets() -> None:
     plans = load_task_set({"set": "planner", "generate": {"tools": [8], "seeds": [0, 1]}})
     assert [t.id for t in plans.tasks] == ["gen8-s0", "gen8-s1"]
     assert all(t.expected is not None for t in plans.tasks)  # the optimal cost, as text
-    with pytest.raises(InvalidSweep, match="invalidate, tools_change events"):
-        load_task_set({"set": "planner", "paths": ["examples/problems/events.json"]})
     with pytest.raises(InvalidSweep, match="does not take these parameters"):
         load_task_set({"set": "questions", "limt": 3})
 
@@ -119,3 +118,57 @@ def test_a_task_set_named_by_import_path_runs_in_pool_workers(tmp_path: Path) ->
     inline = run_sweep(spec, tmp_path / "inline", backend="inline")
     assert [r["task"] for r in pool.results] == ["gen8-s0", "gen8-s1"] * 2
     assert [comparable(r) for r in pool.results] == [comparable(r) for r in inline.results]
+
+
+EXACT = [{"name": "exact", "agent": "agent_budget.bench.agents:planner_agent"}]
+STEP0 = {
+    "start": ["Query"],
+    "goal": "Choice",
+    "tools": [
+        {"name": "search", "inputs": ["Query"], "output": "Candidates", "cost": 1},
+        {"name": "select", "inputs": ["Candidates"], "output": "Choice", "cost": 2},
+        {"name": "pick", "inputs": ["Style"], "output": "Choice", "cost": 9},
+    ],
+    "events": [
+        {"after_step": 0, "type": "invalidate", "types": ["Query"], "add_start": ["Style"]},
+        {"after_step": 0, "type": "tools_change", "remove": ["pick"],
+         "add": [{"name": "styled", "inputs": ["Style"], "output": "Choice", "cost": 4}]},
+    ],
+}  # fmt: skip
+
+
+def test_the_planner_set_plays_preference_and_tool_set_changes(tmp_path: Path) -> None:
+    # events.json: a price change before the first call, then after it a changed preference
+    # (Candidates dropped, Style held) with a new tool (styled_select) and a ban. STEP0: the
+    # preference and the tool set change before the first call. The optimum of each is what
+    # the replanning exact planner pays: 1.5 + 2.5 and 4.
+    (tmp_path / "step0.json").write_text(json.dumps(STEP0))
+    paths = [str(ROOT / "examples/problems/events.json"), str(tmp_path / "step0.json")]
+    with pytest.warns(UserWarning, match="alt_search"):
+        tasks = load_task_set({"set": "planner", "paths": paths}).tasks
+    assert [(t.id, t.expected) for t in tasks] == [("events", "4.0"), ("step0", "4")]
+    spec = planner_sweep(
+        name="events", tasks={"set": "planner", "paths": paths}, budgets=[40], seeds=[0],
+        configs=EXACT,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="alt_search"):  # the ban names a tool already gone
+        done = run_sweep(spec, tmp_path / "out", backend="inline")
+    for r in done.results:
+        assert r["passed"] and r["score"] == 1.0, r
+        assert Decimal(r["usd"]) == Decimal(next(t.expected for t in tasks if t.id == r["task"]))
+
+
+def test_task_order_runs_every_configuration_on_a_task_before_the_next(tmp_path: Path) -> None:
+    configs = [{**EXACT[0], "name": n} for n in ("a", "b")]
+    spec = planner_sweep(
+        name="order", tasks={"set": "tiny_tasks:two_problems"}, budgets=[10], seeds=[0],
+        configs=configs, order="task",
+    )  # fmt: skip
+    seen: list[tuple[str, str]] = []
+    run_sweep(spec, tmp_path / "t", backend="inline",
+              on_result=lambda r, _: seen.append((r["config"], r["task"])))  # fmt: skip
+    assert seen == [("a", "gen8-s0"), ("b", "gen8-s0"), ("a", "gen8-s1"), ("b", "gen8-s1")]
+    seen.clear()
+    run_sweep({**spec, "order": "config"}, tmp_path / "c", backend="inline",
+              on_result=lambda r, _: seen.append((r["config"], r["task"])))  # fmt: skip
+    assert seen == [("a", "gen8-s0"), ("a", "gen8-s1"), ("b", "gen8-s0"), ("b", "gen8-s1")]

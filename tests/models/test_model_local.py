@@ -186,6 +186,25 @@ def test_max_tool_rounds_forces_an_answer(local_model: LocalChatModel) -> None:
     assert reply.response_metadata["tool_choice_forced"] == "max_tool_rounds"
 
 
+def test_a_forced_answer_keeps_the_tool_prompt_so_its_prefix_is_reused(
+    local_model: LocalChatModel,
+) -> None:
+    # Asked without the tool list, the forced answer's prompt would differ from the first
+    # token on and be evaluated whole; under the same prompt only its last block is new.
+    call = {"name": "get_weather", "args": {"city": "Oslo"}, "id": "c1", "type": "tool_call"}
+    history = [
+        HumanMessage(_LONG * 2 + " Weather in Oslo?"),
+        AIMessage("", tool_calls=[call]),
+        ToolMessage("Snow, -3C.", tool_call_id="c1", name="get_weather"),
+    ]
+    local_model.bind_tools([get_weather]).invoke(history, max_tokens=16)
+    model = local_model.model_copy(update={"max_tool_rounds": 1})
+    reply = model.bind_tools([get_weather]).invoke(history, max_tokens=16)
+    assert reply.response_metadata["tool_choice_forced"] == "max_tool_rounds"
+    assert reply.response_metadata["reused_prompt_tokens"] >= 2 * PREFIX_BLOCK
+    assert not reply.tool_calls and not str(reply.content).startswith("{")
+
+
 def test_context_overflow_is_a_clear_error_or_a_documented_truncation(
     local_model: LocalChatModel,
 ) -> None:
@@ -294,6 +313,21 @@ def test_a_continuing_conversation_reuses_whole_blocks_and_answers_as_fresh(
     fresh_text, fresh_logprob, fresh_reused = _answer(fresh, second)
     assert fresh_reused == 0
     assert (again, logprob) == (fresh_text, fresh_logprob)
+
+
+def test_a_prompt_asked_again_after_another_restores_its_saved_prefix(
+    local_model: LocalChatModel,
+) -> None:
+    # An agent's next run (or a second agent) on the same long system prompt, after a prompt
+    # that shares nothing with it: the saved state of its aligned prefix is restored.
+    # Its first block is cached already (an earlier prompt on _LONG): it is still saved.
+    _answer(local_model, [SystemMessage(_LONG), HumanMessage("Name a fruit.")])
+    long = [SystemMessage(_LONG * 3), HumanMessage("What color is the sky?")]
+    first = _answer(local_model, long)
+    _answer(local_model, [HumanMessage("Count to three.")])
+    text, logprob, reused = _answer(local_model, long)
+    assert reused >= 2 * PREFIX_BLOCK and reused % PREFIX_BLOCK == 0
+    assert (text, logprob) == first[:2]
 
 
 async def test_async_and_stream_match_invoke_after_other_prompts(

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from agent_budget import Budget, BudgetTracker
+from agent_budget.agents.travel.graph import build_travel_agent, plan_json
 from agent_budget.tools.travel import EVENT_KINDS, TravelWorld, generate_scenario, optimal_run
-from agent_budget.tools.travel.agent import build_travel_agent, plan_json
 
 pytestmark = pytest.mark.local_model
 _model: dict[str, Any] = {}

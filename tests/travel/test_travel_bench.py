@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from agent_budget.agents.travel.bench import KINDS
 from agent_budget.bench import load_task_set, run_sweep
 from agent_budget.tools.travel import Scenario, optimal_run
-from agent_budget.tools.travel.bench import KINDS
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 MOCK = {"max_tokens": 40, "model_kwargs": {"mock_response": "Here is your trip: Kyoto."}}
@@ -33,8 +33,15 @@ def test_the_task_set_is_seeded_covers_every_kind_and_replays() -> None:
         assert [e.type for e in scenario.events] == ([] if kind == "static" else [kind])
 
 
+def test_interleaved_tasks_take_the_kinds_in_turns() -> None:
+    kinds = load_task_set({"set": "travel", "per_kind": 2})
+    turns = load_task_set({"set": "travel", "per_kind": 2, "interleave": True})
+    assert [t.id for t in turns.tasks] == [f"{k}-{i:03d}" for i in range(2) for k in KINDS]
+    assert sorted(t.id for t in turns.tasks) == sorted(t.id for t in kinds.tasks)
+
+
 def sweep(per_kind: int) -> dict[str, Any]:
-    agent = "agent_budget.tools.travel.bench"
+    agent = "agent_budget.agents.travel.bench"
     return {
         "name": "travel-mock",
         "tasks": {"set": "travel", "per_kind": per_kind},

@@ -6,10 +6,10 @@ baselines, over the web-search tools of `agent_budget.tools.search`.
     agent = build_bats_agent(model, tools, budget)            # tools: search_tools(...)
     state = agent.invoke({"messages": [("user", question)]}, config)
 
-Why here and not in ``tools/search/`` (as ``tools/travel/agent.py`` is for travel): DESIGN.md's
-layers put ``tools/`` below ``integrations/``, and an agent reads the live budget through
-``integrations.langgraph.current_tracker``. The travel agent imports ``integrations/`` from
-``tools/``, an upward import; this package keeps the rule: the tools know nothing of the agent.
+Why here and not in ``tools/search/``: DESIGN.md's layers put ``tools/`` below
+``integrations/``, and an agent reads the live budget through
+``integrations.langgraph.current_tracker``; the tools know nothing of the agent (the travel
+agent lives in `agent_budget.agents.travel` for the same reason).
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
-"""Priced travel tools with dynamic events, and an agent that plans a whole trip in budget.
+"""Priced travel tools with dynamic events: the domain, the offline catalogs, the scenario
+generator and one run's world. The agent that plans a whole trip with them is
+`agent_budget.agents.travel` (an agent imports `integrations/`, which the tools may not).
 
-    from agent_budget.tools.travel import Scenario, TravelWorld, build_travel_agent
+    from agent_budget.agents.travel import build_travel_agent
+    from agent_budget.tools.travel import Scenario, TravelWorld
     scenario = Scenario.from_file("examples/travel/demo.yaml")   # or generate_scenario(seed)
     world = TravelWorld(scenario)                                 # one run's tools and events
     agent = build_travel_agent(world, resolve("local:smollm2-135m"))
@@ -23,18 +26,8 @@ __all__ = [
     "ToolSpec",
     "TravelBackend",
     "TravelWorld",
-    "build_travel_agent",
     "catalog",
     "draw_event",
     "generate_scenario",
     "optimal_run",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # The agent imports LangGraph: only on use.
-    if name == "build_travel_agent":
-        from agent_budget.tools.travel.agent import build_travel_agent
-
-        return build_travel_agent
-    raise AttributeError(name)

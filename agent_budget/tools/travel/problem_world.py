@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import create_model
 
-from agent_budget.integrations.planner import SIGNAL_KEY, ToolBanned
 from agent_budget.planners.problem import (
     BanTool,
     CostChange,
@@ -23,6 +22,7 @@ from agent_budget.planners.problem import (
     Tool,
     ToolsChange,
 )
+from agent_budget.planners.signals import SIGNAL_KEY, ToolBanned
 from agent_budget.tools.travel.world import Change, Paid, snake
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import Field, create_model
 
-from agent_budget.integrations.planner import SIGNAL_KEY, ToolBanned
+from agent_budget.planners.signals import SIGNAL_KEY, ToolBanned
 from agent_budget.tools.travel.backend import OfflineBackend, Record, TravelBackend, describe
 from agent_budget.tools.travel.domain import BY_NAME, REVIEW, TIME_INFO, SubTask
 from agent_budget.tools.travel.scenario import (

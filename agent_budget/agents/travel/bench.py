@@ -4,10 +4,10 @@ three agents compared on them.
     tasks: {set: travel, per_kind: 25}                 # static and each event kind
     budgets: [{label: scenario}]                       # each task brings its own money
     configs:
-      - {name: planner, agent: "agent_budget.tools.travel.bench:planner_agent"}
-      - {name: react, agent: "agent_budget.tools.travel.bench:react_agent",
+      - {name: planner, agent: "agent_budget.agents.travel.bench:planner_agent"}
+      - {name: react, agent: "agent_budget.agents.travel.bench:react_agent",
          task_budget: [prices], budget: {message_template: " ", model_calls: 6}}
-      - {name: react_budget, agent: "agent_budget.tools.travel.bench:react_agent",
+      - {name: react_budget, agent: "agent_budget.agents.travel.bench:react_agent",
          budget: {model_calls: 6, on_exhausted: finalize}}
 
 Each task is one generated scenario (plain data, replayable) carrying its own budget: the
@@ -42,7 +42,7 @@ class TravelTasks(TaskSet):
         return {"messages": [("user", task.input["request"])], RUN_KEY: task.id}
 
     def answer(self, state: Any) -> str:
-        from agent_budget.tools.travel.agent import plan_json
+        from agent_budget.agents.travel.graph import plan_json
 
         if state.get("trip"):
             return json.dumps(plan_json(state), sort_keys=True)
@@ -86,10 +86,13 @@ def travel_tasks(
     seed: int = 1000,
     depth: Sequence[int] = (0, 3),
     composites: int = 2,
+    interleave: bool = False,
 ) -> TaskSet:
     """``per_kind`` generated scenarios for each of ``kinds`` (static or an event kind), from
     seeds ``seed + 1000 * kind index + i``: a seed where no event that matters can be drawn is
-    passed over, so every kind has ``per_kind`` and the same call gives the same tasks."""
+    passed over, so every kind has ``per_kind`` and the same call gives the same tasks.
+    ``interleave``: in turns (the first of each kind, then the second...) rather than kind by
+    kind, so a sweep stopped early has a like sample of every kind."""
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         raise InvalidSweep(f"tasks.kinds: unknown {unknown}; use {', '.join(KINDS)}")
@@ -97,7 +100,13 @@ def travel_tasks(
         raise InvalidSweep(f"tasks.per_kind: at least 1, got {per_kind}")
     low, high = (int(depth[0]), int(depth[-1]))
     # Generating is seconds per hundred scenarios; a sweep asks twice (check, then run).
-    return _generated(per_kind, tuple(kinds), seed, low, high, composites)
+    made = _generated(per_kind, tuple(kinds), seed, low, high, composites)
+    if not interleave:
+        return made
+    turns = sorted(
+        made.tasks, key=lambda t: (int(t.id.rsplit("-", 1)[1]), kinds.index(t.meta["kind"]))
+    )
+    return TravelTasks(made.name, turns, made.scorer)
 
 
 @lru_cache(maxsize=8)
@@ -153,7 +162,7 @@ def _world(task: Task) -> Any:
 
 def planner_agent(model: Any, task: Task, language: str = "plan-only") -> Any:
     """The travel agent's graph over the task's scenario (the runner budgets it)."""
-    from agent_budget.tools.travel.agent import build_graph
+    from agent_budget.agents.travel.graph import build_graph
 
     return build_graph(_world(task), model, language=language)  # type: ignore[arg-type]
 
@@ -162,6 +171,6 @@ def react_agent(model: Any, task: Task) -> Any:
     """A ReAct agent over every tool the scenario may ever have (the baselines): whether it
     sees the budget message and is held to the scenario's USD is the configuration's
     ``budget`` and ``task_budget`` (see the module's example)."""
-    from agent_budget.tools.travel.baselines import react_graph
+    from agent_budget.agents.travel.baselines import react_graph
 
     return react_graph(_world(task), model)
