@@ -85,5 +85,24 @@ def main(phase: str, where: Path, style: str, ledger: str | None = None) -> None
     print("interrupted" if "__interrupt__" in out else out["messages"][-1].content)
 
 
+def run_phase(phase: str, where: Path, style: str, *ledger: str) -> str:
+    """Run one phase of this scenario in a new Python process; its last line of output."""
+    import os
+    import subprocess
+
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": f"{tests.parent}{os.pathsep}{tests}"}
+    env.pop("AGENT_BUDGET_LEDGER", None)
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__)), phase, str(where), style, *ledger],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
 if __name__ == "__main__":
     main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], *sys.argv[4:5])

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -29,6 +26,7 @@ from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, create_react_agent, tools_condition
 from langgraph.types import Command, RetryPolicy, interrupt
 from pydantic import Field
+from resume_child import run_phase
 
 from agent_budget import Budget, with_budget
 from agent_budget.ledger import Ledger
@@ -397,20 +395,7 @@ async def test_an_async_retry_of_a_one_task_step_waits_for_siblings_still_runnin
 # --- 1b. the same, resumed in a new process (the checkpoint and the ledger on disk) -------
 
 
-def _phase(phase: str, where: Path, style: str) -> str:
-    """Run one phase of the scenario in a new Python process (`resume_child.py`)."""
-    tests = Path(__file__).parent
-    env = {**os.environ, "PYTHONPATH": f"{tests.parent}{os.pathsep}{tests}"}
-    env.pop("AGENT_BUDGET_LEDGER", None)
-    done = subprocess.run(
-        [sys.executable, str(tests / "resume_child.py"), phase, str(where), style],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]
+_phase = run_phase  # one phase of resume_child.py in a new process
 
 
 def test_resume_in_a_new_process_runs_and_charges_each_finished_call_once(

@@ -6,16 +6,14 @@ a version-3 ledger gains the table in place; old results go."""
 from __future__ import annotations
 
 import collections
-import os
 import sqlite3
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import ToolMessage
 from langgraph.types import Command
+from resume_child import run_phase
 
 from agent_budget.ledger import ChargeContext, Ledger
 from agent_budget.ledger import sql as q
@@ -28,19 +26,7 @@ TESTS = Path(__file__).parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _phase(phase: str, where: Path, style: str, ledger: str) -> str:
-    """One phase of `resume_child.py` in a new Python process."""
-    env = {**os.environ, "PYTHONPATH": f"{TESTS.parent}{os.pathsep}{TESTS}"}
-    env.pop("AGENT_BUDGET_LEDGER", None)
-    done = subprocess.run(
-        [sys.executable, str(TESTS / "resume_child.py"), phase, str(where), style, ledger],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]
+_phase = run_phase  # one phase of resume_child.py in a new process
 
 
 def _resumed(where: Path, style: str, ledger: str) -> tuple[collections.Counter[str], ...]:
