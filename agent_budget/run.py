@@ -156,6 +156,8 @@ class BudgetRun:
         retrying = AsyncRetrying(**self._retry_kwargs(call, hooks))
         return await retrying(lambda: self._aattempt(call, execute, hooks, next(counter)))
 
+    # A sync/async pair on purpose: on every tool call a step generator (`agent_budget._steps`)
+    # would add ~10 Python calls. What they share is written once, in `_begin` and `_end`.
     def _attempt(
         self, call: Mapping[str, Any], execute: Callable[[], R], hooks: ToolHooks[R], n: int
     ) -> R:

@@ -121,7 +121,8 @@ def build(kind: str, steps: int, delay_s: float) -> Any:
     if kind == "floor: no-op middleware":
         from langchain.agents.middleware import AgentMiddleware
 
-        from agent_budget.integrations.langchain import _WRAP_HOOKS, BudgetState, _presigned
+        from agent_budget.integrations._presigned import presign_hooks
+        from agent_budget.integrations.langchain import BudgetState
 
         class PassThrough(AgentMiddleware):  # type: ignore[type-arg]
             """BudgetMiddleware's shape doing nothing: its hooks, its private state key."""
@@ -130,8 +131,7 @@ def build(kind: str, steps: int, delay_s: float) -> Any:
 
             def __init__(self) -> None:
                 super().__init__()
-                for hook in _WRAP_HOOKS:  # as BudgetMiddleware does: the cheapest hook
-                    setattr(self, hook, _presigned(getattr(self, hook)))
+                presign_hooks(self)  # as BudgetMiddleware does: the cheapest hook
 
             def before_agent(self, state: Any, runtime: Any) -> Any:
                 return None

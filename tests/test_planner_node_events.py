@@ -150,7 +150,7 @@ def test_the_reserved_plan_counts_toward_the_regime_so_extras_are_skipped(
     """$0.04: after search ($0.01 paid) the committed spend alone leaves 75% (HIGH), but
     summarize's $0.02 is reserved, so 25% is really left: LOW, and the extra is skipped even
     though its $0.005 would fit."""
-    import agent_budget.integrations.planner as planner_mod
+    import agent_budget.integrations._planner_run as planner_mod  # where the run reads it
 
     seen: list[tuple[str, str]] = []
 

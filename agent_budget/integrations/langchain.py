@@ -11,7 +11,6 @@ adapter over the run core (`agent_budget.run`):
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
@@ -48,6 +47,7 @@ from agent_budget.integrations._messages import (
     with_budget_text,
 )
 from agent_budget.integrations._model_meter import ModelMeter, TokenCounter, _schema_chars
+from agent_budget.integrations._presigned import presign_hooks
 from agent_budget.integrations._private import CONFIG_KEY_CHECKPOINTER
 from agent_budget.integrations._setup import start_run
 from agent_budget.integrations._state import SPEND_KEY, current_run, node_name, snapshot
@@ -104,8 +104,7 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         self._meters: dict[str, ModelMeter] = {}
         self._schemas: dict[int, tuple[Any, int]] = {}
         self._lock = threading.Lock()
-        for hook in _WRAP_HOOKS:
-            setattr(self, hook, _presigned(getattr(self, hook)))
+        presign_hooks(self)
 
     # --- the run ------------------------------------------------------------------------
 
@@ -337,35 +336,6 @@ class BudgetMiddleware(AgentMiddleware[BudgetState, Any]):
         if isinstance(out, ToolMessage) and run.persist:
             return Command(update={"messages": [out], **self._spend_update(run)})
         return out
-
-
-_WRAP_HOOKS = ("wrap_model_call", "awrap_model_call", "wrap_tool_call", "awrap_tool_call")
-
-
-def _presigned(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` as a plain function that carries its signature. `create_agent` wraps each
-    ``wrap_*`` hook in LangSmith's ``traceable``, which calls ``inspect.signature`` on the
-    hook on every call, traced or not; for a bound method that rebuilds the signature each
-    time (~50 Python calls a hook, ~5% of a bare agent step). A stored ``__signature__`` is
-    read back as is. The class keeps the methods, which is what `create_agent` checks."""
-
-    hook: Callable[..., Any]
-    if inspect.iscoroutinefunction(method):  # ``traceable`` picks its wrapper by this
-
-        async def async_hook(*args: Any, **kwargs: Any) -> Any:
-            return await method(*args, **kwargs)
-
-        hook = async_hook
-    else:
-
-        def sync_hook(*args: Any, **kwargs: Any) -> Any:
-            return method(*args, **kwargs)
-
-        hook = sync_hook
-    hook.__signature__ = inspect.signature(method)  # type: ignore[union-attr]
-    hook.__name__ = hook.__qualname__ = method.__name__
-    hook.__doc__ = method.__doc__
-    return hook
 
 
 @contextmanager

@@ -88,7 +88,7 @@ def test_the_world_plays_events_as_signals_and_refuses_banned_tools() -> None:
     world = TravelWorld(scenario)
     tools = {t.name: t for t in world.langchain_tools()}
     held: dict[str, object] = dict(scenario.start_values())
-    from agent_budget.integrations.planner import _bind  # the planner node's own binding
+    from agent_budget.integrations._planner_signals import bind as _bind  # the node's own
 
     result = None
     for step in [c.tool for c in optimal_run(scenario.model_copy(update={"events": ()})).executed]:
