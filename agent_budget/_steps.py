@@ -18,19 +18,26 @@ Steps = Generator[Call, Any, T]
 
 
 def drive(steps: Steps[T], func: Callable[..., Any]) -> T:
-    """Run ``steps``, making each call it asks for with ``func``."""
-    done, value = advance(steps)
-    while not done:
-        done, value = advance(steps, *outcome(func, value))
-    return cast(T, value)
+    """Run ``steps``, making each call it asks for with ``func``. Steps left unfinished (an
+    error outside a call) are closed, so their ``finally`` blocks run now."""
+    try:
+        done, value = advance(steps)
+        while not done:
+            done, value = advance(steps, *outcome(func, value))
+        return cast(T, value)
+    finally:
+        steps.close()
 
 
 async def adrive(steps: Steps[T], func: Callable[..., Awaitable[Any]]) -> T:
     """Run ``steps``, making each call it asks for with the async ``func``."""
-    done, value = advance(steps)
-    while not done:
-        done, value = advance(steps, *await aoutcome(func, value))
-    return cast(T, value)
+    try:
+        done, value = advance(steps)
+        while not done:
+            done, value = advance(steps, *await aoutcome(func, value))
+        return cast(T, value)
+    finally:
+        steps.close()
 
 
 def outcome(func: Callable[..., Any], call: Call) -> tuple[Any, BaseException | None]:

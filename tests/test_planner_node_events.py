@@ -181,21 +181,27 @@ def test_reserved_regime_counts_held_money_and_skip_levels_are_checked() -> None
         planner_node(Tools().tools, goal="Summary", optional=[bad])
 
 
-def test_an_interrupted_refinement_gives_its_hold_back() -> None:
-    """Ctrl-C during an optional call: the call did not complete, so neither its hold nor
-    the plan's unspent steps stay reserved (the optional hold used to stay held)."""
+class Aborted(BaseException):
+    """Not an error of the call (as gevent's Timeout or trio's Cancelled): it did not run."""
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Aborted])
+def test_an_interrupted_refinement_gives_its_hold_back(stop: type[BaseException]) -> None:
+    """Ctrl-C (or any BaseException that is not an Exception) during an optional call: the
+    call did not complete, so it is not charged, and neither its hold nor the plan's unspent
+    steps stay reserved (the optional hold used to stay held)."""
 
     @tool
     def rerank_results(results: str) -> str:
         """Re-rank results (nice to have)."""
-        raise KeyboardInterrupt
+        raise stop
 
     rerank_results.metadata = {"input_types": ["Results"], "output_type": "Results", "cost": 0.005}
     budget = Budget(usd=D("1"), on_exhausted="raise")
     agent = with_budget(graph(Tools(), optional=[rerank_results]).compile(InMemorySaver()), budget)
     tracker = BudgetTracker(Budget(usd=D("1"), on_exhausted="raise"))
     cfg = {"configurable": {"thread_id": "t", "budget_tracker": tracker}}
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(stop):
         agent.invoke(START_STATE, cfg)
     assert tracker.held.usd == 0 and tracker.held.total_tool_calls == 0
     assert tracker.spent.usd == D("0.01")  # the search, which completed

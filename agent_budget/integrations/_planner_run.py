@@ -146,9 +146,13 @@ class Execution:
             if res is not None:
                 res.release()
             made = _Made(signal.events, False, None, ZERO, f"Refused by {tool.name}: {signal}")
-        except BaseException as error:
+        except Exception as error:
             if res is not None:
                 settle_after_error(res, error)
+            raise
+        except BaseException:  # Ctrl-C, a cancellation, a closed coroutine: not completed
+            if res is not None:
+                res.release()
             raise
         else:
             events, produced, value = split(out)
